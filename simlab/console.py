@@ -1,0 +1,106 @@
+"""What a person reads in the terminal: the table of checks and the summary line (on stderr)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.console import Console
+from rich.table import Table
+
+from simlab.verdicts.checks import Check
+
+_VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "undefined": "bold yellow"}
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _num(x: float | None, digits: int = 5) -> str:
+    return "—" if x is None else f"{x:.{digits}g}"
+
+
+def _setting(c: Check) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in c.params.items()) or "—"
+
+
+def _measured(c: Check) -> str:
+    if c.kind == "statistical":
+        return f"{_num(c.estimate)} ± {_num(c.se, 2)}"
+    if c.kind == "distribution":
+        return f"TV {_num(c.estimate, 3)}"
+    return f"max rel err {_num(c.estimate, 2)}"
+
+
+def _predicted(c: Check) -> str:
+    if c.kind == "statistical":
+        text = _num(c.predicted)
+        if c.tolerance:
+            text += f" (±{c.tolerance:.2g})"
+        return text
+    if c.kind == "distribution":
+        return "pmf"
+    return f"≤ {_num(c.tolerance, 2)}"
+
+
+def _statistic(c: Check) -> str:
+    if c.kind == "statistical":
+        return "—" if c.z is None else f"z = {c.z:+.2f}"
+    if c.kind == "distribution":
+        return "—" if c.statistic is None else f"χ² = {c.statistic:.1f} ({c.dof:g} dof)"
+    return "—"
+
+
+def _resolution(c: Check) -> str:
+    if c.resolution is None:
+        return "—"
+    if c.kind == "statistical" and c.resolution_kind == "relative":
+        return f"{c.resolution:.2%}"
+    if c.kind == "distribution":
+        return f"w {c.resolution:.2g}"
+    if c.kind == "exact":
+        return "—"
+    return f"{c.resolution:.2g} abs"
+
+
+def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
+    """One row per check: claim, setting, measured, predicted, statistic, p, resolution, verdict."""
+    table = Table(title=title, title_justify="left", header_style="bold")
+    for col in ("claim", "setting", "source", "measured", "predicted", "statistic", "p-value",
+                "resolution", "verdict"):
+        table.add_column(col, overflow="fold")
+    last = None
+    for c in checks:
+        if last is not None and c.experiment != last:
+            table.add_section()
+        last = c.experiment
+        claim = c.quantity if c.source == "builtin" else f"{c.quantity} = {c.expression}"
+        verdict = c.verdict or "?"
+        table.add_row(
+            claim, _setting(c), c.source, _measured(c), _predicted(c), _statistic(c),
+            "—" if c.p_value is None else f"{c.p_value:.2g}", _resolution(c),
+            f"[{_VERDICT_STYLE.get(verdict, '')}]{verdict}[/]",
+        )
+    return table
+
+
+def summary_counts(checks: Iterable[Check]) -> dict[str, int]:
+    counts = {"checks": 0, "pass": 0, "fail": 0, "undefined": 0}
+    for c in checks:
+        counts["checks"] += 1
+        counts[c.verdict or "undefined"] = counts.get(c.verdict or "undefined", 0) + 1
+    return counts
+
+
+def summary_line(checks: list[Check], alpha: float, seconds: float) -> str:
+    counts = summary_counts(checks)
+    colour = "green" if counts["fail"] == 0 and counts["undefined"] == 0 else "red"
+    return (f"[bold {colour}]{counts['pass']} passed, {counts['fail']} failed[/]"
+            + (f", {counts['undefined']} undefined" if counts["undefined"] else "")
+            + f" — {counts['checks']} checks, family-wise alpha {alpha:g} (Holm), {seconds:.1f} s")
+
+
+def notes(checks: Iterable[Check]) -> list[str]:
+    """Notes worth a line each: failures explained, too-noisy checks, heavy tails."""
+    return [f"{c.id}: {c.note}" for c in checks if c.note]

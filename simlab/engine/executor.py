@@ -1,0 +1,153 @@
+"""Run the chunks of one sweep point on worker threads and fold their statistics in chunk order.
+
+NumPy releases the GIL while it fills arrays with random numbers and while BLAS multiplies
+matrices, so threads give real parallelism without pickling anything. Results are folded strictly
+in chunk order (a chunk that finishes early waits), which with per-chunk seeding
+(:mod:`simlab.engine.seeding`) makes the numbers independent of the number of workers. At most
+``2 * workers`` chunks are in flight, so memory is bounded by chunk size times workers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
+
+from simlab.engine.progress import NullProgress
+from simlab.engine.seeding import chunk_rng
+
+
+class Mergeable(Protocol):
+    def merge(self, other: Mergeable) -> Mergeable: ...
+
+
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    """``n_samples`` samples cut into chunks of ``chunk_size`` (the last one may be shorter)."""
+
+    n_samples: int
+    chunk_size: int
+
+    @property
+    def n_chunks(self) -> int:
+        return -(-self.n_samples // self.chunk_size)
+
+    def size(self, chunk: int) -> int:
+        """Number of samples in chunk ``chunk``."""
+        return min(self.chunk_size, self.n_samples - chunk * self.chunk_size)
+
+
+@dataclass
+class ChunkRun(Generic[S]):
+    """What a run of chunks produced: the folded statistics and how many samples they hold."""
+
+    stats: S
+    n_samples: int
+    n_chunks: int
+    stopped_early: bool
+
+
+class RunInterrupted(Exception):
+    """The run was interrupted (Ctrl-C); carries what had been folded so far."""
+
+    def __init__(self, partial: ChunkRun | None) -> None:
+        super().__init__("interrupted")
+        self.partial = partial
+
+
+def default_workers() -> int:
+    """One worker per core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def run_chunks(
+    task: Callable[[np.random.Generator, int], S],
+    plan: ChunkPlan,
+    *,
+    entropy: int,
+    point: int,
+    workers: int = 1,
+    fold: Callable[[S, S], S] | None = None,
+    should_stop: Callable[[S, int], bool] | None = None,
+    on_fold: Callable[[S, int], None] | None = None,
+    progress: NullProgress | None = None,
+) -> ChunkRun[S]:
+    """Run ``task(rng, size)`` for every chunk of ``plan`` and fold the results in chunk order.
+
+    Parameters
+    ----------
+    task
+        Simulates ``size`` samples with ``rng`` and returns their mergeable statistics.
+    plan
+        How many samples, in chunks of what size.
+    entropy, point
+        Root entropy of the run and index of the sweep point: chunk ``i`` uses
+        ``chunk_rng(entropy, point, i)``.
+    workers
+        Worker threads; ``1`` runs every chunk in the calling thread.
+    fold
+        ``fold(accumulated, chunk_stats)``; by default ``accumulated.merge(chunk_stats)``.
+    should_stop
+        Asked after each fold with the statistics and samples so far; ``True`` ends the run
+        there. Asked at every chunk boundary in order, so the stopping point does not depend
+        on the number of workers either.
+    on_fold
+        Called after each fold (to record a convergence trace, say).
+    progress
+        Advanced by each chunk's size.
+    """
+    fold = fold or (lambda acc, new: acc.merge(new))
+    progress = progress or NullProgress()
+    acc: S | None = None
+    done = 0
+    n_folded = 0
+
+    def absorb(result: S, size: int) -> bool:
+        nonlocal acc, done, n_folded
+        acc = result if acc is None else fold(acc, result)
+        done += size
+        n_folded += 1
+        progress.advance(size)
+        if on_fold is not None:
+            on_fold(acc, done)
+        return should_stop is not None and should_stop(acc, done)
+
+    def partial() -> ChunkRun | None:
+        return None if acc is None else ChunkRun(acc, done, n_folded, True)
+
+    try:
+        if workers <= 1:
+            for i in range(plan.n_chunks):
+                size = plan.size(i)
+                if absorb(task(chunk_rng(entropy, point, i), size), size):
+                    return ChunkRun(acc, done, n_folded, i + 1 < plan.n_chunks)
+            return ChunkRun(acc, done, n_folded, False)
+
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="simlab") as pool:
+            pending: dict[int, Future] = {}
+            next_submit = 0
+            try:
+                for i in range(plan.n_chunks):
+                    while next_submit < plan.n_chunks and next_submit < i + 2 * workers:
+                        rng = chunk_rng(entropy, point, next_submit)
+                        pending[next_submit] = pool.submit(task, rng, plan.size(next_submit))
+                        next_submit += 1
+                    result = pending.pop(i).result()
+                    if absorb(result, plan.size(i)):
+                        return ChunkRun(acc, done, n_folded, i + 1 < plan.n_chunks)
+                return ChunkRun(acc, done, n_folded, False)
+            finally:
+                for future in pending.values():
+                    future.cancel()
+    except KeyboardInterrupt as exc:
+        raise RunInterrupted(partial()) from exc

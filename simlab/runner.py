@@ -1,0 +1,188 @@
+"""From a validated run specification to decided checks: the flow every command shares.
+
+parameters -> sweep points -> per-point simulation (engine) -> estimates and predictions ->
+checks (built-in and user claims) -> Holm-Bonferroni verdicts over the whole run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from simlab.engine.executor import RunInterrupted, default_workers
+from simlab.engine.progress import NullProgress
+from simlab.engine.seeding import fresh_entropy
+from simlab.errors import SimlabInputError
+from simlab.experiments.base import Experiment, PointContext, PointResult
+from simlab.params import Param, count
+from simlab.verdicts.checks import Check, decide, make_check
+from simlab.verdicts.claims import Claim, parse_claim
+from simlab.verdicts.estimates import Prediction
+
+DEFAULT_ALPHA = 0.001
+
+#: run options shared by every experiment (CLI options and YAML keys of the same name)
+RUN_OPTIONS: tuple[Param, ...] = (
+    count("samples", 0, "number of independent samples per sweep point (1e6 is fine)"),
+    Param("seed", "int", None, "root seed (default: fresh entropy, recorded in config.yaml)",
+          low=0, sweep=False),
+    count("workers", 0, "worker threads (default: one per core)"),
+    count("chunk_size", 0, "samples per chunk (default: the experiment's)"),
+    Param("alpha", "float", DEFAULT_ALPHA, "family-wise error rate of the run (Holm-Bonferroni)",
+          low=0.0, high=1.0, low_open=True, high_open=True, sweep=False),
+    Param("target_se", "float", None, "stop a point when every standard error is at most this "
+          "(--samples is then the hard cap)", low=0.0, low_open=True, sweep=False),
+)
+_RUN_OPTION_NAMES = {p.name for p in RUN_OPTIONS}
+
+
+@dataclass
+class RunSpec:
+    """A fully resolved, validated run of one experiment (what config.yaml records)."""
+
+    experiment: Experiment
+    params: dict[str, Any]  # a value or a list (a sweep) per parameter
+    samples: int
+    seed: int
+    alpha: float
+    claims: list[Claim] = field(default_factory=list)
+    workers: int = 1
+    chunk_size: int = 4096
+    target_se: float | None = None
+
+    def points(self) -> list[dict[str, Any]]:
+        """The sweep: the Cartesian product of every listed parameter, in declaration order."""
+        names = list(self.params)
+        axes = [v if isinstance(v, list) else [v] for v in self.params.values()]
+        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes)]
+
+    def as_config(self) -> dict[str, Any]:
+        """The replayable configuration (workers are left out: they never change the numbers)."""
+        config: dict[str, Any] = {"experiment": self.experiment.name}
+        config.update(self.params)
+        config.update(samples=self.samples, seed=self.seed, chunk_size=self.chunk_size,
+                      alpha=self.alpha)
+        if self.target_se is not None:
+            config["target_se"] = self.target_se
+        if self.claims:
+            config["claims"] = {}
+            for c in self.claims:
+                config["claims"].setdefault(c.quantity, [])
+                config["claims"][c.quantity].append(c.expression)
+        return config
+
+
+def build_spec(
+    experiment: Experiment,
+    raw: dict[str, Any],
+    claims: list[str],
+    where: Callable[[str], str],
+    claim_source: str = "--claim",
+) -> RunSpec:
+    """Validate raw values (from options or YAML) into a :class:`RunSpec`.
+
+    ``raw`` maps parameter and run-option names to values as given (None: default); ``where(name)``
+    names the option or key in messages. Raises SimlabInputError on the first bad value.
+    """
+    known = {p.name for p in experiment.params} | _RUN_OPTION_NAMES
+    for key in raw:
+        if key not in known:
+            raise SimlabInputError(
+                f"{where(key)}: unknown key; allowed: {', '.join(sorted(known))}")
+    params: dict[str, Any] = {}
+    for p in experiment.params:
+        value = raw.get(p.name)
+        params[p.name] = p.default if value is None else p.convert(value, where(p.name))
+    options: dict[str, Any] = {}
+    for p in RUN_OPTIONS:
+        value = raw.get(p.name)
+        options[p.name] = None if value is None else p.convert(value, where(p.name))
+    spec = RunSpec(
+        experiment=experiment,
+        params=params,
+        samples=options["samples"] or experiment.default_samples,
+        seed=options["seed"] if options["seed"] is not None else fresh_entropy(),
+        alpha=options["alpha"] if options["alpha"] is not None else DEFAULT_ALPHA,
+        workers=options["workers"] or default_workers(),
+        chunk_size=options["chunk_size"] or experiment.default_chunk_size,
+        target_se=options["target_se"],
+    )
+    for point in spec.points():
+        experiment.validate(point, where)
+    names = [p.name for p in experiment.params] + list(experiment.claim_names)
+    spec.claims = [
+        parse_claim(text, quantities=[q.name for q in experiment.quantities], names=names,
+                    functions=dict(experiment.claim_functions), source=claim_source)
+        for text in claims
+    ]
+    return spec
+
+
+@dataclass
+class ExperimentRun:
+    """The simulated points of one spec and their undecided checks."""
+
+    spec: RunSpec
+    points: list[PointResult]
+    checks: list[Check]
+    seconds: float
+    complete: bool = True
+
+    @property
+    def samples_done(self) -> int:
+        return sum(p.n_samples for p in self.points)
+
+
+def simulate(spec: RunSpec, progress: NullProgress | None = None) -> ExperimentRun:
+    """Run every sweep point of ``spec`` and build its checks (verdicts come from :func:`decide`).
+
+    On Ctrl-C the points finished so far are returned with ``complete=False``.
+    """
+    progress = progress or NullProgress()
+    start = time.perf_counter()
+    results: list[PointResult] = []
+    complete = True
+    for index, point in enumerate(spec.points()):
+        ctx = PointContext(entropy=spec.seed, point_index=index, samples=spec.samples,
+                           chunk_size=spec.chunk_size, workers=spec.workers,
+                           target_se=spec.target_se, progress=progress)
+        try:
+            results.append(spec.experiment.run_point(point, ctx))
+        except RunInterrupted:
+            complete = False
+            break
+    checks = checks_for(spec, results)
+    return ExperimentRun(spec, results, checks, time.perf_counter() - start, complete)
+
+
+def checks_for(spec: RunSpec, results: list[PointResult]) -> list[Check]:
+    """Built-in checks for every predicted quantity, then every user claim, at every point."""
+    exp = spec.experiment
+    swept = [k for k, v in spec.params.items() if isinstance(v, list)]
+    checks: list[Check] = []
+    for result in results:
+        setting = {k: result.params[k] for k in swept}
+        for quantity, prediction in result.predictions.items():
+            checks.append(make_check(
+                experiment=exp.name, quantity=quantity, params=setting,
+                estimate=result.estimates[quantity], prediction=prediction, source="builtin",
+                expression=exp.formulas.get(quantity, "")))
+        for claim in spec.claims:
+            value = claim.evaluate(exp.claim_values(result, claim.quantity))
+            checks.append(make_check(
+                experiment=exp.name, quantity=claim.quantity, params=setting,
+                estimate=result.estimates[claim.quantity],
+                prediction=Prediction(value, "as claimed"), source="user",
+                expression=claim.expression))
+    return checks
+
+
+def decide_runs(runs: list[ExperimentRun], alpha: float) -> None:
+    """Decide every check of ``runs`` as one family (one Holm-Bonferroni over all of them)."""
+    flat = [c for run in runs for c in run.checks]
+    decided = iter(decide(flat, alpha))
+    for run in runs:
+        run.checks = [next(decided) for _ in run.checks]

@@ -1,0 +1,121 @@
+"""Execute run specifications end to end: simulate, decide, write the run folder, report.
+
+Shared by every command that runs something (an experiment, ``run``, ``check``), so they all
+produce the same folder, table and JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from simlab.console import checks_table, notes, stderr_console, summary_counts, summary_line
+from simlab.engine.progress import get_progress
+from simlab.output import RunFolder, SCHEMA_VERSION, versions, write_checks_csv, write_json, write_yaml
+from simlab.runner import ExperimentRun, RunSpec, decide_runs, simulate
+
+
+def results_document(runs: list[ExperimentRun], started: datetime, seconds: float,
+                     complete: bool) -> dict[str, Any]:
+    """The content of results.json."""
+    checks = [c for run in runs for c in run.checks]
+    samples = sum(run.samples_done for run in runs)
+    experiments = []
+    for run in runs:
+        points = []
+        for pt in run.points:
+            estimates = {}
+            for name, est in pt.estimates.items():
+                if hasattr(est, "se"):
+                    estimates[name] = {"value": est.value, "se": est.se, "n": est.n}
+            points.append({"params": pt.params, "n_samples": pt.n_samples,
+                           "seconds": round(pt.seconds, 4), "estimates": estimates})
+        experiments.append({
+            "experiment": run.spec.experiment.name,
+            "seed": run.spec.seed,
+            "samples": run.spec.samples,
+            "samples_done": run.samples_done,
+            "wall_time": round(run.seconds, 4),
+            "samples_per_second": run.samples_done / run.seconds if run.seconds else None,
+            "points": points,
+        })
+    doc: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "status": "complete" if complete else "partial",
+        "versions": versions(),
+        "command": ["simlab", *sys.argv[1:]],
+        "started": started.isoformat(timespec="seconds"),
+        "seed": runs[0].spec.seed if len(runs) == 1 else [r.spec.seed for r in runs],
+        "alpha": runs[0].spec.alpha,
+        "samples": samples,
+        "wall_time": round(seconds, 4),
+        "samples_per_second": samples / seconds if seconds else None,
+        "summary": summary_counts(checks),
+        "experiments": experiments,
+        "checks": [c.as_dict() for c in checks],
+    }
+    return doc
+
+
+def _config_document(runs: list[ExperimentRun]) -> dict[str, Any]:
+    if len(runs) == 1:
+        return runs[0].spec.as_config()
+    return {"experiments": [run.spec.as_config() for run in runs]}
+
+
+def execute(specs: list[RunSpec], *, label: str, out: Path | None, formats: tuple[str, ...],
+            plots: bool, as_json: bool, quiet: bool, title: str | None = None) -> int:
+    """Run ``specs`` as one run (one Holm family, one folder). Returns the exit status."""
+    console = stderr_console()
+    started = datetime.now()
+    t0 = time.perf_counter()
+    folder = RunFolder(label, out)  # validates --out before any work
+    runs: list[ExperimentRun] = []
+    complete = True
+    with get_progress(not quiet) as progress:
+        for spec in specs:
+            run = simulate(spec, progress)
+            runs.append(run)
+            if not run.complete:
+                complete = False
+                break
+    seconds = time.perf_counter() - t0
+    decide_runs(runs, specs[0].alpha)
+    checks = [c for run in runs for c in run.checks]
+    doc = results_document(runs, started, seconds, complete)
+    with folder:
+        if not complete:
+            folder.mark_partial("interrupted (Ctrl-C) before every point was simulated")
+        write_yaml(folder.path / "config.yaml", _config_document(runs))
+        write_checks_csv(folder.path / "checks.csv", checks)
+        figures: list[str] = []
+        if plots:
+            for run in runs:
+                if not run.points:
+                    continue
+                target = folder.path
+                if len(runs) > 1:
+                    target = folder.path / run.spec.experiment.name.replace(" ", "-")
+                    target.mkdir()
+                paths = run.spec.experiment.figures(run.points, target, formats)
+                figures += [str(p.relative_to(folder.path)) for p in paths]
+        doc["figures"] = figures
+        write_json(folder.path / "results.json", doc)
+    if as_json:
+        sys.stdout.write(json.dumps(json.loads((folder.final / "results.json").read_text()),
+                                    indent=2) + "\n")
+    if not quiet:
+        console.print(checks_table(checks, title or f"simlab {label}"))
+        for line in notes(checks):
+            console.print(f"[dim]note[/] {line}")
+    console.print(summary_line(checks, specs[0].alpha, seconds))
+    console.print(f"run folder: {folder.final}")
+    if not complete:
+        console.print("[bold yellow]interrupted: the run folder is marked partial[/]")
+        return 130
+    counts = summary_counts(checks)
+    return 1 if counts["fail"] or counts["undefined"] else 0

@@ -1,0 +1,303 @@
+"""The check record and the tests that fill it: z-tests, goodness of fit, exact comparisons.
+
+One machinery for every experiment. A check is built undecided (``verdict=None``) from an estimate
+and a prediction; :func:`decide` then applies Holm-Bonferroni over the whole run's statistical and
+distribution checks and fills thresholds, resolutions and verdicts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from simlab.verdicts.estimates import CountsEstimate, ExactEstimate, Prediction, ScalarEstimate
+
+POWER = 0.9  # resolutions are the deviations detected with this probability
+NOISY_RESOLUTION = 0.5  # a relative resolution above this cannot decide anything useful
+HEAVY_TAIL_KURTOSIS = 20.0  # excess kurtosis of per-sample values above which we warn
+
+
+@dataclass(frozen=True)
+class Check:
+    """One quantity at one parameter point against one prediction (fields as in results.json)."""
+
+    id: str
+    experiment: str
+    quantity: str
+    params: dict[str, Any]
+    kind: str  # statistical | distribution | exact
+    source: str  # builtin | user
+    expression: str
+    holds: str
+    estimate: float | None
+    se: float | None
+    predicted: float | None
+    z: float | None
+    p_value: float | None
+    statistic: float | None
+    dof: float | None
+    tolerance: float | None
+    threshold: float | None = None
+    resolution: float | None = None
+    resolution_kind: str = "relative"
+    verdict: str | None = None  # pass | fail | undefined
+    note: str = ""
+    n: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _finite(x: float) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def make_check(
+    *,
+    experiment: str,
+    quantity: str,
+    params: dict[str, Any],
+    estimate: ScalarEstimate | CountsEstimate | ExactEstimate,
+    prediction: Prediction,
+    source: str,
+    expression: str,
+    id_suffix: str = "",
+) -> Check:
+    """Compare ``estimate`` with ``prediction``; the verdict waits for :func:`decide`."""
+    setting = ",".join(f"{k}={_fmt(v)}" for k, v in params.items())
+    check_id = f"{experiment}/{quantity}[{setting}]{id_suffix}/{source}"
+    common = dict(
+        id=check_id,
+        experiment=experiment,
+        quantity=quantity,
+        params=dict(params),
+        source=source,
+        expression=expression,
+        holds=prediction.holds,
+    )
+    if isinstance(estimate, ScalarEstimate):
+        return _z_check(common, estimate, prediction)
+    if isinstance(estimate, CountsEstimate):
+        return _gof_check(common, estimate, prediction)
+    if isinstance(estimate, ExactEstimate):
+        return _exact_check(common, estimate, prediction)
+    raise TypeError(f"no check for estimates of type {type(estimate).__name__}")
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:g}"
+    return str(v)
+
+
+def _z_check(common: dict, est: ScalarEstimate, pred: Prediction) -> Check:
+    predicted = float(np.asarray(pred.value, dtype=float))
+    tol = float(pred.tolerance)
+    deviation = est.value - predicted
+    note = ""
+    if not (math.isfinite(est.value) and math.isfinite(predicted)) or not est.se > 0:
+        z = p = None
+        if not math.isfinite(predicted):
+            note = "the prediction is not a finite number"
+        elif not math.isfinite(est.value):
+            note = "the estimate is not a finite number"
+        else:
+            note = "the standard error is zero: nothing to test against"
+    else:
+        # A limit prediction allows |deviation| up to its tolerance; only the excess is tested.
+        excess = max(abs(deviation) - tol, 0.0)
+        z = math.copysign(excess / est.se, deviation)
+        p = float(2.0 * stats.norm.sf(abs(z)))
+    if est.excess_kurtosis is not None and est.excess_kurtosis > HEAVY_TAIL_KURTOSIS:
+        note = _join(
+            note,
+            f"heavy tails: per-sample excess kurtosis {est.excess_kurtosis:.3g}; the normal "
+            "approximation behind z may be optimistic",
+        )
+    return Check(
+        kind="statistical",
+        estimate=_finite(est.value),
+        se=_finite(est.se),
+        predicted=_finite(predicted),
+        z=z,
+        p_value=p,
+        statistic=z,
+        dof=None,
+        tolerance=tol,
+        note=note,
+        n=est.n,
+        **common,
+    )
+
+
+def _gof_check(common: dict, est: CountsEstimate, pred: Prediction) -> Check:
+    from simlab.verdicts.gof import chi_square_gof
+
+    probs = np.asarray(pred.value, dtype=float)
+    observed = np.append(est.counts, est.overflow).astype(float)
+    expected = np.append(probs, max(0.0, 1.0 - probs.sum()))
+    note = ""
+    if not np.all(np.isfinite(expected)) or np.any(expected < -1e-12):
+        return Check(
+            kind="distribution", estimate=None, se=None, predicted=None, z=None, p_value=None,
+            statistic=None, dof=None, tolerance=0.0, n=est.n,
+            note="the predicted pmf is not a set of finite non-negative probabilities", **common,
+        )
+    if abs(expected.sum() - 1.0) > 1e-6:
+        note = f"the predicted pmf sums to {probs.sum():.6g}, not 1"
+    result = chi_square_gof(observed, np.clip(expected, 0.0, None))
+    return Check(
+        kind="distribution",
+        estimate=_finite(result.tv),
+        se=None,
+        predicted=0.0,
+        z=None,
+        p_value=_finite(result.p_value),
+        statistic=_finite(result.statistic),
+        dof=float(result.dof),
+        tolerance=0.0,
+        resolution_kind="effect size w",
+        note=note,
+        n=est.n,
+        **common,
+    )
+
+
+def _exact_check(common: dict, est: ExactEstimate, pred: Prediction) -> Check:
+    ref = np.asarray(est.reference, dtype=float)
+    value = np.broadcast_to(np.asarray(pred.value, dtype=float), ref.shape)
+    if est.mask is not None:
+        ref, value = ref[est.mask], value[est.mask]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        abs_err = np.abs(value - ref)
+        scale = np.maximum(np.maximum(np.abs(value), np.abs(ref)), est.floor)
+        rel_err = abs_err / scale
+    note = ""
+    if ref.size == 0:
+        worst = float("nan")
+        note = "no entries to compare"
+    elif np.any(~np.isfinite(rel_err)):
+        worst = float("nan")
+        note = f"{int(np.count_nonzero(~np.isfinite(rel_err)))} entries are NaN or infinite"
+    else:
+        worst = float(rel_err.max())
+    return Check(
+        kind="exact",
+        estimate=_finite(worst),
+        se=None,
+        predicted=0.0,
+        z=None,
+        p_value=None,
+        statistic=_finite(float(abs_err.max())) if abs_err.size else None,
+        dof=None,
+        tolerance=est.tolerance,
+        resolution=est.tolerance,
+        resolution_kind="max relative error",
+        note=note,
+        n=int(ref.size),
+        **common,
+    )
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}; {b}" if a else b
+
+
+def holm_thresholds(p_values: list[float], alpha: float) -> tuple[list[float], list[bool]]:
+    """Holm-Bonferroni step-down: each p-value's threshold and whether it is rejected.
+
+    The i-th smallest p-value is compared with ``alpha / (m - i)``; rejection stops at the first
+    p-value above its threshold. Controls the family-wise error rate at ``alpha``.
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    thresholds = [0.0] * m
+    rejected = [False] * m
+    still_rejecting = True
+    for rank, i in enumerate(order):
+        thresholds[i] = alpha / (m - rank)
+        if still_rejecting and p_values[i] <= thresholds[i]:
+            rejected[i] = True
+        else:
+            still_rejecting = False
+    return thresholds, rejected
+
+
+def decide(checks: list[Check], alpha: float) -> list[Check]:
+    """Verdicts for a whole run: Holm over statistical and distribution checks, tolerances else.
+
+    Each tested check also gets its resolution: the smallest deviation it detects with 90% power at
+    the Bonferroni level ``alpha / m`` (Holm's most stringent threshold, so the statement is safe).
+    """
+    tested = [i for i, c in enumerate(checks) if c.kind != "exact" and c.p_value is not None]
+    m = max(len(tested), 1)
+    thresholds, rejected = holm_thresholds([checks[i].p_value for i in tested], alpha)
+    z_needed = stats.norm.isf(alpha / m / 2.0) + stats.norm.isf(1.0 - POWER)
+    out = list(checks)
+    for j, i in enumerate(tested):
+        c = checks[i]
+        resolution, note = _resolution(c, alpha / m, z_needed)
+        out[i] = replace(
+            c,
+            threshold=thresholds[j],
+            verdict="fail" if rejected[j] else "pass",
+            resolution=resolution,
+            resolution_kind=c.resolution_kind if c.kind == "distribution" else
+            ("relative" if c.predicted else "absolute"),
+            note=_join(c.note, note) if note else c.note,
+        )
+    for i, c in enumerate(checks):
+        if c.kind == "exact":
+            if c.estimate is None:
+                verdict = "undefined"
+            else:
+                verdict = "pass" if c.estimate <= c.tolerance else "fail"
+            out[i] = replace(c, verdict=verdict)
+        elif c.p_value is None:
+            out[i] = replace(c, verdict="undefined")
+    return out
+
+
+def _resolution(c: Check, level: float, z_needed: float) -> tuple[float | None, str]:
+    if c.kind == "distribution":
+        if not c.dof or not c.n:
+            return None, ""
+        return chi_square_effect_resolution(int(c.dof), c.n, level), ""
+    if c.se is None:
+        return None, ""
+    absolute = z_needed * c.se + (c.tolerance or 0.0)
+    if c.predicted:
+        resolution = absolute / abs(c.predicted)
+        note = ""
+        if resolution > NOISY_RESOLUTION and c.n:
+            needed = c.n * (resolution / 0.05) ** 2
+            note = (
+                f"too noisy to decide: resolution {resolution:.0%} with SE {c.se:.3g}; "
+                f"about {needed:.2g} samples would resolve 5%"
+            )
+        return resolution, note
+    return absolute, ""
+
+
+def chi_square_effect_resolution(dof: int, n: int, level: float, power: float = POWER) -> float:
+    """Smallest Cohen's effect size ``w`` a chi-square test detects with ``power`` at ``level``.
+
+    ``w = sqrt(sum_k (p1_k - p0_k)^2 / p0_k)``; the statistic is then approximately noncentral
+    chi-square with noncentrality ``n w^2``. We solve for the noncentrality that gives ``power``.
+    """
+    from scipy.optimize import brentq
+
+    critical = stats.chi2.isf(level, dof)
+
+    def shortfall(nc: float) -> float:
+        return float(stats.ncx2.sf(critical, dof, nc)) - power
+
+    hi = 10.0
+    while shortfall(hi) < 0:
+        hi *= 2.0
+    return math.sqrt(brentq(shortfall, 1e-9, hi) / n)

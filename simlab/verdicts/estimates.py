@@ -1,0 +1,72 @@
+"""What an experiment hands to the verdict machinery: estimates and predictions.
+
+An estimate says what the simulation measured and how uncertain it is; a prediction says what theory
+claims and how far that claim holds. :mod:`simlab.verdicts.checks` turns a pair into a check.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+IDENTITY = "identity"
+EXACT_IN_EXPECTATION = "exact in expectation"
+
+
+@dataclass(frozen=True)
+class ScalarEstimate:
+    """A Monte Carlo estimate of one number with its standard error.
+
+    ``n`` is the number of independent samples behind it (per-sample aggregates, so the SE is
+    honest when units inside one sample are correlated). ``excess_kurtosis`` of the per-sample
+    values flags heavy tails, where a normal approximation to the estimate's law is shaky.
+    """
+
+    value: float
+    se: float
+    n: int
+    excess_kurtosis: float | None = None
+
+
+@dataclass(frozen=True)
+class CountsEstimate:
+    """Observed counts of an integer outcome over ``support`` (outcomes beyond it in ``overflow``)."""
+
+    support: np.ndarray
+    counts: np.ndarray
+    overflow: int = 0
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum()) + self.overflow
+
+
+@dataclass(frozen=True)
+class ExactEstimate:
+    """A deterministic reference (an identity's other side, a finite difference) to compare with.
+
+    ``reference`` is the array the prediction must reproduce to within ``tolerance`` (relative, with
+    ``floor`` as the absolute scale below which errors are compared absolutely). ``names`` are the
+    arrays a user's claim may be written in (for batch-norm gradients: D, G, Y, xhat, ...).
+    """
+
+    reference: np.ndarray
+    tolerance: float
+    floor: float = 1e-12
+    names: dict[str, object] = field(default_factory=dict)
+    mask: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What theory predicts and how far the prediction holds.
+
+    ``holds`` is one of :data:`IDENTITY`, :data:`EXACT_IN_EXPECTATION` or a sentence naming the limit
+    and its error order. A limit carries ``tolerance``: the absolute deviation it allows at this size,
+    so it is never z-tested as if it were exact.
+    """
+
+    value: float | np.ndarray
+    holds: str = EXACT_IN_EXPECTATION
+    tolerance: float = 0.0
