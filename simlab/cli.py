@@ -7,9 +7,7 @@ is one line on stderr and exit status 2; a full traceback only with ``--debug``.
 
 from __future__ import annotations
 
-import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,20 +31,32 @@ def _formats(value: str) -> tuple[str, ...]:
     bad = [v for v in items if v not in FORMATS]
     if bad or not items:
         raise SimlabInputError(
-            f"--format: {value!r} is not allowed; expected a comma list of {', '.join(FORMATS)}")
+            f"--format: {value!r} is not allowed; expected a comma list of {', '.join(FORMATS)}"
+        )
     return items
 
 
 def output_options(func: Callable) -> Callable:
     """Options that say where and how results are shown, shared by every running command."""
     options = [
-        click.option("--out", type=click.Path(path_type=Path), default=None,
-                     help="Run folder (default: outputs/<experiment>/<time>_<id>)."),
-        click.option("--format", "formats", default="png", show_default=True,
-                     help="Figure formats, a comma list of png, svg, pdf."),
+        click.option(
+            "--out",
+            type=click.Path(path_type=Path),
+            default=None,
+            help="Run folder (default: outputs/<experiment>/<time>_<id>).",
+        ),
+        click.option(
+            "--format",
+            "formats",
+            default="png",
+            show_default=True,
+            help="Figure formats, a comma list of png, svg, pdf.",
+        ),
         click.option("--no-plots", is_flag=True, help="Do not render figures."),
         click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout."),
-        click.option("--quiet", is_flag=True, help="No progress bar, no table (errors still shown)."),
+        click.option(
+            "--quiet", is_flag=True, help="No progress bar, no table (errors still shown)."
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -56,12 +66,24 @@ def output_options(func: Callable) -> Callable:
 def _run_option_decorators() -> list[Callable]:
     decorators = []
     for p in RUN_OPTIONS:
-        decorators.append(click.option(
-            f"--{p.name.replace('_', '-')}", p.name, default=None, metavar="VALUE",
-            help=f"{p.help} [{p.allowed()}]"))
-    decorators.append(click.option(
-        "--claim", "claims", multiple=True, metavar="NAME=EXPR",
-        help="A formula to check, e.g. var_after='1/(2*(1-p)) - 1/(2*pi)' (repeatable)."))
+        decorators.append(
+            click.option(
+                f"--{p.name.replace('_', '-')}",
+                p.name,
+                default=None,
+                metavar="VALUE",
+                help=f"{p.help} [{p.allowed()}]",
+            )
+        )
+    decorators.append(
+        click.option(
+            "--claim",
+            "claims",
+            multiple=True,
+            metavar="NAME=EXPR",
+            help="A formula to check, e.g. var_after='1/(2*(1-p)) - 1/(2*pi)' (repeatable).",
+        )
+    )
     return decorators
 
 
@@ -74,25 +96,45 @@ def experiment_command(exp: Experiment, name: str) -> click.Command:
         raw = {k: v for k, v in kwargs.items() if v is not None}
 
         def where(key: str) -> str:
-            return f"--{key.replace('_', '-')}" if key in {p.name for p in RUN_OPTIONS} \
-                else f"--{key}"
+            return (
+                f"--{key.replace('_', '-')}" if key in {p.name for p in RUN_OPTIONS} else f"--{key}"
+            )
 
         spec = build_spec(exp, raw, claims, where)
-        _finish(execute([spec], label=exp.name, out=shown["out"],
-                        formats=_formats(shown["formats"]), plots=not shown["no_plots"],
-                        as_json=shown["as_json"], quiet=shown["quiet"]))
+        _finish(
+            execute(
+                [spec],
+                label=exp.name,
+                out=shown["out"],
+                formats=_formats(shown["formats"]),
+                plots=not shown["no_plots"],
+                as_json=shown["as_json"],
+                quiet=shown["quiet"],
+            )
+        )
 
     params: list[click.Parameter] = []
     for p in exp.params:
         if p.kind == "bool":
-            params.append(click.Option([f"--{p.name}/--no-{p.name}"], default=None,
-                                       help=f"{p.help} [default: {p.default}]"))
+            params.append(
+                click.Option(
+                    [f"--{p.name}/--no-{p.name}", p.name],
+                    default=None,
+                    help=f"{p.help} [default: {p.default}]",
+                )
+            )
         else:
-            params.append(click.Option(
-                [f"--{p.name}"], default=None, metavar="VALUE",
-                help=f"{p.help} [default: {p.default}; {p.allowed()}; a comma list sweeps]"))
-    command = click.Command(name, callback=callback, params=params, help=exp.summary,
-                            context_settings=CONTEXT)
+            params.append(
+                click.Option(
+                    [f"--{p.name}", p.name],
+                    default=None,
+                    metavar="VALUE",
+                    help=f"{p.help} [default: {p.default}; {p.allowed()}; a comma list sweeps]",
+                )
+            )
+    command = click.Command(
+        name, callback=callback, params=params, help=exp.summary, context_settings=CONTEXT
+    )
     for decorate in reversed(_run_option_decorators()):
         command = decorate(command)
     return output_options(command)
@@ -103,7 +145,34 @@ def _finish(code: int) -> None:
         sys.exit(code)
 
 
-@click.group(context_settings=CONTEXT)
+class SimlabGroup(click.Group):
+    """Turns bad input into one line and exit status 2, and a bug into one line and status 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SimlabInputError as exc:
+            if _DEBUG["on"]:
+                raise
+            click.echo(f"simlab: error: {exc}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("simlab: interrupted", err=True)
+            ctx.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug: say so in one line unless asked for the traceback
+            if _DEBUG["on"]:
+                raise
+            click.echo(
+                f"simlab: internal error: {type(exc).__name__}: {exc} "
+                "(rerun with --debug for the traceback)",
+                err=True,
+            )
+            ctx.exit(1)
+
+
+@click.group(cls=SimlabGroup, context_settings=CONTEXT)
 @click.version_option(__version__, prog_name="simlab")
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
 def cli(debug: bool) -> None:
@@ -120,8 +189,7 @@ def _register_experiments() -> None:
             continue
         group = groups.get(parts[0])
         if group is None:
-            group = click.Group(parts[0], help=f"{parts[0]} experiments.",
-                                context_settings=CONTEXT)
+            group = click.Group(parts[0], help=f"{parts[0]} experiments.", context_settings=CONTEXT)
             groups[parts[0]] = group
             cli.add_command(group)
         group.add_command(experiment_command(exp, parts[1]))
@@ -133,15 +201,33 @@ def _register_experiments() -> None:
 @click.option("--seed", default=None, help="Override the file's seed.")
 @click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
 @output_options
-def run_command(config: Path, overrides: tuple[str, ...], seed: str | None, workers: str | None,
-                out: Path | None, formats: str, no_plots: bool, as_json: bool, quiet: bool) -> None:
+def run_command(
+    config: Path,
+    overrides: tuple[str, ...],
+    seed: str | None,
+    workers: str | None,
+    out: Path | None,
+    formats: str,
+    no_plots: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Run the experiment(s) of a YAML file, with trailing KEY=VALUE overrides."""
     from simlab.config import load_run_file
 
     specs = load_run_file(config, list(overrides), seed=seed, workers=workers)
     label = specs[0].experiment.name if len(specs) == 1 else config.stem
-    _finish(execute(specs, label=label, out=out, formats=_formats(formats), plots=not no_plots,
-                    as_json=as_json, quiet=quiet))
+    _finish(
+        execute(
+            specs,
+            label=label,
+            out=out,
+            formats=_formats(formats),
+            plots=not no_plots,
+            as_json=as_json,
+            quiet=quiet,
+        )
+    )
 
 
 BUDGETS = ("quick", "standard", "thorough")
@@ -157,22 +243,47 @@ def budget_specs(budget: str, seed: int | None, workers: str | None) -> list[Run
             raw["seed"] = seed
         if workers is not None:
             raw["workers"] = workers
-        specs.append(build_spec(exp, raw, claims, lambda k, e=exp: f"budget {budget}: {e.name}.{k}"))
+        specs.append(
+            build_spec(exp, raw, claims, lambda k, e=exp: f"budget {budget}: {e.name}.{k}")
+        )
     return specs
 
 
 @cli.command("check", context_settings=CONTEXT)
-@click.option("--budget", type=click.Choice(BUDGETS), default="quick", show_default=True,
-              help="Samples per check: quick (~1 min), standard, thorough.")
+@click.option(
+    "--budget",
+    type=click.Choice(BUDGETS),
+    default="quick",
+    show_default=True,
+    help="Samples per check: quick (~1 min), standard, thorough.",
+)
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Root seed.")
 @click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
 @output_options
-def check_command(budget: str, seed: int | None, workers: str | None, out: Path | None,
-                  formats: str, no_plots: bool, as_json: bool, quiet: bool) -> None:
+def check_command(
+    budget: str,
+    seed: int | None,
+    workers: str | None,
+    out: Path | None,
+    formats: str,
+    no_plots: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
     """Check every built-in claim of every experiment; exit status 1 if any fails."""
     specs = budget_specs(budget, seed, workers)
-    _finish(execute(specs, label="check", out=out, formats=_formats(formats), plots=not no_plots,
-                    as_json=as_json, quiet=quiet, title=f"simlab check --budget {budget}"))
+    _finish(
+        execute(
+            specs,
+            label="check",
+            out=out,
+            formats=_formats(formats),
+            plots=not no_plots,
+            as_json=as_json,
+            quiet=quiet,
+            title=f"simlab check --budget {budget}",
+        )
+    )
 
 
 @cli.command("list", context_settings=CONTEXT)
@@ -198,42 +309,20 @@ def list_command() -> None:
         for q in exp.quantities:
             quantities.add_row(q.name, q.kind, q.description)
         console.print(quantities)
-    console.print("Run options for every experiment: " + ", ".join(
-        f"--{p.name.replace('_', '-')}" for p in RUN_OPTIONS) + ", --claim, --out, --format, "
-        "--json, --quiet, --no-plots")
+    console.print(
+        "Run options for every experiment: "
+        + ", ".join(f"--{p.name.replace('_', '-')}" for p in RUN_OPTIONS)
+        + ", --claim, --out, --format, "
+        "--json, --quiet, --no-plots"
+    )
 
 
 _register_experiments()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point: one-line errors with exit status 2 for bad input, tracebacks only with --debug."""
-    args = sys.argv[1:] if argv is None else argv
-    debug = "--debug" in args
-    try:
-        cli.main(args=args, prog_name="simlab", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("simlab: aborted", err=True)
-        sys.exit(130)
-    except SimlabInputError as exc:
-        if debug:
-            raise
-        click.echo(f"simlab: error: {exc}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        click.echo("simlab: interrupted", err=True)
-        sys.exit(130)
-    except Exception as exc:  # a bug: say so in one line unless asked for the traceback
-        if debug:
-            raise
-        click.echo(f"simlab: internal error: {type(exc).__name__}: {exc} "
-                   "(rerun with --debug for the traceback)", err=True)
-        sys.exit(1)
+def main() -> None:
+    """Entry point of the ``simlab`` console script."""
+    cli(prog_name="simlab")
 
 
 __all__ = ["cli", "main", "ExperimentRun"]

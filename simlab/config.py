@@ -72,7 +72,8 @@ def apply_overrides(entries: list[dict[str, Any]], overrides: list[str], multi: 
             if not targets:
                 names = ", ".join(_entry_name(e) for e in entries)
                 raise SimlabInputError(
-                    f"override {text!r}: no experiment named {keys[0]!r}; names: {names}")
+                    f"override {text!r}: no experiment named {keys[0]!r}; names: {names}"
+                )
             for entry in targets:
                 _set(entry, keys[1:], value)
         else:
@@ -91,7 +92,8 @@ def _claims_of(entry: dict[str, Any], where: Callable[[str], str]) -> list[str]:
             if not isinstance(expression, str | int | float) or isinstance(expression, bool):
                 raise SimlabInputError(
                     f"{where('claims')}: {quantity}: expected an expression string, "
-                    f"got {expression!r}")
+                    f"got {expression!r}"
+                )
             texts.append(f"{quantity}={expression}")
     return texts
 
@@ -101,7 +103,8 @@ def load_run_file(path: Path, overrides: list[str], **run_options: Any) -> list[
     data = _read(path)
     if not isinstance(data, dict):
         raise SimlabInputError(
-            f"{path}: expected a mapping with 'experiment:' (or 'experiments:' a list)")
+            f"{path}: expected a mapping with 'experiment:' (or 'experiments:' a list)"
+        )
     multi = "experiments" in data
     if multi:
         entries = data["experiments"]
@@ -123,7 +126,8 @@ def load_run_file(path: Path, overrides: list[str], **run_options: Any) -> list[
         entry.pop("name", None)
         if name is None:
             raise SimlabInputError(
-                f"{where('experiment')}: missing; allowed: {', '.join(REGISTRY)}")
+                f"{where('experiment')}: missing; allowed: {', '.join(REGISTRY)}"
+            )
         experiment = get_experiment(str(name), where("experiment"))
         claims = _claims_of(entry, where)
         entry.pop("claims", None)

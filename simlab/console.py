@@ -13,7 +13,11 @@ _VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "undefined": "bold y
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    """Rich console on stderr; wide when not a terminal, so logs keep one row per check."""
+    console = Console(stderr=True, highlight=False)
+    if not console.is_terminal:
+        console = Console(stderr=True, highlight=False, width=180)
+    return console
 
 
 def _num(x: float | None, digits: int = 5) -> str:
@@ -21,8 +25,10 @@ def _num(x: float | None, digits: int = 5) -> str:
 
 
 def _setting(c: Check) -> str:
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                     for k, v in c.params.items()) or "—"
+    return (
+        ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.params.items())
+        or "—"
+    )
 
 
 def _measured(c: Check) -> str:
@@ -67,8 +73,17 @@ def _resolution(c: Check) -> str:
 def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
     """One row per check: claim, setting, measured, predicted, statistic, p, resolution, verdict."""
     table = Table(title=title, title_justify="left", header_style="bold")
-    for col in ("claim", "setting", "source", "measured", "predicted", "statistic", "p-value",
-                "resolution", "verdict"):
+    for col in (
+        "claim",
+        "setting",
+        "source",
+        "measured",
+        "predicted",
+        "statistic",
+        "p-value",
+        "resolution",
+        "verdict",
+    ):
         table.add_column(col, overflow="fold")
     last = None
     for c in checks:
@@ -78,8 +93,14 @@ def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
         claim = c.quantity if c.source == "builtin" else f"{c.quantity} = {c.expression}"
         verdict = c.verdict or "?"
         table.add_row(
-            claim, _setting(c), c.source, _measured(c), _predicted(c), _statistic(c),
-            "—" if c.p_value is None else f"{c.p_value:.2g}", _resolution(c),
+            claim,
+            _setting(c),
+            c.source,
+            _measured(c),
+            _predicted(c),
+            _statistic(c),
+            "—" if c.p_value is None else f"{c.p_value:.2g}",
+            _resolution(c),
             f"[{_VERDICT_STYLE.get(verdict, '')}]{verdict}[/]",
         )
     return table
@@ -96,9 +117,11 @@ def summary_counts(checks: Iterable[Check]) -> dict[str, int]:
 def summary_line(checks: list[Check], alpha: float, seconds: float) -> str:
     counts = summary_counts(checks)
     colour = "green" if counts["fail"] == 0 and counts["undefined"] == 0 else "red"
-    return (f"[bold {colour}]{counts['pass']} passed, {counts['fail']} failed[/]"
-            + (f", {counts['undefined']} undefined" if counts["undefined"] else "")
-            + f" — {counts['checks']} checks, family-wise alpha {alpha:g} (Holm), {seconds:.1f} s")
+    return (
+        f"[bold {colour}]{counts['pass']} passed, {counts['fail']} failed[/]"
+        + (f", {counts['undefined']} undefined" if counts["undefined"] else "")
+        + f" — {counts['checks']} checks, family-wise alpha {alpha:g} (Holm), {seconds:.1f} s"
+    )
 
 
 def notes(checks: Iterable[Check]) -> list[str]:

@@ -115,14 +115,25 @@ def choose_method(q: float) -> str:
 # --------------------------------------------------------------------------------------------------
 # random bytes and the base-256 expansion of q
 # --------------------------------------------------------------------------------------------------
+#: Bit generators whose raw output is a full uniform 64-bit word (MT19937's is 32 bits).
+_RAW_64_BIT = (np.random.PCG64, np.random.PCG64DXSM, np.random.Philox, np.random.SFC64)
+
+
 def _random_bytes(rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` iid uniform bytes.
 
-    Full-range 64-bit integers are the cheapest uniform bits a Generator hands out (one call of the
-    bit generator per 8 bytes); ``Generator.bytes`` goes through 32-bit draws and a copy. Viewing
-    them little-endian makes the byte stream the same on every platform.
+    64-bit words are the cheapest uniform bits a Generator has (one call of the bit generator per
+    8 bytes). The raw words of a 64-bit bit generator are taken directly, which skips the fixed
+    cost of ``Generator.integers`` (tens of microseconds; it matters for the many small draws of
+    the tie levels); other bit generators go through ``integers``. Viewing the words
+    little-endian makes the byte stream the same on every platform.
     """
-    words = rng.integers(0, 1 << 64, size=(n + 7) // 8, dtype=np.uint64)
+    n_words = (n + 7) // 8
+    bitgen = getattr(rng, "bit_generator", None)
+    if type(bitgen) in _RAW_64_BIT:
+        words = bitgen.random_raw(n_words)
+    else:
+        words = rng.integers(0, 1 << 64, size=n_words, dtype=np.uint64)
     return words.astype("<u8", copy=False).view(np.uint8)[:n]
 
 
@@ -285,10 +296,8 @@ def _fixed_bytes(
     transposed layout over its short rows costs a reduction call per trial, several times slower.
     Blocks have at most 255 unit rows so that a ``uint8`` accumulator cannot overflow.
     """
-    first = digits[0]
-    more = len(digits) > 1
+    first, rest = digits[0], digits[1:]
     counts = np.zeros(n_trials, dtype=np.int64)
-    ties = np.zeros(n_trials, dtype=np.int64) if more else None
     unit_block = min(n_units, _MAX_UINT8_ROWS, work)
     trial_block = max(1, min(n_trials, work // unit_block))
     flags = np.empty(unit_block * trial_block, dtype=bool)
@@ -301,13 +310,11 @@ def _fixed_bytes(
             block = flags[: u.size].reshape(shape)
             np.less(u, first, out=block)
             counts[t0:t1] += np.add.reduce(block.view(np.uint8), axis=0, dtype=np.uint8)
-            if more:
+            if rest:
+                # Units whose byte equals q's first digit are still undecided (1/256 of them).
                 np.equal(u, first, out=block)
-                ties[t0:t1] += np.add.reduce(block.view(np.uint8), axis=0, dtype=np.uint8)
-    if more:
-        # The tied units of each trial are decided by the rest of q's expansion; there are few
-        # (1/256 of all units), so the variable-length path is cheap here.
-        _add_tied(rng, counts, ties, digits[1:], work)
+                ties = np.add.reduce(block.view(np.uint8), axis=0, dtype=np.uint8)
+                counts[t0:t1] += _resolve_ties(rng, ties, rest)
     return counts
 
 
@@ -385,110 +392,96 @@ def _count_segments(
     rng: np.random.Generator, lengths: np.ndarray, q: float, method: str, work: int
 ) -> np.ndarray:
     """Kept units in each of a sequence of segments with the given numbers of units."""
-    if q == 0.0 or lengths.size == 0:
-        return np.zeros(lengths.size, dtype=np.int64)
+    counts = np.zeros(lengths.size, dtype=np.int64)
+    if q == 0.0 or int(lengths.sum()) == 0:
+        return counts
     if q == 1.0:
         return lengths.astype(np.int64, copy=True)
     if method == "auto":
         method = choose_method(q)
-    if int(lengths.sum()) == 0:
-        return np.zeros(lengths.size, dtype=np.int64)
     if method == "plain":
-        (kept,) = _stream_flags(lengths, work, lambda n: (rng.random(n) < q,))
-        return kept
-    if method == "bytes":
-        counts = np.zeros(lengths.size, dtype=np.int64)
-        _add_segments_bytes(rng, counts, lengths, _byte_digits(q), work)
-        return counts
-    if method == "geometric":
-        return _segments_geometric(rng, lengths, q, work)
-    return lengths - _segments_geometric(rng, lengths, 1.0 - q, work)
+        for s0, s1, (kept,) in _piece_sums(lengths, work, lambda n: (rng.random(n) < q,)):
+            counts[s0:s1] += kept
+    elif method == "bytes":
+        digits = _byte_digits(q)
+        first, rest = digits[0], digits[1:]
+
+        def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+            u = _random_bytes(rng, n)
+            return u < first, u == first
+
+        for s0, s1, (kept, ties) in _piece_sums(lengths, work, draw):
+            counts[s0:s1] += kept
+            if rest:
+                counts[s0:s1] += _resolve_ties(rng, ties, rest)
+    elif method == "geometric":
+        counts = _segments_geometric(rng, lengths, q, work)
+    else:
+        counts = lengths - _segments_geometric(rng, lengths, 1.0 - q, work)
+    return counts
 
 
-def _segment_ends(lengths: np.ndarray) -> np.ndarray:
-    return np.cumsum(lengths, dtype=np.int64)
-
-
-def _stream_flags(
+def _piece_sums(
     lengths: np.ndarray, work: int, draw: Callable[[int], tuple[np.ndarray, ...]]
-) -> list[np.ndarray]:
-    """Sums per segment of flags drawn piece by piece along the concatenated segments.
+) -> Iterator[tuple[int, int, list[np.ndarray]]]:
+    """Per-segment sums of flags drawn piece by piece along the concatenated segments.
 
-    ``draw(n)`` returns one or more flag arrays of length ``n`` for the next ``n`` units; the
-    result has one count array per flag array. Pieces of at most ``work`` units may cut segments
-    anywhere: a running sum within the piece, read at the segment bounds clipped to the piece,
-    credits each segment with its part.
+    ``draw(n)`` returns one or more flag arrays for the next ``n`` units. For each piece of at
+    most ``work`` units, yields ``(s0, s1, sums)``: the segments ``s0:s1`` overlapping the piece
+    and, for each flag array, the sum of its flags over each segment's part of the piece. Pieces
+    cut segments anywhere; a running sum within the piece, read at the segment bounds clipped to
+    the piece, credits each segment with its part.
     """
-    ends = _segment_ends(lengths)
+    ends = np.cumsum(lengths, dtype=np.int64)
     starts = ends - lengths
     total = int(ends[-1])
-    counts: list[np.ndarray] = []
     running = np.empty(min(work, total) + 1, dtype=np.int64)
     running[0] = 0
     for a in range(0, total, work):
         b = min(total, a + work)
         flag_arrays = draw(b - a)
-        if not counts:
-            counts = [np.zeros(lengths.size, dtype=np.int64) for _ in flag_arrays]
         # Segments that overlap [a, b): the first whose end is past a, through the one holding b-1.
         s0 = int(np.searchsorted(ends, a, side="right"))
         s1 = int(np.searchsorted(ends, b - 1, side="right")) + 1
         lo = np.clip(starts[s0:s1], a, b) - a
         hi = np.clip(ends[s0:s1], a, b) - a
-        for total_counts, flags in zip(counts, flag_arrays, strict=True):
+        sums = []
+        for flags in flag_arrays:
             np.cumsum(flags, dtype=np.int64, out=running[1 : b - a + 1])
-            total_counts[s0:s1] += running[hi] - running[lo]
-    return counts
+            sums.append(running[hi] - running[lo])
+        yield s0, s1, sums
 
 
-def _add_segments_bytes(
-    rng: np.random.Generator,
-    counts: np.ndarray,
-    lengths: np.ndarray,
-    digits: tuple[int, ...],
-    work: int,
-) -> None:
-    """Add to ``counts`` the kept units of each segment, by byte comparison against ``digits``."""
-    if int(lengths.sum()) == 0:
-        return
-    first = digits[0]
-    if len(digits) == 1:
-        (kept,) = _stream_flags(lengths, work, lambda n: (_random_bytes(rng, n) < first,))
-        counts += kept
-        return
+def _resolve_ties(
+    rng: np.random.Generator, tie_counts: np.ndarray, digits: tuple[int, ...]
+) -> np.ndarray:
+    """Kept units among the tied units of each group, decided by the remaining ``digits`` of q.
 
-    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
-        u = _random_bytes(rng, n)
-        return u < first, u == first
-
-    kept, ties = _stream_flags(lengths, work, draw)
-    counts += kept
-    _add_tied(rng, counts, ties, digits[1:], work)
-
-
-def _add_tied(
-    rng: np.random.Generator,
-    counts: np.ndarray,
-    ties: np.ndarray,
-    digits: tuple[int, ...],
-    work: int,
-) -> None:
-    """Decide the tied units of each segment against the remaining ``digits`` of q."""
-    which = np.flatnonzero(ties)
+    A tied unit's outcome depends only on its own further bytes, so the tied units of all groups
+    are laid end to end, labelled by group, and decided together digit by digit; each digit
+    leaves 1/256 of them tied. Ties left after the last digit have ``U >= q``: dropped.
+    """
+    n_groups = tie_counts.size
+    which = np.flatnonzero(tie_counts != 0)  # nonzero on a bool array is several times faster
     if which.size == 0:
-        return
-    extra = np.zeros(which.size, dtype=np.int64)
-    _add_segments_bytes(rng, extra, ties[which], digits, work)
-    counts[which] += extra
+        return np.zeros(n_groups, dtype=np.int64)
+    labels = np.repeat(which, tie_counts[which])  # one group label per tied unit
+    extra = np.zeros(n_groups, dtype=np.int64)
+    for digit in digits:
+        u = _random_bytes(rng, labels.size)
+        extra += np.bincount(labels[u < digit], minlength=n_groups)
+        labels = labels[u == digit]
+        if labels.size == 0:
+            break
+    return extra
 
 
 def _segments_geometric(
     rng: np.random.Generator, lengths: np.ndarray, r: float, work: int
 ) -> np.ndarray:
     counts = np.zeros(lengths.size, dtype=np.int64)
-    ends = _segment_ends(lengths)
-    total = int(ends[-1])
-    for pos in _geometric_events(rng, total, r, work):
+    ends = np.cumsum(lengths, dtype=np.int64)
+    for pos in _geometric_events(rng, int(ends[-1]), r, work):
         _bin_sorted(counts, 0, np.searchsorted(ends, pos, side="right"))
     return counts
 

@@ -27,9 +27,28 @@ from simlab.verdicts.checks import Check
 
 SCHEMA_VERSION = 1
 CSV_FIELDS = (
-    "id", "experiment", "quantity", "params", "kind", "source", "expression", "holds", "estimate",
-    "se", "predicted", "z", "p_value", "statistic", "dof", "tolerance", "threshold", "resolution",
-    "resolution_kind", "verdict", "n", "note",
+    "id",
+    "experiment",
+    "quantity",
+    "params",
+    "kind",
+    "source",
+    "expression",
+    "holds",
+    "estimate",
+    "se",
+    "predicted",
+    "z",
+    "p_value",
+    "statistic",
+    "dof",
+    "tolerance",
+    "threshold",
+    "resolution",
+    "resolution_kind",
+    "verdict",
+    "n",
+    "note",
 )
 
 
@@ -51,7 +70,8 @@ class RunFolder:
             if out.exists() and (not out.is_dir() or any(out.iterdir())):
                 raise SimlabInputError(
                     f"--out: {str(out)!r} already exists and is not an empty folder; "
-                    "give a new or empty folder")
+                    "give a new or empty folder"
+                )
             self.final = out
         else:
             self.final = root / experiment.replace(" ", "-") / run_name()
@@ -107,7 +127,8 @@ def _plain(value: Any) -> Any:
 
 def versions() -> dict[str, str]:
     """Versions of simlab and of the libraries whose numbers it reports."""
-    import click
+    from importlib.metadata import version
+
     import matplotlib
     import scipy
 
@@ -117,7 +138,7 @@ def versions() -> dict[str, str]:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "matplotlib": matplotlib.__version__,
-        "click": click.__version__,
+        "click": version("click"),
     }
 
 

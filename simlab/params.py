@@ -95,9 +95,13 @@ class Param:
         if items is None:
             return self.convert_one(raw, where)
         if not self.sweep:
-            raise SimlabInputError(f"{where}: {raw!r} is not allowed; this parameter takes one value")
+            raise SimlabInputError(
+                f"{where}: {raw!r} is not allowed; this parameter takes one value"
+            )
         if len(items) == 0:
-            raise SimlabInputError(f"{where}: an empty list is not allowed; give at least one value")
+            raise SimlabInputError(
+                f"{where}: an empty list is not allowed; give at least one value"
+            )
         return [self.convert_one(item, where) for item in items]
 
 

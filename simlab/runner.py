@@ -27,14 +27,36 @@ DEFAULT_ALPHA = 0.001
 #: run options shared by every experiment (CLI options and YAML keys of the same name)
 RUN_OPTIONS: tuple[Param, ...] = (
     count("samples", 0, "number of independent samples per sweep point (1e6 is fine)"),
-    Param("seed", "int", None, "root seed (default: fresh entropy, recorded in config.yaml)",
-          low=0, sweep=False),
+    Param(
+        "seed",
+        "int",
+        None,
+        "root seed (default: fresh entropy, recorded in config.yaml)",
+        low=0,
+        sweep=False,
+    ),
     count("workers", 0, "worker threads (default: one per core)"),
     count("chunk_size", 0, "samples per chunk (default: the experiment's)"),
-    Param("alpha", "float", DEFAULT_ALPHA, "family-wise error rate of the run (Holm-Bonferroni)",
-          low=0.0, high=1.0, low_open=True, high_open=True, sweep=False),
-    Param("target_se", "float", None, "stop a point when every standard error is at most this "
-          "(--samples is then the hard cap)", low=0.0, low_open=True, sweep=False),
+    Param(
+        "alpha",
+        "float",
+        DEFAULT_ALPHA,
+        "family-wise error rate of the run (Holm-Bonferroni)",
+        low=0.0,
+        high=1.0,
+        low_open=True,
+        high_open=True,
+        sweep=False,
+    ),
+    Param(
+        "target_se",
+        "float",
+        None,
+        "stop a point when every standard error is at most this (--samples is then the hard cap)",
+        low=0.0,
+        low_open=True,
+        sweep=False,
+    ),
 )
 _RUN_OPTION_NAMES = {p.name for p in RUN_OPTIONS}
 
@@ -63,8 +85,9 @@ class RunSpec:
         """The replayable configuration (workers are left out: they never change the numbers)."""
         config: dict[str, Any] = {"experiment": self.experiment.name}
         config.update(self.params)
-        config.update(samples=self.samples, seed=self.seed, chunk_size=self.chunk_size,
-                      alpha=self.alpha)
+        config.update(
+            samples=self.samples, seed=self.seed, chunk_size=self.chunk_size, alpha=self.alpha
+        )
         if self.target_se is not None:
             config["target_se"] = self.target_se
         if self.claims:
@@ -91,7 +114,8 @@ def build_spec(
     for key in raw:
         if key not in known:
             raise SimlabInputError(
-                f"{where(key)}: unknown key; allowed: {', '.join(sorted(known))}")
+                f"{where(key)}: unknown key; allowed: {', '.join(sorted(known))}"
+            )
     params: dict[str, Any] = {}
     for p in experiment.params:
         value = raw.get(p.name)
@@ -114,8 +138,13 @@ def build_spec(
         experiment.validate(point, where)
     names = [p.name for p in experiment.params] + list(experiment.claim_names)
     spec.claims = [
-        parse_claim(text, quantities=[q.name for q in experiment.quantities], names=names,
-                    functions=dict(experiment.claim_functions), source=claim_source)
+        parse_claim(
+            text,
+            quantities=[q.name for q in experiment.quantities],
+            names=names,
+            functions=dict(experiment.claim_functions),
+            source=claim_source,
+        )
         for text in claims
     ]
     return spec
@@ -146,9 +175,15 @@ def simulate(spec: RunSpec, progress: NullProgress | None = None) -> ExperimentR
     results: list[PointResult] = []
     complete = True
     for index, point in enumerate(spec.points()):
-        ctx = PointContext(entropy=spec.seed, point_index=index, samples=spec.samples,
-                           chunk_size=spec.chunk_size, workers=spec.workers,
-                           target_se=spec.target_se, progress=progress)
+        ctx = PointContext(
+            entropy=spec.seed,
+            point_index=index,
+            samples=spec.samples,
+            chunk_size=spec.chunk_size,
+            workers=spec.workers,
+            target_se=spec.target_se,
+            progress=progress,
+        )
         try:
             results.append(spec.experiment.run_point(point, ctx))
         except RunInterrupted:
@@ -166,17 +201,31 @@ def checks_for(spec: RunSpec, results: list[PointResult]) -> list[Check]:
     for result in results:
         setting = {k: result.params[k] for k in swept}
         for quantity, prediction in result.predictions.items():
-            checks.append(make_check(
-                experiment=exp.name, quantity=quantity, params=setting,
-                estimate=result.estimates[quantity], prediction=prediction, source="builtin",
-                expression=exp.formulas.get(quantity, "")))
-        for claim in spec.claims:
+            checks.append(
+                make_check(
+                    experiment=exp.name,
+                    quantity=quantity,
+                    params=setting,
+                    estimate=result.estimates[quantity],
+                    prediction=prediction,
+                    source="builtin",
+                    expression=exp.formulas.get(quantity, ""),
+                )
+            )
+        for number, claim in enumerate(spec.claims, start=1):
             value = claim.evaluate(exp.claim_values(result, claim.quantity))
-            checks.append(make_check(
-                experiment=exp.name, quantity=claim.quantity, params=setting,
-                estimate=result.estimates[claim.quantity],
-                prediction=Prediction(value, "as claimed"), source="user",
-                expression=claim.expression))
+            checks.append(
+                make_check(
+                    experiment=exp.name,
+                    quantity=claim.quantity,
+                    params=setting,
+                    estimate=result.estimates[claim.quantity],
+                    prediction=Prediction(value, "as claimed"),
+                    source="user",
+                    expression=claim.expression,
+                    id_suffix=f"#{number}",
+                )
+            )
     return checks
 
 

@@ -15,12 +15,20 @@ from typing import Any
 
 from simlab.console import checks_table, notes, stderr_console, summary_counts, summary_line
 from simlab.engine.progress import get_progress
-from simlab.output import RunFolder, SCHEMA_VERSION, versions, write_checks_csv, write_json, write_yaml
+from simlab.output import (
+    SCHEMA_VERSION,
+    RunFolder,
+    versions,
+    write_checks_csv,
+    write_json,
+    write_yaml,
+)
 from simlab.runner import ExperimentRun, RunSpec, decide_runs, simulate
 
 
-def results_document(runs: list[ExperimentRun], started: datetime, seconds: float,
-                     complete: bool) -> dict[str, Any]:
+def results_document(
+    runs: list[ExperimentRun], started: datetime, seconds: float, complete: bool
+) -> dict[str, Any]:
     """The content of results.json."""
     checks = [c for run in runs for c in run.checks]
     samples = sum(run.samples_done for run in runs)
@@ -32,17 +40,25 @@ def results_document(runs: list[ExperimentRun], started: datetime, seconds: floa
             for name, est in pt.estimates.items():
                 if hasattr(est, "se"):
                     estimates[name] = {"value": est.value, "se": est.se, "n": est.n}
-            points.append({"params": pt.params, "n_samples": pt.n_samples,
-                           "seconds": round(pt.seconds, 4), "estimates": estimates})
-        experiments.append({
-            "experiment": run.spec.experiment.name,
-            "seed": run.spec.seed,
-            "samples": run.spec.samples,
-            "samples_done": run.samples_done,
-            "wall_time": round(run.seconds, 4),
-            "samples_per_second": run.samples_done / run.seconds if run.seconds else None,
-            "points": points,
-        })
+            points.append(
+                {
+                    "params": pt.params,
+                    "n_samples": pt.n_samples,
+                    "seconds": round(pt.seconds, 4),
+                    "estimates": estimates,
+                }
+            )
+        experiments.append(
+            {
+                "experiment": run.spec.experiment.name,
+                "seed": run.spec.seed,
+                "samples": run.spec.samples,
+                "samples_done": run.samples_done,
+                "wall_time": round(run.seconds, 4),
+                "samples_per_second": run.samples_done / run.seconds if run.seconds else None,
+                "points": points,
+            }
+        )
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "status": "complete" if complete else "partial",
@@ -67,8 +83,17 @@ def _config_document(runs: list[ExperimentRun]) -> dict[str, Any]:
     return {"experiments": [run.spec.as_config() for run in runs]}
 
 
-def execute(specs: list[RunSpec], *, label: str, out: Path | None, formats: tuple[str, ...],
-            plots: bool, as_json: bool, quiet: bool, title: str | None = None) -> int:
+def execute(
+    specs: list[RunSpec],
+    *,
+    label: str,
+    out: Path | None,
+    formats: tuple[str, ...],
+    plots: bool,
+    as_json: bool,
+    quiet: bool,
+    title: str | None = None,
+) -> int:
     """Run ``specs`` as one run (one Holm family, one folder). Returns the exit status."""
     console = stderr_console()
     started = datetime.now()
@@ -106,8 +131,9 @@ def execute(specs: list[RunSpec], *, label: str, out: Path | None, formats: tupl
         doc["figures"] = figures
         write_json(folder.path / "results.json", doc)
     if as_json:
-        sys.stdout.write(json.dumps(json.loads((folder.final / "results.json").read_text()),
-                                    indent=2) + "\n")
+        sys.stdout.write(
+            json.dumps(json.loads((folder.final / "results.json").read_text()), indent=2) + "\n"
+        )
     if not quiet:
         console.print(checks_table(checks, title or f"simlab {label}"))
         for line in notes(checks):

@@ -3,7 +3,8 @@
 Every class here has ``from_batch`` (statistics of one chunk of samples) and ``merge`` (the
 statistics of the union), so that a run's numbers depend only on the samples and on the order of
 merging, never on how many workers produced the chunks. Merging uses the pairwise updates of
-Chan, Golub & LeVeque (1979) and Pebay (2008), exact in exact arithmetic and stable in floating point.
+Chan, Golub & LeVeque (1979) and Pebay (2008): exact in exact arithmetic, stable in floating
+point.
 """
 
 from __future__ import annotations
@@ -156,7 +157,10 @@ class Histogram:
         if not np.array_equal(self.edges, other.edges):
             raise ValueError("cannot merge histograms with different bin edges")
         return Histogram(
-            self.edges, self.counts + other.counts, self.below + other.below, self.above + other.above
+            self.edges,
+            self.counts + other.counts,
+            self.below + other.below,
+            self.above + other.above,
         )
 
     @property

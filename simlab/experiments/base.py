@@ -78,7 +78,7 @@ class Experiment(ABC):
     def quantity(self, name: str) -> Quantity | None:
         return next((q for q in self.quantities if q.name == name), None)
 
-    def validate(self, point: dict[str, Any], where: Callable[[str], str]) -> None:
+    def validate(self, point: dict[str, Any], where: Callable[[str], str]) -> None:  # noqa: B027
         """Raise SimlabInputError for combinations of values that are not allowed.
 
         ``where(name)`` names the option or key (``--M`` or ``file.yaml: M``) for messages.
@@ -99,7 +99,9 @@ class Experiment(ABC):
             values.update(estimate.names)
         return values
 
-    def figures(self, points: list[PointResult], folder: Path, formats: tuple[str, ...]) -> list[Path]:
+    def figures(
+        self, points: list[PointResult], folder: Path, formats: tuple[str, ...]
+    ) -> list[Path]:
         """Render this experiment's figures into ``folder``; return the files written."""
         return []
 

@@ -146,14 +146,26 @@ class Dropout(Experiment):
     name = "dropout"
     summary = "Moments of ReLU units before and after (inverted) dropout."
     params = (
-        Param("p", "float", 0.5, "drop probability (q = 1 - p keeps)", low=0.0, high=1.0,
-              high_open=True),
+        Param(
+            "p",
+            "float",
+            0.5,
+            "drop probability (q = 1 - p keeps)",
+            low=0.0,
+            high=1.0,
+            high_open=True,
+        ),
         count("N", 512, "input width"),
         count("M", 256, "number of ReLU units (M <= N for orthonormal weights)"),
         Param("sigma_x", "float", 1.0, "standard deviation of the inputs", low=0.0, low_open=True),
         Param("bias", "float", 0.0, "bias of every unit (mu)"),
-        Param("weights", "choice", "orthonormal", "W with orthonormal rows, or N(0, 1/N) entries",
-              choices=("orthonormal", "gaussian")),
+        Param(
+            "weights",
+            "choice",
+            "orthonormal",
+            "W with orthonormal rows, or N(0, 1/N) entries",
+            choices=("orthonormal", "gaussian"),
+        ),
         Param("rescale", "bool", True, "inverted dropout (divide kept units by q)"),
     )
     quantities = (
@@ -191,8 +203,9 @@ class Dropout(Experiment):
 
     def run_point(self, point: dict[str, Any], ctx: PointContext) -> PointResult:
         start = time.perf_counter()
-        weights = draw_weights(setup_rng(ctx.entropy, ctx.point_index), point["weights"],
-                               point["M"], point["N"])
+        weights = draw_weights(
+            setup_rng(ctx.entropy, ctx.point_index), point["weights"], point["M"], point["N"]
+        )
         # Each unit's pre-activation is N(bias, sigma_x^2 ||w_i||^2); neighbours correlate
         # through w_i . w_{i+1} (zero for orthonormal rows).
         norms = np.linalg.norm(weights, axis=1)
@@ -213,19 +226,33 @@ class Dropout(Experiment):
 
         def record(acc: DropoutStats, n: int) -> None:
             est = acc.estimates()
-            trace.append((n, np.array([est[k].value for k in QUANTITIES]),
-                          np.array([est[k].se for k in QUANTITIES])))
+            trace.append(
+                (
+                    n,
+                    np.array([est[k].value for k in QUANTITIES]),
+                    np.array([est[k].se for k in QUANTITIES]),
+                )
+            )
 
         should_stop = None
         if ctx.target_se is not None:
+
             def should_stop(acc: DropoutStats, n: int) -> bool:
                 return n >= 2 * ctx.chunk_size and all(
-                    e.se <= ctx.target_se for e in acc.estimates().values())
+                    e.se <= ctx.target_se for e in acc.estimates().values()
+                )
 
         ctx.progress.start(f"dropout p={point['p']:g}", ctx.samples)
-        run = run_chunks(sampler, ChunkPlan(ctx.samples, ctx.chunk_size), entropy=ctx.entropy,
-                         point=ctx.point_index, workers=ctx.workers, should_stop=should_stop,
-                         on_fold=record, progress=ctx.progress)
+        run = run_chunks(
+            sampler,
+            ChunkPlan(ctx.samples, ctx.chunk_size),
+            entropy=ctx.entropy,
+            point=ctx.point_index,
+            workers=ctx.workers,
+            should_stop=should_stop,
+            on_fold=record,
+            progress=ctx.progress,
+        )
         holds = EXACT_IN_EXPECTATION
         return PointResult(
             params=dict(point),
@@ -236,7 +263,9 @@ class Dropout(Experiment):
             extras={"stats": run.stats, "trace": trace, "law_s": s, "q": q},
         )
 
-    def figures(self, points: list[PointResult], folder: Path, formats: tuple[str, ...]) -> list[Path]:
+    def figures(
+        self, points: list[PointResult], folder: Path, formats: tuple[str, ...]
+    ) -> list[Path]:
         from simlab.experiments import dropout_figures
 
         return dropout_figures.render(points, folder, formats)

@@ -15,9 +15,13 @@ _PANELS = (
     ("after dropout", ("mean_after", "second_after", "var_after")),
 )
 _LABELS = {
-    "mean_before": r"$E[h]$", "second_before": r"$E[h^2]$", "var_before": r"$Var(h)$",
-    "mean_after": r"$E[\tilde h]$", "second_after": r"$E[\tilde h^2]$",
-    "var_after": r"$Var(\tilde h)$", "cov_after": r"$Cov(\tilde h_i, \tilde h_{i+1})$",
+    "mean_before": r"$E[h]$",
+    "second_before": r"$E[h^2]$",
+    "var_before": r"$Var(h)$",
+    "mean_after": r"$E[\tilde h]$",
+    "second_after": r"$E[\tilde h^2]$",
+    "var_after": r"$Var(\tilde h)$",
+    "cov_after": r"$Cov(\tilde h_i, \tilde h_{i+1})$",
 }
 
 
@@ -48,24 +52,44 @@ def _moments_figure(points, folder, formats):
     smooth = None
     if axis == "p" and all(
         {k: v for k, v in pt.params.items() if k != "p"}
-        == {k: v for k, v in base.params.items() if k != "p"} for pt in points
+        == {k: v for k, v in base.params.items() if k != "p"}
+        for pt in points
     ):
         grid = np.linspace(0.0, max(0.95, xs.max()), 200)
         s = base.extras["law_s"]
-        smooth = (grid, [dropout_moments(base.params["bias"], s, 1.0 - p,
-                                         base.params["rescale"]).as_dict() for p in grid])
+        smooth = (
+            grid,
+            [
+                dropout_moments(base.params["bias"], s, 1.0 - p, base.params["rescale"]).as_dict()
+                for p in grid
+            ],
+        )
     for ax, (title, names) in zip(axes[0, :2], _PANELS, strict=True):
         for color, name in zip(colors, names, strict=True):
             est = np.array([pt.estimates[name].value for pt in points])[order]
             se = np.array([pt.estimates[name].se for pt in points])[order]
             pred = np.array([float(pt.predictions[name].value) for pt in points])[order]
             if smooth is not None:
-                ax.plot(smooth[0], [d[name] for d in smooth[1]], color=color, **THEORY_STYLE,
-                        label=f"{_LABELS[name]} theory")
+                ax.plot(
+                    smooth[0],
+                    [d[name] for d in smooth[1]],
+                    color=color,
+                    **THEORY_STYLE,
+                    label=f"{_LABELS[name]} theory",
+                )
             else:
-                ax.plot(xs[order], pred, color=color, **THEORY_STYLE, label=f"{_LABELS[name]} theory")
-            ax.errorbar(xs[order], est, yerr=2 * se, color=color, mfc="white", **SIM_STYLE,
-                        label=f"{_LABELS[name]} simulated ±2 SE")
+                ax.plot(
+                    xs[order], pred, color=color, **THEORY_STYLE, label=f"{_LABELS[name]} theory"
+                )
+            ax.errorbar(
+                xs[order],
+                est,
+                yerr=2 * se,
+                color=color,
+                mfc="white",
+                **SIM_STYLE,
+                label=f"{_LABELS[name]} simulated ±2 SE",
+            )
         ax.set_title(title)
         ax.set_xlabel(axis if axis != "p" else "drop probability p")
         ax.set_ylabel("moment")
@@ -73,13 +97,20 @@ def _moments_figure(points, folder, formats):
         ax.legend(fontsize=7)
     ax = axes[0, 2]
     offsets = np.linspace(-0.012, 0.012, 7) * (np.ptp(xs) or 1.0)
-    for i, name in enumerate(("mean_before", "second_before", "var_before", "mean_after",
-                              "second_after", "var_after")):
+    for i, name in enumerate(
+        ("mean_before", "second_before", "var_before", "mean_after", "second_after", "var_after")
+    ):
         est = np.array([pt.estimates[name].value for pt in points])[order]
         se = np.array([pt.estimates[name].se for pt in points])[order]
         pred = np.array([float(pt.predictions[name].value) for pt in points])[order]
-        ax.errorbar(xs[order] + offsets[i], (est - pred) / np.abs(pred), yerr=2 * se / np.abs(pred),
-                    color=f"C{i}", **SIM_STYLE, label=_LABELS[name])
+        ax.errorbar(
+            xs[order] + offsets[i],
+            (est - pred) / np.abs(pred),
+            yerr=2 * se / np.abs(pred),
+            color=f"C{i}",
+            **SIM_STYLE,
+            label=_LABELS[name],
+        )
     ax.axhline(0.0, color="k", lw=1)
     ax.set_title("relative deviation from theory (±2 SE)")
     ax.set_xlabel(axis if axis != "p" else "drop probability p")
@@ -87,8 +118,10 @@ def _moments_figure(points, folder, formats):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, ncols=2)
     n = points[0].n_samples
-    fig.suptitle(f"ReLU moments before and after dropout ({n:,} samples × "
-                 f"{points[0].params['M']} units per point)")
+    fig.suptitle(
+        f"ReLU moments before and after dropout ({n:,} samples × "
+        f"{points[0].params['M']} units per point)"
+    )
     return save(fig, folder, "dropout_moments", formats)
 
 
@@ -105,8 +138,12 @@ def _laws_figure(points, folder, formats):
     fig, axes = new_figure(ncols=2)
     panels = (
         (stats.hist_before, relu_law(mu, s), "h = relu(z)", "before dropout"),
-        (stats.hist_after, relu_law(mu, s, q, rescale),
-         r"$\tilde h = m h / q$" if rescale else r"$\tilde h = m h$", f"after dropout (p = {pt.params['p']:g})"),
+        (
+            stats.hist_after,
+            relu_law(mu, s, q, rescale),
+            r"$\tilde h = m h / q$" if rescale else r"$\tilde h = m h$",
+            f"after dropout (p = {pt.params['p']:g})",
+        ),
     )
     for ax, (hist, (mass, density), xlabel, title) in zip(axes[0], panels, strict=True):
         total = hist.total
@@ -120,17 +157,31 @@ def _laws_figure(points, folder, formats):
         ax.plot(grid, density(grid), color="C3", **THEORY_STYLE, label="analytic density")
         zero_frac = hist.below / total
         bar_w = widths[0] * 1.5
-        ax.bar(-bar_w, zero_frac, width=bar_w, color="C0", alpha=0.35,
-               label=f"simulated P(0) = {zero_frac:.4f}")
-        ax.plot([-bar_w], [mass], marker="D", color="C3", ls="none",
-                label=f"analytic point mass P(0) = {mass:.4f}")
+        ax.bar(
+            -bar_w,
+            zero_frac,
+            width=bar_w,
+            color="C0",
+            alpha=0.35,
+            label=f"simulated P(0) = {zero_frac:.4f}",
+        )
+        ax.plot(
+            [-bar_w],
+            [mass],
+            marker="D",
+            color="C3",
+            ls="none",
+            label=f"analytic point mass P(0) = {mass:.4f}",
+        )
         ax.set_xlabel(xlabel)
         ax.set_ylabel("density  (bar at 0: probability)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"Law of a unit: point mass at 0 plus a (scaled) normal tail "
-                 f"({stats.hist_before.total:,} unit values)")
+    fig.suptitle(
+        f"Law of a unit: point mass at 0 plus a (scaled) normal tail "
+        f"({stats.hist_before.total:,} unit values)"
+    )
     return save(fig, folder, "dropout_laws", formats)
 
 
@@ -149,11 +200,13 @@ def _convergence_figure(points, folder, formats):
         err = np.array([abs(t[1][i] - pred) for t in trace])
         se = np.array([t[2][i] for t in trace])
         color = f"C{i}"
-        ax.loglog(ns, np.maximum(err, 1e-300), ".", color=color, ms=4,
-                  label=f"|{_LABELS[name]} − theory|")
+        ax.loglog(
+            ns, np.maximum(err, 1e-300), ".", color=color, ms=4, label=f"|{_LABELS[name]} − theory|"
+        )
         ref = se[-1] * np.sqrt(ns[-1] / ns)
-        ax.loglog(ns, ref, "-", color=color, lw=1.2, alpha=0.8,
-                  label=f"SE ∝ 1/√n for {_LABELS[name]}")
+        ax.loglog(
+            ns, ref, "-", color=color, lw=1.2, alpha=0.8, label=f"SE ∝ 1/√n for {_LABELS[name]}"
+        )
     ax.set_xlabel("samples n")
     ax.set_ylabel("absolute error")
     ax.set_title(f"Convergence at p = {pt.params['p']:g}: errors fall like 1/√n")

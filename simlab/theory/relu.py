@@ -33,9 +33,7 @@ def _gauss_legendre(n: int = 200) -> tuple[np.ndarray, np.ndarray]:
     return np.polynomial.legendre.leggauss(n)
 
 
-def relu_cross(
-    mu: float, s1: np.ndarray, s2: np.ndarray, rho: np.ndarray
-) -> np.ndarray:
+def relu_cross(mu: float, s1: np.ndarray, s2: np.ndarray, rho: np.ndarray) -> np.ndarray:
     """``E[relu(z1) relu(z2)]`` for jointly normal ``z1, z2`` with common mean ``mu``.
 
     Conditioning on ``z1 = mu + s1 u`` leaves ``z2 ~ N(mu + s2 rho u, s2^2 (1 - rho^2))``, whose

@@ -144,9 +144,18 @@ def _gof_check(common: dict, est: CountsEstimate, pred: Prediction) -> Check:
     note = ""
     if not np.all(np.isfinite(expected)) or np.any(expected < -1e-12):
         return Check(
-            kind="distribution", estimate=None, se=None, predicted=None, z=None, p_value=None,
-            statistic=None, dof=None, tolerance=0.0, n=est.n,
-            note="the predicted pmf is not a set of finite non-negative probabilities", **common,
+            kind="distribution",
+            estimate=None,
+            se=None,
+            predicted=None,
+            z=None,
+            p_value=None,
+            statistic=None,
+            dof=None,
+            tolerance=0.0,
+            n=est.n,
+            note="the predicted pmf is not a set of finite non-negative probabilities",
+            **common,
         )
     if abs(expected.sum() - 1.0) > 1e-6:
         note = f"the predicted pmf sums to {probs.sum():.6g}, not 1"
@@ -247,8 +256,9 @@ def decide(checks: list[Check], alpha: float) -> list[Check]:
             threshold=thresholds[j],
             verdict="fail" if rejected[j] else "pass",
             resolution=resolution,
-            resolution_kind=c.resolution_kind if c.kind == "distribution" else
-            ("relative" if c.predicted else "absolute"),
+            resolution_kind=c.resolution_kind
+            if c.kind == "distribution"
+            else ("relative" if c.predicted else "absolute"),
             note=_join(c.note, note) if note else c.note,
         )
     for i, c in enumerate(checks):

@@ -31,7 +31,7 @@ class ScalarEstimate:
 
 @dataclass(frozen=True)
 class CountsEstimate:
-    """Observed counts of an integer outcome over ``support`` (outcomes beyond it in ``overflow``)."""
+    """Observed counts of an integer outcome over ``support`` (beyond it: ``overflow``)."""
 
     support: np.ndarray
     counts: np.ndarray
@@ -62,9 +62,9 @@ class ExactEstimate:
 class Prediction:
     """What theory predicts and how far the prediction holds.
 
-    ``holds`` is one of :data:`IDENTITY`, :data:`EXACT_IN_EXPECTATION` or a sentence naming the limit
-    and its error order. A limit carries ``tolerance``: the absolute deviation it allows at this size,
-    so it is never z-tested as if it were exact.
+    ``holds`` is one of :data:`IDENTITY`, :data:`EXACT_IN_EXPECTATION` or a sentence naming the
+    limit and its error order. A limit carries ``tolerance``: the absolute deviation it allows at
+    this size, so it is never z-tested as if it were exact.
     """
 
     value: float | np.ndarray

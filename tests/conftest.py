@@ -1,0 +1,31 @@
+"""Shared fixtures: a CLI runner that works in a temporary folder (outputs/ lands there)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from simlab.cli import cli
+
+
+class Simlab:
+    """Invoke ``simlab`` in-process; stdout and stderr kept apart."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str):
+        return self.runner.invoke(cli, list(args), catch_exceptions=False)
+
+    def json(self, *args: str) -> dict:
+        result = self(*args, "--json")
+        assert result.exit_code in (0, 1), result.stderr
+        return json.loads(result.stdout)
+
+
+@pytest.fixture
+def simlab(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return Simlab(tmp_path)

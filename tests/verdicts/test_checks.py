@@ -1,0 +1,126 @@
+"""Verdict machinery: z-checks, exact checks, Holm-Bonferroni, resolution."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from simlab.verdicts.checks import chi_square_effect_resolution, decide, holm_thresholds, make_check
+from simlab.verdicts.estimates import CountsEstimate, ExactEstimate, Prediction, ScalarEstimate
+
+
+def _check(value, se, predicted, tolerance=0.0, n=10_000):
+    return make_check(
+        experiment="e",
+        quantity="q",
+        params={"p": 0.5},
+        estimate=ScalarEstimate(value, se, n),
+        prediction=Prediction(predicted, tolerance=tolerance),
+        source="builtin",
+        expression="",
+    )
+
+
+def test_z_and_p_value():
+    c = _check(1.02, 0.01, 1.0)
+    assert c.z == pytest.approx(2.0)
+    assert c.p_value == pytest.approx(2 * stats.norm.sf(2.0))
+
+
+def test_limit_tolerance_only_tests_the_excess():
+    assert _check(1.02, 0.01, 1.0, tolerance=0.03).z == 0.0
+    assert _check(1.05, 0.01, 1.0, tolerance=0.03).z == pytest.approx(2.0)
+
+
+def test_holm_matches_the_textbook_step_down():
+    p = [0.01, 0.04, 0.03, 0.005]
+    thresholds, rejected = holm_thresholds(p, 0.05)
+    # sorted: 0.005 <= .05/4, 0.01 <= .05/3, 0.03 > .05/2 -> stop
+    assert rejected == [True, False, False, True]
+    assert thresholds == [0.05 / 3, 0.05 / 1, 0.05 / 2, 0.05 / 4]
+
+
+def test_decide_fails_a_wrong_prediction_and_passes_a_right_one():
+    checks = decide([_check(1.0, 0.001, 1.0005), _check(1.0, 0.001, 1.01)], alpha=0.001)
+    assert [c.verdict for c in checks] == ["pass", "fail"]
+
+
+def test_resolution_is_the_90_percent_power_deviation():
+    (c,) = decide([_check(2.0, 0.01, 2.0)], alpha=0.001)
+    z = stats.norm.isf(0.001 / 2) + stats.norm.isf(0.1)
+    assert c.resolution == pytest.approx(z * 0.01 / 2.0)
+    # at that deviation the two-sided test rejects with probability 0.9 (check by its definition)
+    shift = c.resolution * 2.0 / 0.01
+    power = stats.norm.sf(stats.norm.isf(0.0005) - shift) + stats.norm.cdf(
+        -stats.norm.isf(0.0005) - shift
+    )
+    assert power == pytest.approx(0.9, abs=1e-6)
+
+
+def test_noisy_check_says_so():
+    (c,) = decide([_check(1.0, 1.0, 1.0, n=100)], alpha=0.001)
+    assert "too noisy to decide" in c.note and "samples would resolve 5%" in c.note
+
+
+def test_nan_estimate_is_undefined_not_a_crash():
+    (c,) = decide([_check(float("nan"), 0.1, 1.0)], alpha=0.001)
+    assert c.verdict == "undefined" and "not a finite number" in c.note
+
+
+def test_exact_check_uses_relative_error_and_tolerance():
+    ref = np.array([1.0, 2.0, -3.0])
+    good = make_check(
+        experiment="e",
+        quantity="g",
+        params={},
+        source="user",
+        expression="",
+        estimate=ExactEstimate(ref, tolerance=1e-6),
+        prediction=Prediction(ref * (1 + 1e-8)),
+    )
+    bad = make_check(
+        experiment="e",
+        quantity="g",
+        params={},
+        source="user",
+        expression="",
+        estimate=ExactEstimate(ref, tolerance=1e-6),
+        prediction=Prediction(ref * (1 + 1e-3)),
+    )
+    good, bad = decide([good, bad], alpha=0.001)
+    assert good.verdict == "pass" and bad.verdict == "fail"
+    assert bad.estimate == pytest.approx(1e-3 / (1 + 1e-3))
+
+
+def test_gof_check_passes_the_true_law_and_fails_a_wrong_one():
+    rng = np.random.default_rng(0)
+    draws = rng.poisson(3.0, size=20_000)  # test data for the verdict code, not a simulation
+    support = np.arange(25)
+    counts = np.bincount(draws, minlength=25)[:25]
+    right = stats.poisson.pmf(support, 3.0)
+    wrong = stats.poisson.pmf(support, 3.1)
+    checks = [
+        make_check(
+            experiment="e",
+            quantity="pmf",
+            params={},
+            source="user",
+            expression="",
+            estimate=CountsEstimate(support, counts),
+            prediction=Prediction(pmf),
+        )
+        for pmf in (right, wrong)
+    ]
+    right_c, wrong_c = decide(checks, alpha=0.001)
+    assert right_c.verdict == "pass" and wrong_c.verdict == "fail"
+    assert right_c.resolution == pytest.approx(
+        chi_square_effect_resolution(int(right_c.dof), 20_000, 0.001 / 2)
+    )
+
+
+def test_effect_resolution_has_the_stated_power():
+    w = chi_square_effect_resolution(5, 1000, 0.001)
+    crit = stats.chi2.isf(0.001, 5)
+    assert stats.ncx2.sf(crit, 5, 1000 * w * w) == pytest.approx(0.9, abs=1e-6)
+    assert math.isclose(chi_square_effect_resolution(5, 4000, 0.001), w / 2, rel_tol=1e-6)
