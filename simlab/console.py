@@ -92,6 +92,8 @@ def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
         last = c.experiment
         claim = c.quantity if c.source == "builtin" else f"{c.quantity} = {c.expression}"
         verdict = c.verdict or "?"
+        if c.expected == "fail":
+            verdict += " (expected)" if c.verdict == "fail" else " (expected fail)"
         table.add_row(
             claim,
             _setting(c),
@@ -107,10 +109,12 @@ def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
 
 
 def summary_counts(checks: Iterable[Check]) -> dict[str, int]:
-    counts = {"checks": 0, "pass": 0, "fail": 0, "undefined": 0}
+    """Checks by verdict, and how many ended otherwise than they were built to (``unexpected``)."""
+    counts = {"checks": 0, "pass": 0, "fail": 0, "undefined": 0, "unexpected": 0}
     for c in checks:
         counts["checks"] += 1
         counts[c.verdict or "undefined"] = counts.get(c.verdict or "undefined", 0) + 1
+        counts["unexpected"] += not c.as_expected
     return counts
 
 

@@ -144,4 +144,4 @@ def execute(
         console.print("[bold yellow]interrupted: the run folder is marked partial[/]")
         return 130
     counts = summary_counts(checks)
-    return 1 if counts["fail"] or counts["undefined"] else 0
+    return 1 if counts["unexpected"] else 0

@@ -15,9 +15,15 @@ from typing import Any, ClassVar
 
 from simlab.engine.progress import NullProgress
 from simlab.params import Param
-from simlab.verdicts.estimates import CountsEstimate, ExactEstimate, Prediction, ScalarEstimate
+from simlab.verdicts.estimates import (
+    CountsEstimate,
+    ExactEstimate,
+    Prediction,
+    ScalarEstimate,
+    VectorEstimate,
+)
 
-Estimate = ScalarEstimate | CountsEstimate | ExactEstimate
+Estimate = ScalarEstimate | VectorEstimate | CountsEstimate | ExactEstimate
 
 
 @dataclass(frozen=True)
@@ -48,7 +54,8 @@ class PointResult:
 
     params: dict[str, Any]
     estimates: dict[str, Estimate]
-    predictions: dict[str, Prediction]
+    #: built-in predictions by quantity; a list when a quantity has several (each with a label)
+    predictions: dict[str, Prediction | list[Prediction]]
     n_samples: int
     seconds: float
     extras: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +104,8 @@ class Experiment(ABC):
             values["k"] = estimate.support.astype(float)
         if isinstance(estimate, ExactEstimate):
             values.update(estimate.names)
+        if isinstance(estimate, VectorEstimate):
+            values[estimate.index_name] = estimate.index.astype(float)
         return values
 
     def figures(

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from simlab.verdicts.estimates import CountsEstimate, ExactEstimate, Prediction, ScalarEstimate
+from simlab.verdicts.estimates import (
+    CountsEstimate,
+    ExactEstimate,
+    Prediction,
+    ScalarEstimate,
+    VectorEstimate,
+)
 
 POWER = 0.9  # resolutions are the deviations detected with this probability
 NOISY_RESOLUTION = 0.5  # a relative resolution above this cannot decide anything useful
@@ -47,6 +53,14 @@ class Check:
     verdict: str | None = None  # pass | fail | undefined
     note: str = ""
     n: int | None = None
+    expected: str = "pass"  # pass | fail | either (see Prediction.expect)
+
+    @property
+    def as_expected(self) -> bool:
+        """Whether the verdict is the one the check was built to give."""
+        if self.verdict is None:
+            return False
+        return self.expected == "either" or self.verdict == self.expected
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,9 +93,12 @@ def make_check(
         source=source,
         expression=expression,
         holds=prediction.holds,
+        expected=prediction.expect,
     )
     if isinstance(estimate, ScalarEstimate):
         return _z_check(common, estimate, prediction)
+    if isinstance(estimate, VectorEstimate):
+        return _vector_check(common, estimate, prediction)
     if isinstance(estimate, CountsEstimate):
         return _gof_check(common, estimate, prediction)
     if isinstance(estimate, ExactEstimate):
@@ -129,6 +146,77 @@ def _z_check(common: dict, est: ScalarEstimate, pred: Prediction) -> Check:
         statistic=z,
         dof=None,
         tolerance=tol,
+        note=note,
+        n=est.n,
+        **common,
+    )
+
+
+def _vector_check(common: dict, est: VectorEstimate, pred: Prediction) -> Check:
+    """All entries at once: Hotelling's T^2 with the estimated joint covariance.
+
+    ``T^2 = e^T C^-1 e`` (``e`` the deviations beyond each entry's tolerance, ``C`` the covariance
+    of the estimate vector); with ``k`` entries and ``n`` samples, ``T^2 (n-k) / (k (n-1))`` follows
+    F(k, n-k) under the prediction. When the covariance cannot be inverted (``n <= k`` or a
+    degenerate entry) the test falls back to the largest |z| with a Bonferroni correction.
+    The record shows the entry with the largest |z|.
+    """
+    values = np.asarray(est.values, float)
+    predicted = np.broadcast_to(np.asarray(pred.value, float), values.shape)
+    tol = np.broadcast_to(np.asarray(pred.tolerance, float), values.shape)
+    se = est.se
+    dev = values - predicted
+    excess = np.sign(dev) * np.maximum(np.abs(dev) - tol, 0.0)
+    k = values.size
+    note = ""
+    if not (np.all(np.isfinite(values)) and np.all(np.isfinite(predicted))) or np.any(se <= 0):
+        bad = "the prediction" if not np.all(np.isfinite(predicted)) else "the estimate"
+        if np.all(np.isfinite(values)) and np.all(np.isfinite(predicted)):
+            bad = "a standard error"
+            note = f"{bad} is zero: nothing to test against"
+        else:
+            note = f"{bad} has entries that are not finite numbers"
+        return Check(
+            kind="statistical",
+            estimate=None,
+            se=None,
+            predicted=None,
+            z=None,
+            p_value=None,
+            statistic=None,
+            dof=float(k),
+            tolerance=float(tol.max()),
+            note=note,
+            n=est.n,
+            **common,
+        )
+    z = excess / se
+    worst = int(np.argmax(np.abs(z)))
+    statistic = None
+    p_value = None
+    if est.n > k + 1:
+        try:
+            t2 = float(excess @ np.linalg.solve(est.cov, excess))
+            if np.isfinite(t2) and t2 >= 0:
+                statistic = t2
+                f = t2 * (est.n - k) / (k * (est.n - 1))
+                p_value = float(stats.f.sf(f, k, est.n - k))
+        except np.linalg.LinAlgError:
+            pass
+    if p_value is None:
+        p_value = float(min(1.0, k * 2.0 * stats.norm.sf(abs(z[worst]))))
+        note = "covariance not invertible: largest |z| with Bonferroni over entries"
+    note = _join(note, f"largest deviation at {est.index_name} = {est.index[worst]:g} of {k}")
+    return Check(
+        kind="statistical",
+        estimate=_finite(values[worst]),
+        se=_finite(se[worst]),
+        predicted=_finite(predicted[worst]),
+        z=_finite(z[worst]),
+        p_value=p_value,
+        statistic=statistic,
+        dof=float(k),
+        tolerance=float(tol[worst]),
         note=note,
         n=est.n,
         **common,

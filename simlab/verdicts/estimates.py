@@ -30,6 +30,26 @@ class ScalarEstimate:
 
 
 @dataclass(frozen=True)
+class VectorEstimate:
+    """Estimates of one quantity along an index (per layer, say) with their joint covariance.
+
+    ``cov`` is the covariance matrix of the estimate vector (not of one sample), from per-sample
+    co-moments, so correlations between the entries (layers of one network) are honest. ``index``
+    holds the index values (``l = 1..L``) and ``index_name`` their claim name.
+    """
+
+    values: np.ndarray
+    cov: np.ndarray
+    n: int
+    index: np.ndarray
+    index_name: str = "l"
+
+    @property
+    def se(self) -> np.ndarray:
+        return np.sqrt(np.clip(np.diag(self.cov), 0.0, None))
+
+
+@dataclass(frozen=True)
 class CountsEstimate:
     """Observed counts of an integer outcome over ``support`` (beyond it: ``overflow``)."""
 
@@ -69,4 +89,9 @@ class Prediction:
 
     value: float | np.ndarray
     holds: str = EXACT_IN_EXPECTATION
-    tolerance: float = 0.0
+    tolerance: float | np.ndarray = 0.0
+    #: what the verdict should be: "pass" for a true claim, "fail" for a known-false one kept as a
+    #: negative control (Poisson at small M, say), "either" where the run cannot tell
+    expect: str = "pass"
+    #: names this prediction when a quantity has several built-in ones (shown as the expression)
+    label: str = ""

@@ -151,8 +151,8 @@ def pool_bins(expected: ArrayLike, min_expected: float = 5.0) -> np.ndarray:
         take_left = has_left and (not has_right or sums[centre - 1] <= sums[centre + 1])
         other = centre - 1 if take_left else centre + 1
         lo, hi = min(centre, other), max(centre, other)
-        groups[lo:hi + 1] = [[groups[lo][0], groups[hi][1]]]
-        sums[lo:hi + 1] = [sums[lo] + sums[hi]]
+        groups[lo : hi + 1] = [[groups[lo][0], groups[hi][1]]]
+        sums[lo : hi + 1] = [sums[lo] + sums[hi]]
         centre = lo
     labels = np.empty(n_bins, dtype=np.int64)
     for g, (a, b) in enumerate(groups):
@@ -238,9 +238,7 @@ def chi_square_gof(
     return GofResult(statistic, dof, p_value, tv, n_int, n_pooled, method)
 
 
-def empirical_tv_noise_floor(
-    expected_probs: ArrayLike, n: int, *, method: str = "exact"
-) -> float:
+def empirical_tv_noise_floor(expected_probs: ArrayLike, n: int, *, method: str = "exact") -> float:
     """Expected empirical TV distance from the true law, for ``n`` observations of that law.
 
     Even when the prediction is exactly right, the empirical frequencies ``O_k / n`` scatter around

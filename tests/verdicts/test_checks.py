@@ -124,3 +124,37 @@ def test_effect_resolution_has_the_stated_power():
     crit = stats.chi2.isf(0.001, 5)
     assert stats.ncx2.sf(crit, 5, 1000 * w * w) == pytest.approx(0.9, abs=1e-6)
     assert math.isclose(chi_square_effect_resolution(5, 4000, 0.001), w / 2, rel_tol=1e-6)
+
+
+def _vector(values, cov, predicted, n=10_000, tolerance=0.0):
+    from simlab.verdicts.estimates import VectorEstimate
+
+    est = VectorEstimate(np.asarray(values, float), np.asarray(cov, float), n, np.arange(1, 4))
+    return make_check(experiment="e", quantity="q", params={}, source="builtin", expression="",
+                      estimate=est, prediction=Prediction(predicted, tolerance=tolerance))
+
+
+def test_vector_check_uses_the_joint_covariance():
+    # Two strongly correlated entries that both sit +1.5 SE high are jointly unremarkable when
+    # positively correlated, but a +1.5 / -1.5 split is far off the correlated direction.
+    cov = 1e-4 * np.array([[1.0, 0.95, 0.0], [0.95, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    same = _vector([1.015, 1.015, 1.0], cov, 1.0)
+    split = _vector([1.015, 0.985, 1.0], cov, 1.0)
+    assert same.dof == 3 and split.p_value < 1e-6 < same.p_value
+    assert split.statistic == pytest.approx(
+        np.array([0.015, -0.015, 0]) @ np.linalg.solve(cov, [0.015, -0.015, 0]))
+
+
+def test_vector_check_records_the_worst_entry_and_honours_tolerances():
+    cov = 1e-4 * np.eye(3)
+    c = _vector([1.0, 1.05, 1.0], cov, 1.0)
+    assert c.estimate == pytest.approx(1.05) and "l = 2" in c.note
+    assert _vector([1.0, 1.05, 1.0], cov, 1.0, tolerance=0.06).p_value == pytest.approx(1.0)
+
+
+def test_a_negative_control_that_fails_is_as_expected():
+    wrong = make_check(experiment="e", quantity="q", params={}, source="builtin", expression="",
+                       estimate=ScalarEstimate(1.0, 0.001, 1000),
+                       prediction=Prediction(1.1, expect="fail"))
+    (c,) = decide([wrong], alpha=0.001)
+    assert c.verdict == "fail" and c.as_expected
