@@ -230,7 +230,9 @@ def count_kept(
         Keep probability in [0, 1].
     method : {"auto", "plain", "bytes", "geometric", "geometric_dropped"}
         How units are decided (see the module docstring). ``auto`` takes
-        :func:`choose_method` ``(q)``. Every method is exact; they differ in speed.
+        :func:`choose_method` ``(q)``. ``bytes`` is exact for the double ``q``; ``plain`` and
+        the geometric skips are exact up to double rounding (about 1e-16 in the keep
+        probability); they differ in speed.
     chunk_units : int
         Upper bound on the number of elements of any working array (units, bytes or gaps);
         memory stays bounded whatever ``n_trials * n_units``.
@@ -292,30 +294,48 @@ def _fixed_bytes(
 ) -> np.ndarray:
     """Byte comparison, laid out units x trials so that the per-trial sum is a few vector adds.
 
-    Summing a (units, trials) block over axis 0 adds whole rows of trials with SIMD; summing the
-    transposed layout over its short rows costs a reduction call per trial, several times slower.
-    Blocks have at most 255 unit rows so that a ``uint8`` accumulator cannot overflow.
+    A block is ``rows`` (at most 255, so that a ``uint8`` accumulator cannot overflow) by
+    ``trials * cols``: each trial owns ``cols`` adjacent columns, i.e. ``rows * cols`` of its
+    units. Summing over axis 0 adds whole rows with SIMD (summing short rows of the transposed
+    layout costs a reduction call per trial, several times slower); the ``cols`` partial sums of a
+    trial are then added. Many trials give ``cols = 1``; few trials with many units get wide
+    blocks instead of many tiny ones.
     """
     first, rest = digits[0], digits[1:]
     counts = np.zeros(n_trials, dtype=np.int64)
-    unit_block = min(n_units, _MAX_UINT8_ROWS, work)
-    trial_block = max(1, min(n_trials, work // unit_block))
-    flags = np.empty(unit_block * trial_block, dtype=bool)
+    rows = min(n_units, _MAX_UINT8_ROWS, work)
+    trial_block = max(1, min(n_trials, work // rows))
+    cols = max(1, min(n_units // rows, work // (rows * trial_block)))
+    flags = np.empty(rows * trial_block * cols, dtype=bool)
     for t0 in range(0, n_trials, trial_block):
         t1 = min(n_trials, t0 + trial_block)
-        for u0 in range(0, n_units, unit_block):
-            rows = min(unit_block, n_units - u0)
-            shape = (rows, t1 - t0)
-            u = _random_bytes(rng, rows * (t1 - t0)).reshape(shape)
+        n_block = t1 - t0
+        done = 0
+        while done < n_units:
+            left = n_units - done
+            # Full blocks, then whole columns of the remainder, then a last short column.
+            r, c = (rows, cols) if left >= rows * cols else (rows, left // rows)
+            if left < rows:
+                r, c = left, 1
+            shape = (r, n_block * c)
+            u = _random_bytes(rng, r * n_block * c).reshape(shape)
             block = flags[: u.size].reshape(shape)
             np.less(u, first, out=block)
-            counts[t0:t1] += np.add.reduce(block.view(np.uint8), axis=0, dtype=np.uint8)
+            counts[t0:t1] += _per_trial(block, n_block, c)
             if rest:
                 # Units whose byte equals q's first digit are still undecided (1/256 of them).
                 np.equal(u, first, out=block)
-                ties = np.add.reduce(block.view(np.uint8), axis=0, dtype=np.uint8)
-                counts[t0:t1] += _resolve_ties(rng, ties, rest)
+                counts[t0:t1] += _resolve_ties(rng, _per_trial(block, n_block, c), rest)
+            done += r * c
     return counts
+
+
+def _per_trial(block: np.ndarray, n_block: int, cols: int) -> np.ndarray:
+    """Flags of a (rows <= 255, trials * cols) block summed per trial."""
+    sums = np.add.reduce(block.view(np.uint8), axis=0, dtype=np.uint8)
+    if cols == 1:
+        return sums
+    return sums.reshape(n_block, cols).sum(axis=1, dtype=np.int64)
 
 
 def _fixed_geometric(

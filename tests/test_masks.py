@@ -119,7 +119,7 @@ TIE_CASES = [
 
 
 def tie_draws() -> list[list[int]]:
-    """The bytes of TIE_CASES as the levels draw them: level j gets the j-th byte of each tied unit."""
+    """The bytes of TIE_CASES as the levels draw them: level j takes byte j of each tied unit."""
     levels: list[list[int]] = []
     for level in range(3):
         row = [seq[level] for seq, _ in TIE_CASES if len(seq) > level]
@@ -237,7 +237,9 @@ def test_thinning_law(method, q):
     dropped = m - k
     for counts, mean in ((k, lam * q), (dropped, lam * (1 - q))):
         kmax = int(mean + 12 * np.sqrt(mean) + 12)
-        result = chi_square_gof(histogram(counts, kmax + 1), stats.poisson.pmf(np.arange(kmax + 1), mean))
+        result = chi_square_gof(
+            histogram(counts, kmax + 1), stats.poisson.pmf(np.arange(kmax + 1), mean)
+        )
         assert result.p_value > 1e-6, (mean, result)
         assert_moments(counts, mean, mean, mean + 3 * mean**2)  # Poisson: mu4 = lam + 3 lam^2
     # K and M - K are independent: their covariance is 0 within 5 SE (SE = sqrt(var K var D / n)).
@@ -341,6 +343,30 @@ def test_geometric_skipping_continues_exactly_across_batches(method):
     assert abs((k - q * m).mean()) < 5 * np.sqrt(2_000 * q * (1 - q) / n_trials)
 
 
+def test_bytes_wide_blocks_and_remainders():
+    # Each trial's units go in 4 columns of 255 rows per block (5 full blocks), then 2 columns,
+    # then a last short column of 103 rows: every branch of the block layout is used.
+    n_trials, n_units = 4_000, 255 * 22 + 103
+    counts = count_kept(
+        np.random.default_rng(27),
+        n_trials,
+        n_units,
+        0.3,
+        method="bytes",
+        chunk_units=n_trials * 255 * 4,
+    )
+    assert_moments(counts, *binomial_moments(n_units, 0.3))
+
+
+def test_few_trials_many_units_is_fast():
+    rng = np.random.default_rng(28)
+    t0 = time.perf_counter()
+    counts = count_kept(rng, 2, 3 * 10**7 + 17, 0.3, method="bytes")
+    assert time.perf_counter() - t0 < 2.0  # wide blocks, not 10**5 blocks of 255 x 2
+    n = 3 * 10**7 + 17
+    assert np.all(np.abs(counts - 0.3 * n) < 5 * np.sqrt(n * 0.21))
+
+
 def test_thinning_small_chunks_cut_trials():
     rng = np.random.default_rng(22)
     m, k = count_kept_thinning(rng, 5_000, 40.0, 0.4, method="bytes", chunk_units=97)
@@ -360,14 +386,15 @@ def test_huge_sparse_problem_is_fast():
 
 @pytest.mark.parametrize(
     ("method", "n_trials", "n_units", "q"),
-    [("bytes", 2_000, 20_000, 0.3), ("plain", 200, 20_000, 0.3), ("geometric", 500, 10**6, 0.01)],
+    [("bytes", 1_000, 20_000, 0.3), ("plain", 200, 20_000, 0.3), ("geometric", 500, 10**6, 0.01)],
 )
 def test_memory_is_bounded_by_chunk(method, n_trials, n_units, q):
     chunk = 1 << 14
     tracemalloc.start()
     try:
-        count_kept(np.random.default_rng(24), n_trials, n_units, q, method=method,
-                   chunk_units=chunk)
+        count_kept(
+            np.random.default_rng(24), n_trials, n_units, q, method=method, chunk_units=chunk
+        )
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -137,6 +137,20 @@ def test_forward_and_backward_match_the_naive_loop():
         np.testing.assert_allclose(fwd.h_last[i], hs[-1], rtol=1e-13, atol=1e-14)
 
 
+def test_relu_derivative_at_zero_is_zero_for_z_and_masks():
+    """A zero input with no bias makes every z_l exactly 0 (a dead network): relu'(0) = 0, so
+    no gradient reaches below the top, whether backward_signal is given z or masks."""
+    rng = np.random.default_rng(8)
+    ws, _ = nw.draw_network(rng, (3, 4, 5), "kaiming")
+    fwd = nw.forward(np.zeros((1, 3)), ws, keep="z")
+    g = np.ones((1, 5))
+    for patterns in (fwd.z, [z > 0 for z in fwd.z]):
+        r = nw.backward_signal(patterns, ws, g).r
+        np.testing.assert_array_equal(r[0], [0.0, 0.0, 1.0])
+    grads = nw.mlp_loss_and_grads(np.zeros((1, 3)), np.eye(5)[:1], ws)
+    assert not np.any(grads.delta[0]) and not np.any(grads.dh[0])
+
+
 def test_stacked_networks_broadcast_like_separate_ones():
     rng = np.random.default_rng(2)
     widths = (4, 6, 5)
@@ -250,3 +264,7 @@ def test_finite_differences_on_a_wider_net_with_a_subset_of_weights():
         assert fd.valid["dW"][k].sum() == 50 and np.isnan(fd.dW[k]).sum() == ws[k].size - 50
     errors = _relative_errors(analytic, fd)
     assert max(e for e, _ in errors.values()) < 1e-6
+    for name in nw.MLPGradients.QUANTITIES:  # the stated rounding bound holds
+        quantities = (getattr(analytic, name), getattr(fd, name), fd.valid[name])
+        for a, f, ok in zip(*quantities, strict=True):
+            assert np.all(np.abs(a - f)[ok] <= 1e-7 * np.abs(a)[ok] + fd.rounding)

@@ -106,6 +106,20 @@ def test_hanin_rolnick_product_by_hand():
     assert mf.hanin_rolnick_second_moment((1, 5)) == pytest.approx(2.0)
 
 
+def test_norm_ratio_moments():
+    widths = (4, 10, 12, 10)
+    assert mf.norm_ratio_moment(widths, 0) == 1.0
+    assert mf.norm_ratio_moment(widths, 1) == pytest.approx(1.0, rel=1e-14)
+    assert mf.norm_ratio_moment(widths, 2) == pytest.approx(
+        mf.hanin_rolnick_second_moment(widths), rel=1e-14
+    )
+    # width 1: Y = 2 chi2_1 with probability 1/2, else 0: E[Y^3] = 8 * 15 / 2 = 60
+    assert mf.norm_ratio_moment((3, 1), 3) == pytest.approx(60.0, rel=1e-14)
+    assert mf.norm_ratio_moment((3, 1, 1), 3) == pytest.approx(3600.0, rel=1e-14)
+    with pytest.raises(ValueError, match="k"):
+        mf.norm_ratio_moment(widths, -1)
+
+
 @pytest.mark.parametrize("rho", [-1.0, -0.9, -0.3, 0.0, 0.2, 0.6, 0.95, 0.999, 1.0])
 def test_arccos_map_against_quadrature(rho):
     """E[relu(u) relu(v)] / E[relu(u)^2] for a standard Gaussian pair, integrated numerically.
@@ -228,7 +242,7 @@ def test_backward_dead_layer_deficit_at_tiny_width_without_bias():
     widths = (4, 4, 4, 4, 4)
     _, r_net = _simulate_q_r(rng, widths, "kaiming", "normal", 1.0, 0.0, 60_000, 2)
     r, se = _mean_se(r_net)
-    alive = np.prod([1 - 2.0 ** -n for n in widths[1:-1]])
+    alive = np.prod([1 - 2.0**-n for n in widths[1:-1]])
     pred = mf.backward_r(widths, "kaiming")[-2]
     assert abs(r[-2] - pred * alive) < 5 * se[-2]
     assert abs(r[-2] - pred) > 10 * se[-2]  # the deficit (~18%) is real and resolved
