@@ -222,9 +222,15 @@ class Dropout(Experiment):
         edges_after = edges_before / q if point["rescale"] else edges_before
         sampler = DropoutSampler(point, weights, (edges_before, edges_after))
 
+        # The convergence trace is kept at geometrically spaced sample counts, so its size grows
+        # with log(samples), not with the number of chunks.
         trace: list[tuple[int, np.ndarray, np.ndarray]] = []
+        next_mark = [0.0]
 
         def record(acc: DropoutStats, n: int) -> None:
+            if n < next_mark[0] and n < ctx.samples:
+                return
+            next_mark[0] = n * 1.2
             est = acc.estimates()
             trace.append(
                 (

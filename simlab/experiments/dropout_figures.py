@@ -96,7 +96,7 @@ def _moments_figure(points, folder, formats):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     ax = axes[0, 2]
-    offsets = np.linspace(-0.012, 0.012, 7) * (np.ptp(xs) or 1.0)
+    offsets = np.linspace(-0.035, 0.035, 6) * (np.ptp(xs) or 1.0)
     for i, name in enumerate(
         ("mean_before", "second_before", "var_before", "mean_after", "second_after", "var_after")
     ):
@@ -156,23 +156,34 @@ def _laws_figure(points, folder, formats):
         grid = np.linspace(hist.edges[0], hist.edges[-1], 400)
         ax.plot(grid, density(grid), color="C3", **THEORY_STYLE, label="analytic density")
         zero_frac = hist.below / total
-        bar_w = widths[0] * 1.5
+        # The point mass dwarfs the density after dropout; the axis is scaled for the density and
+        # the (clipped) bar at 0 carries its probability as text.
+        top = 1.3 * max(float(np.max(density(grid))), float(dens.max()))
+        bar_w = widths[0] * 2.0
         ax.bar(
             -bar_w,
-            zero_frac,
+            min(zero_frac, 0.92 * top),
             width=bar_w,
             color="C0",
             alpha=0.35,
-            label=f"simulated P(0) = {zero_frac:.4f}",
+            label="simulated P(0) (bar, clipped)",
         )
         ax.plot(
             [-bar_w],
-            [mass],
+            [min(mass, 0.92 * top)],
             marker="D",
             color="C3",
             ls="none",
-            label=f"analytic point mass P(0) = {mass:.4f}",
+            label="analytic P(0)",
         )
+        ax.annotate(
+            f"P(0): simulated {zero_frac:.4f}\n          analytic {mass:.4f}",
+            xy=(-bar_w, 0.92 * top),
+            xytext=(hist.edges[-1] * 0.35, 0.8 * top),
+            fontsize=8,
+            arrowprops=dict(arrowstyle="->", lw=0.8),
+        )
+        ax.set_ylim(0, top)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("density  (bar at 0: probability)")
         ax.set_title(title)
