@@ -286,6 +286,29 @@ def check_command(
     )
 
 
+@cli.command("report", context_settings=CONTEXT)
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The HTML file to write (default: report.html in the only RUN_DIR).",
+)
+@click.option("--title", default=None, help="The page title.")
+def report_command(run_dirs: tuple[Path, ...], output: Path | None, title: str | None) -> None:
+    """Write one self-contained HTML report (figures embedded) for one or more run folders."""
+    from simlab.report import write_report
+
+    if output is None:
+        if len(run_dirs) != 1:
+            raise SimlabInputError("-o: required when more than one RUN_DIR is given")
+        output = run_dirs[0] / "report.html"
+    path = write_report(list(run_dirs), output, title)
+    click.echo(f"report: {path}", err=True)
+
+
 @cli.command("list", context_settings=CONTEXT)
 def list_command() -> None:
     """Experiments, their parameters (defaults, allowed values) and quantities."""

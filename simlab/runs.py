@@ -23,6 +23,7 @@ from simlab.output import (
     write_json,
     write_yaml,
 )
+from simlab.report import write_report
 from simlab.runner import ExperimentRun, RunSpec, decide_runs, simulate
 
 
@@ -130,6 +131,7 @@ def execute(
                 figures += [str(p.relative_to(folder.path)) for p in paths]
         doc["figures"] = figures
         write_json(folder.path / "results.json", doc)
+        write_report([folder.path], folder.path / "report.html", title or f"simlab {label}")
     if as_json:
         sys.stdout.write(
             json.dumps(json.loads((folder.final / "results.json").read_text()), indent=2) + "\n"

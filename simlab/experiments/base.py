@@ -78,6 +78,8 @@ class Experiment(ABC):
     budgets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: the built-in claims' formulas in words, by quantity, for tables and reports
     formulas: ClassVar[Mapping[str, str]] = {}
+    #: by figure file stem: the heading of the figure in the report (the claim and its formula)
+    figure_captions: ClassVar[Mapping[str, str]] = {}
 
     def param(self, name: str) -> Param:
         return next(p for p in self.params if p.name == name)

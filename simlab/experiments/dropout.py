@@ -188,6 +188,16 @@ class Dropout(Experiment):
         "var_after": "E[h^2]/q - E[h]^2 (inverted)",
         "cov_after": "0 (independent masks and units)",
     }
+    figure_captions = {
+        "dropout_moments": "Moments of h = relu(z) before and after inverted dropout: "
+        "E[h] = μΦ(μ/s) + sφ(μ/s), E[h²] = (μ² + s²)Φ(μ/s) + μsφ(μ/s), E[h̃] = E[h], "
+        "E[h̃²] = E[h²]/q, so Var(h̃) = 1/(2(1−p)) − 1/(2π) at μ = 0, s = 1",
+        "dropout_laws": "The law of one unit: a point mass P(h = 0) = Φ(−μ/s) plus a normal "
+        "density for h > 0; after dropout P(h̃ = 0) = p + qΦ(−μ/s) and the kept part is "
+        "stretched by 1/q",
+        "dropout_convergence": "Monte Carlo error against samples: |estimate − theory| "
+        "falls like the standard error, ∝ 1/√n",
+    }
     budgets = {
         "quick": {"p": [0.1, 0.5, 0.8], "samples": 100_000},
         "standard": {"p": [0.1, 0.3, 0.5, 0.7], "samples": 1_000_000},

@@ -1,0 +1,194 @@
+"""The HTML report: one self-contained page (figures embedded) per run, or over several runs.
+
+It reads only what a run folder holds (results.json and the figure files), so a report can be made
+again later from kept folders: ``simlab report RUN_DIR... -o report.html``. No script, font or
+image is fetched from anywhere: the page opens in a browser with no network.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+from simlab.errors import SimlabInputError
+
+_MIME = {".png": "image/png", ".svg": "image/svg+xml", ".pdf": None}
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
+max-width:1200px;
+color:#1b1f24;padding:0 1em}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
+.summary{font-size:1.15em;padding:.6em 1em;border-radius:6px;margin:1em 0}
+.ok{background:#e7f6ea;border:1px solid #6cc17a}.bad{background:#fdecea;border:1px solid #e0736a}
+table{border-collapse:collapse;font-size:.85em;width:100%}
+th,td{border-bottom:1px solid #e4e4e4;padding:.3em .5em;text-align:left;vertical-align:top}
+th{background:#f4f5f7;position:sticky;top:0}
+td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
+.pass{color:#137b2c;font-weight:600}.fail{color:#b3261e;font-weight:600}
+.undefined{color:#946200;font-weight:600}
+figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}
+figcaption{font-size:.95em;margin:.4em 0;color:#333}
+.meta{color:#666;font-size:.85em}.note{color:#555;font-size:.85em}
+code{background:#f4f5f7;padding:0 .25em;border-radius:3px}
+"""
+
+
+def _load(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "results.json"
+    try:
+        return json.loads(path.read_text())
+    except OSError:
+        raise SimlabInputError(f"RUN_DIR: {str(run_dir)!r} has no readable results.json") from None
+    except json.JSONDecodeError as exc:
+        raise SimlabInputError(f"{path}: not valid JSON ({exc.msg})") from None
+
+
+def _fmt(x: Any, digits: int = 5) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.{digits}g}"
+    return html.escape(str(x))
+
+
+def _measured(c: dict[str, Any]) -> str:
+    if c["kind"] == "statistical":
+        return f"{_fmt(c['estimate'])} ± {_fmt(c['se'], 2)}"
+    if c["kind"] == "distribution":
+        return f"TV {_fmt(c['estimate'], 3)}"
+    return f"max rel. error {_fmt(c['estimate'], 2)}"
+
+
+def _statistic(c: dict[str, Any]) -> str:
+    if c["kind"] == "statistical" and c.get("z") is not None:
+        return f"z = {c['z']:+.2f}"
+    if c["kind"] == "distribution" and c.get("statistic") is not None:
+        return f"χ² = {c['statistic']:.1f} ({c['dof']:g} dof)"
+    return "—"
+
+
+def _resolution(c: dict[str, Any]) -> str:
+    r = c.get("resolution")
+    if r is None or c["kind"] == "exact":
+        return f"tol {_fmt(c.get('tolerance'), 2)}" if c["kind"] == "exact" else "—"
+    if c.get("resolution_kind") == "relative":
+        return f"{r:.2%}"
+    if c["kind"] == "distribution":
+        return f"w = {r:.2g}"
+    return f"{r:.2g} (abs.)"
+
+
+def _checks_table(checks: list[dict[str, Any]]) -> str:
+    rows = []
+    for c in checks:
+        setting = ", ".join(f"{k}={v}" for k, v in c["params"].items()) or "—"
+        claim = html.escape(c["quantity"])
+        if c.get("expression"):
+            claim += f" = <code>{html.escape(c['expression'])}</code>"
+        verdict = c.get("verdict") or "undefined"
+        shown = verdict + (
+            " (expected)" if c.get("expected") == "fail" and verdict == "fail" else ""
+        )
+        rows.append(
+            f"<tr><td>{claim}</td><td>{html.escape(setting)}</td><td>{c['source']}</td>"
+            f"<td class=num>{_measured(c)}</td>"
+            f"<td class=num>{_fmt(c.get('predicted')) if c['kind'] == 'statistical' else '—'}</td>"
+            f"<td class=num>{_statistic(c)}</td><td class=num>{_fmt(c.get('p_value'), 2)}</td>"
+            f"<td class=num>{_resolution(c)}</td><td class={verdict}>{shown}</td>"
+            f"<td class=note>{html.escape(c.get('holds') or '')}"
+            f"{'<br>' + html.escape(c['note']) if c.get('note') else ''}</td></tr>"
+        )
+    head = (
+        "<tr><th>claim</th><th>setting</th><th>source</th><th>measured</th><th>predicted</th>"
+        "<th>statistic</th><th>p-value</th><th>resolution</th><th>verdict</th>"
+        "<th>holds / notes</th></tr>"
+    )
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _embed(path: Path) -> str | None:
+    mime = _MIME.get(path.suffix.lower())
+    if mime is None or not path.exists():
+        return None
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"data:{mime};base64,{data}"
+
+
+def _caption(experiment: str | None, stem: str) -> str:
+    from simlab.experiments import REGISTRY
+
+    exp = REGISTRY.get(experiment or "")
+    captions = getattr(exp, "figure_captions", {}) if exp else {}
+    return captions.get(stem, stem.replace("_", " "))
+
+
+def _experiment_of(doc: dict[str, Any], figure: str) -> str | None:
+    names = [e["experiment"] for e in doc.get("experiments", [])]
+    if len(names) == 1:
+        return names[0]
+    folder = Path(figure).parts[0] if len(Path(figure).parts) > 1 else ""
+    return next((n for n in names if n.replace(" ", "-") == folder), None)
+
+
+def render_html(run_dirs: list[Path], title: str | None = None) -> str:
+    """The report page for one or more run folders."""
+    docs = [(Path(d), _load(Path(d))) for d in run_dirs]
+    checks = [c for _, doc in docs for c in doc.get("checks", [])]
+    unexpected = sum(
+        not (
+            c.get("verdict")
+            and (c.get("expected", "pass") == "either" or c["verdict"] == c.get("expected", "pass"))
+        )
+        for c in checks
+    )
+    passed = sum(c.get("verdict") == "pass" for c in checks)
+    failed = sum(c.get("verdict") == "fail" for c in checks)
+    ok = unexpected == 0
+    title = title or "simlab report"
+    parts = [
+        f"<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<meta name=viewport content='width=device-width,initial-scale=1'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+    ]
+    verdict = "every verdict as expected" if ok else f"{unexpected} verdicts not as expected"
+    parts.append(
+        f"<div class='summary {'ok' if ok else 'bad'}'><b>{passed} passed, {failed} "
+        f"failed</b> — {len(checks)} checks; {verdict}.</div>"
+    )
+    for run_dir, doc in docs:
+        v = doc.get("versions", {})
+        parts.append(
+            f"<p class=meta>run <code>{html.escape(str(run_dir))}</code> · status "
+            f"{doc.get('status')} · started {doc.get('started')} · {doc.get('samples', 0):,} "
+            f"samples in {doc.get('wall_time', 0):.1f} s · family-wise α = {doc.get('alpha')} "
+            f"(Holm) · seed {doc.get('seed')} · simlab {v.get('simlab')}, numpy {v.get('numpy')}, "
+            f"scipy {v.get('scipy')}</p>"
+        )
+    parts.append("<h2>Checks</h2>" + _checks_table(checks))
+    parts.append("<h2>Figures</h2>")
+    for run_dir, doc in docs:
+        for figure in doc.get("figures", []):
+            src = _embed(run_dir / figure)
+            if src is None:
+                continue
+            stem = Path(figure).stem
+            caption = html.escape(_caption(_experiment_of(doc, figure), stem))
+            parts.append(
+                f"<figure><h3>{caption}</h3><img alt='{html.escape(stem)}' "
+                f"src='{src}'><figcaption class=meta>{html.escape(figure)}"
+                f"</figcaption></figure>"
+            )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(run_dirs: list[Path], out: Path, title: str | None = None) -> Path:
+    """Write the report for ``run_dirs`` to ``out``."""
+    out = Path(out)
+    out.write_text(render_html(run_dirs, title))
+    return out
