@@ -134,9 +134,12 @@ def _experiment_of(doc: dict[str, Any], figure: str) -> str | None:
     return next((n for n in names if n.replace(" ", "-") == folder), None)
 
 
-def render_html(run_dirs: list[Path], title: str | None = None) -> str:
-    """The report page for one or more run folders."""
+def render_html(
+    run_dirs: list[Path], title: str | None = None, shown_as: list[str] | None = None
+) -> str:
+    """The report page for one or more run folders (``shown_as``: the names to print for them)."""
     docs = [(Path(d), _load(Path(d))) for d in run_dirs]
+    names = shown_as or [str(d) for d in run_dirs]
     checks = [c for _, doc in docs for c in doc.get("checks", [])]
     unexpected = sum(
         not (
@@ -160,10 +163,10 @@ def render_html(run_dirs: list[Path], title: str | None = None) -> str:
         f"<div class='summary {'ok' if ok else 'bad'}'><b>{passed} passed, {failed} "
         f"failed</b> — {len(checks)} checks; {verdict}.</div>"
     )
-    for run_dir, doc in docs:
+    for name, (_, doc) in zip(names, docs, strict=True):
         v = doc.get("versions", {})
         parts.append(
-            f"<p class=meta>run <code>{html.escape(str(run_dir))}</code> · status "
+            f"<p class=meta>run <code>{html.escape(name)}</code> · status "
             f"{doc.get('status')} · started {doc.get('started')} · {doc.get('samples', 0):,} "
             f"samples in {doc.get('wall_time', 0):.1f} s · family-wise α = {doc.get('alpha')} "
             f"(Holm) · seed {doc.get('seed')} · simlab {v.get('simlab')}, numpy {v.get('numpy')}, "
@@ -187,8 +190,10 @@ def render_html(run_dirs: list[Path], title: str | None = None) -> str:
     return "\n".join(parts)
 
 
-def write_report(run_dirs: list[Path], out: Path, title: str | None = None) -> Path:
+def write_report(
+    run_dirs: list[Path], out: Path, title: str | None = None, shown_as: list[str] | None = None
+) -> Path:
     """Write the report for ``run_dirs`` to ``out``."""
     out = Path(out)
-    out.write_text(render_html(run_dirs, title))
+    out.write_text(render_html(run_dirs, title, shown_as))
     return out

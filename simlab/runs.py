@@ -131,7 +131,12 @@ def execute(
                 figures += [str(p.relative_to(folder.path)) for p in paths]
         doc["figures"] = figures
         write_json(folder.path / "results.json", doc)
-        write_report([folder.path], folder.path / "report.html", title or f"simlab {label}")
+        write_report(
+            [folder.path],
+            folder.path / "report.html",
+            title or f"simlab {label}",
+            shown_as=[str(folder.final)],
+        )
     if as_json:
         sys.stdout.write(
             json.dumps(json.loads((folder.final / "results.json").read_text()), indent=2) + "\n"
