@@ -15,10 +15,11 @@ from typing import Any
 import click
 
 from simlab import __version__
+from simlab.course import BUDGETS, budget_specs
 from simlab.errors import SimlabInputError
 from simlab.experiments import REGISTRY
 from simlab.experiments.base import Experiment
-from simlab.runner import RUN_OPTIONS, ExperimentRun, RunSpec, build_spec
+from simlab.runner import RUN_OPTIONS, ExperimentRun, build_spec
 from simlab.runs import execute
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -228,25 +229,6 @@ def run_command(
             quiet=quiet,
         )
     )
-
-
-BUDGETS = ("quick", "standard", "thorough")
-
-
-def budget_specs(budget: str, seed: int | None, workers: str | None) -> list[RunSpec]:
-    """One spec per experiment at the given budget (every built-in claim)."""
-    specs = []
-    for exp in REGISTRY.values():
-        raw = dict(exp.budgets.get(budget, {}))
-        claims = raw.pop("claims", [])
-        if seed is not None:
-            raw["seed"] = seed
-        if workers is not None:
-            raw["workers"] = workers
-        specs.append(
-            build_spec(exp, raw, claims, lambda k, e=exp: f"budget {budget}: {e.name}.{k}")
-        )
-    return specs
 
 
 @cli.command("check", context_settings=CONTEXT)

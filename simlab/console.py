@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from simlab.verdicts.checks import Check
@@ -90,20 +91,20 @@ def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
         if last is not None and c.experiment != last:
             table.add_section()
         last = c.experiment
-        claim = c.quantity if c.source == "builtin" else f"{c.quantity} = {c.expression}"
+        claim = escape(c.quantity if c.source == "builtin" else f"{c.quantity} = {c.expression}")
         verdict = c.verdict or "?"
         if c.expected == "fail":
             verdict += " (expected)" if c.verdict == "fail" else " (expected fail)"
         table.add_row(
             claim,
-            _setting(c),
+            escape(_setting(c)),
             c.source,
             _measured(c),
             _predicted(c),
             _statistic(c),
             "—" if c.p_value is None else f"{c.p_value:.2g}",
             _resolution(c),
-            f"[{_VERDICT_STYLE.get(verdict, '')}]{verdict}[/]",
+            f"[{_VERDICT_STYLE.get(c.verdict or '', 'dim')}]{verdict}[/]",
         )
     return table
 

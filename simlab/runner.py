@@ -200,18 +200,22 @@ def checks_for(spec: RunSpec, results: list[PointResult]) -> list[Check]:
     checks: list[Check] = []
     for result in results:
         setting = {k: result.params[k] for k in swept}
-        for quantity, prediction in result.predictions.items():
-            checks.append(
-                make_check(
-                    experiment=exp.name,
-                    quantity=quantity,
-                    params=setting,
-                    estimate=result.estimates[quantity],
-                    prediction=prediction,
-                    source="builtin",
-                    expression=exp.formulas.get(quantity, ""),
+        for quantity, predictions in result.predictions.items():
+            if not isinstance(predictions, list):
+                predictions = [predictions]
+            for prediction in predictions:
+                checks.append(
+                    make_check(
+                        experiment=exp.name,
+                        quantity=quantity,
+                        params=setting,
+                        estimate=result.estimates[quantity],
+                        prediction=prediction,
+                        source="builtin",
+                        expression=prediction.label or exp.formulas.get(quantity, ""),
+                        id_suffix=f"~{prediction.label}" if prediction.label else "",
+                    )
                 )
-            )
         for number, claim in enumerate(spec.claims, start=1):
             value = claim.evaluate(exp.claim_values(result, claim.quantity))
             checks.append(

@@ -13,6 +13,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from simlab.console import checks_table, notes, stderr_console, summary_counts, summary_line
 from simlab.engine.progress import get_progress
 from simlab.output import (
@@ -144,7 +146,7 @@ def execute(
     if not quiet:
         console.print(checks_table(checks, title or f"simlab {label}"))
         for line in notes(checks):
-            console.print(f"[dim]note[/] {line}")
+            console.print(f"[dim]note[/] {escape(line)}")
     console.print(summary_line(checks, specs[0].alpha, seconds))
     console.print(f"run folder: {folder.final}")
     if not complete:

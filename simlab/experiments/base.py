@@ -27,6 +27,18 @@ Estimate = ScalarEstimate | VectorEstimate | CountsEstimate | ExactEstimate
 
 
 @dataclass(frozen=True)
+class WrongClaim:
+    """A known-wrong formula, tempting for a stated reason: the power library of ``calibrate``.
+
+    ``params`` are values (over the budget's) at which the claim is meant, e.g. a small ``M``.
+    """
+
+    claim: str
+    why: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Quantity:
     """A measured quantity: its name (used in claims), its kind, and what it means."""
 
@@ -78,6 +90,8 @@ class Experiment(ABC):
     budgets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     #: the built-in claims' formulas in words, by quantity, for tables and reports
     formulas: ClassVar[Mapping[str, str]] = {}
+    #: known-wrong formulas that a run at the standard budget must reject (see ``calibrate``)
+    known_wrong: ClassVar[tuple[WrongClaim, ...]] = ()
     #: by figure file stem: the heading of the figure in the report (the claim and its formula)
     figure_captions: ClassVar[Mapping[str, str]] = {}
 

@@ -22,7 +22,7 @@ import numpy as np
 from simlab.engine.executor import ChunkPlan, run_chunks
 from simlab.engine.seeding import setup_rng
 from simlab.errors import SimlabInputError
-from simlab.experiments.base import Experiment, PointContext, PointResult, Quantity
+from simlab.experiments.base import Experiment, PointContext, PointResult, Quantity, WrongClaim
 from simlab.masks import bernoulli_mask
 from simlab.params import Param, count
 from simlab.stats import CoMoments, Histogram, Moments
@@ -188,6 +188,16 @@ class Dropout(Experiment):
         "var_after": "E[h^2]/q - E[h]^2 (inverted)",
         "cov_after": "0 (independent masks and units)",
     }
+    known_wrong = (
+        WrongClaim(
+            "var_after=(1/2 - 1/(2*pi))/(1-p)",
+            "Var(h)/(1-p): scales the variance like the second moment and ignores the mean term",
+        ),
+        WrongClaim(
+            "second_after=(1/2)/(1-p)**2",
+            "divides by q twice: forgets that E[m^2] = E[m] = 1-p for a Bernoulli mask",
+        ),
+    )
     figure_captions = {
         "dropout_moments": "Moments of h = relu(z) before and after inverted dropout: "
         "E[h] = μΦ(μ/s) + sφ(μ/s), E[h²] = (μ² + s²)Φ(μ/s) + μsφ(μ/s), E[h̃] = E[h], "

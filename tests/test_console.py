@@ -1,0 +1,22 @@
+"""The terminal table renders every kind of check, including text rich would read as markup."""
+
+from rich.console import Console
+
+from simlab.console import checks_table, summary_counts
+from simlab.verdicts.checks import decide, make_check
+from simlab.verdicts.estimates import Prediction, ScalarEstimate
+
+
+def _check(predicted, expect="pass", quantity="q"):
+    return make_check(experiment="e", quantity=quantity, params={"x": "[a]"},
+                      estimate=ScalarEstimate(1.0, 0.001, 100), prediction=Prediction(
+                          predicted, expect=expect), source="builtin", expression="")
+
+
+def test_table_renders_controls_and_bracketed_text():
+    checks = decide([_check(1.0), _check(2.0, expect="fail", quantity="dY[:, j]")], 0.001)
+    console = Console(record=True, width=200)
+    console.print(checks_table(checks))
+    text = console.export_text()
+    assert "fail (expected)" in text and "dY[:, j]" in text and "x=[a]" in text
+    assert summary_counts(checks)["unexpected"] == 0
