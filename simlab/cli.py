@@ -268,6 +268,112 @@ def check_command(
     )
 
 
+@cli.command("calibrate", context_settings=CONTEXT)
+@click.option("--budget", type=click.Choice(BUDGETS), default="quick", show_default=True)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Independent reruns of the course.",
+)
+@click.option("--first-seed", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.001,
+    show_default=True,
+    help="The declared family-wise error rate.",
+)
+@click.option(
+    "--alpha-wide",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="A larger rate at which false alarms are frequent enough to measure.",
+)
+@click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
+@output_options
+def calibrate_command(
+    budget: str,
+    seeds: int,
+    first_seed: int,
+    alpha: float,
+    alpha_wide: float,
+    workers: str | None,
+    out: Path | None,
+    formats: str,
+    no_plots: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Measure false alarms on correct claims and power against known-wrong formulas."""
+    import json as _json
+
+    from rich.table import Table
+
+    from simlab.calibrate import calibrate, figures
+    from simlab.console import stderr_console
+    from simlab.engine.progress import get_progress
+    from simlab.output import RunFolder, versions, write_json
+
+    fmts = _formats(formats)
+    folder = RunFolder("calibrate", out)
+    with get_progress(not quiet) as progress:
+        cal = calibrate(
+            budget,
+            list(range(first_seed, first_seed + seeds)),
+            alpha,
+            alpha_wide,
+            workers,
+            progress,
+        )
+    doc = {"versions": versions(), **cal.as_dict()}
+    with folder:
+        write_json(folder.path / "calibration.json", doc)
+        if not no_plots:
+            figures(cal, folder.path, fmts)
+    console = stderr_console()
+    n = len(cal.seeds)
+    table = Table(title=f"simlab calibrate --budget {budget}: {n} seeds", title_justify="left")
+    for col in ("what", "measured", "95% CI", "target"):
+        table.add_column(col)
+    lo, hi = doc["false_alarm_rate_ci95"]
+    table.add_row(
+        f"runs with a false alarm at α={alpha:g}",
+        f"{cal.false_alarms}/{n}",
+        f"[{lo:.3f}, {hi:.3f}]",
+        f"≤ {alpha:g}",
+    )
+    lo, hi = doc["false_alarm_rate_wide_ci95"]
+    table.add_row(
+        f"runs with a false alarm at α={alpha_wide:g}",
+        f"{cal.false_alarms_wide}/{n}",
+        f"[{lo:.3f}, {hi:.3f}]",
+        f"≈ {alpha_wide:g} or less",
+    )
+    table.add_row(
+        "p-values of correct checks vs uniform (KS)",
+        f"D = {doc['p_value_ks_statistic']:.3f}, p = {doc['p_value_ks_p']:.2g}",
+        f"{doc['p_values_tested']} p-values",
+        "p not tiny",
+    )
+    for w in doc["wrong_formulas"]:
+        lo, hi = w["power_ci95"]
+        z = "—" if w["min_abs_z"] is None else f"min |z| {w['min_abs_z']:.1f}"
+        table.add_row(
+            f"power: {w['claim']}  ({w['experiment']})",
+            f"{w['rejected']}/{w['runs']}  {z}",
+            f"[{lo:.3f}, {hi:.3f}]",
+            "≥ 0.99",
+        )
+    if not quiet:
+        console.print(table)
+    console.print(f"calibration folder: {folder.final}")
+    if as_json:
+        click.echo(_json.dumps(doc, indent=2))
+
+
 @cli.command("report", context_settings=CONTEXT)
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
