@@ -27,6 +27,7 @@ from simlab.output import (
 )
 from simlab.report import write_report
 from simlab.runner import ExperimentRun, RunSpec, decide_runs, simulate
+from simlab.verdicts.estimates import ScalarEstimate, VectorEstimate
 
 
 def results_document(
@@ -41,8 +42,15 @@ def results_document(
         for pt in run.points:
             estimates = {}
             for name, est in pt.estimates.items():
-                if hasattr(est, "se"):
+                if isinstance(est, ScalarEstimate):
                     estimates[name] = {"value": est.value, "se": est.se, "n": est.n}
+                elif isinstance(est, VectorEstimate):
+                    estimates[name] = {
+                        est.index_name: est.index,
+                        "value": est.values,
+                        "se": est.se,
+                        "n": est.n,
+                    }
             points.append(
                 {
                     "params": pt.params,

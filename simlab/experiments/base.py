@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
+from simlab.engine.executor import ChunkPlan, ChunkRun, run_chunks
 from simlab.engine.progress import NullProgress
 from simlab.params import Param
 from simlab.verdicts.estimates import (
@@ -58,6 +61,24 @@ class PointContext:
     workers: int
     target_se: float | None = None
     progress: NullProgress = field(default_factory=NullProgress)
+
+    def run(
+        self,
+        sampler: Callable[[np.random.Generator, int], Any],
+        label: str,
+        **options: Any,
+    ) -> ChunkRun:
+        """Run ``sampler`` over this point's chunks (``options`` go to ``run_chunks``)."""
+        self.progress.start(label, self.samples)
+        return run_chunks(
+            sampler,
+            ChunkPlan(self.samples, self.chunk_size),
+            entropy=self.entropy,
+            point=self.point_index,
+            workers=self.workers,
+            progress=self.progress,
+            **options,
+        )
 
 
 @dataclass

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from simlab.engine.executor import ChunkPlan, run_chunks
 from simlab.engine.seeding import setup_rng
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, PointContext, PointResult, Quantity, WrongClaim
@@ -268,17 +267,7 @@ class Dropout(Experiment):
                     e.se <= ctx.target_se for e in acc.estimates().values()
                 )
 
-        ctx.progress.start(f"dropout p={point['p']:g}", ctx.samples)
-        run = run_chunks(
-            sampler,
-            ChunkPlan(ctx.samples, ctx.chunk_size),
-            entropy=ctx.entropy,
-            point=ctx.point_index,
-            workers=ctx.workers,
-            should_stop=should_stop,
-            on_fold=record,
-            progress=ctx.progress,
-        )
+        run = ctx.run(sampler, f"dropout p={point['p']:g}", should_stop=should_stop, on_fold=record)
         holds = EXACT_IN_EXPECTATION
         return PointResult(
             params=dict(point),
