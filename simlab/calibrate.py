@@ -129,7 +129,9 @@ def calibrate(
         wide = decide([c for run in runs for c in run.checks], alpha_wide)
         result.false_alarms_wide += any(c.verdict == "fail" for c in wide if c.expected == "pass")
         result.p_values += [
-            c.p_value for c in correct if c.p_value is not None and c.kind != "exact"
+            c.p_value
+            for c in correct
+            if c.p_value is not None and c.kind != "exact" and c.calibrated
         ]
         for exp, w, record in wrong:
             raw = budget_raw(exp, budget)

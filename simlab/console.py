@@ -91,7 +91,8 @@ def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
         if last is not None and c.experiment != last:
             table.add_section()
         last = c.experiment
-        claim = escape(c.quantity if c.source == "builtin" else f"{c.quantity} = {c.expression}")
+        labelled = c.source == "user" or "~" in c.id  # a user claim, or one of several built-ins
+        claim = escape(f"{c.quantity} = {c.expression}" if labelled else c.quantity)
         verdict = c.verdict or "?"
         if c.expected == "fail":
             verdict += " (expected)" if c.verdict == "fail" else " (expected fail)"

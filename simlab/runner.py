@@ -182,6 +182,7 @@ def simulate(spec: RunSpec, progress: NullProgress | None = None) -> ExperimentR
             chunk_size=spec.chunk_size,
             workers=spec.workers,
             target_se=spec.target_se,
+            alpha=spec.alpha,
             progress=progress,
         )
         try:

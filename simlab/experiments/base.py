@@ -60,6 +60,8 @@ class PointContext:
     chunk_size: int
     workers: int
     target_se: float | None = None
+    #: the run's family-wise error rate (to judge what a negative control should do)
+    alpha: float = 0.001
     progress: NullProgress = field(default_factory=NullProgress)
 
     def run(

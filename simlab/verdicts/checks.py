@@ -54,6 +54,7 @@ class Check:
     note: str = ""
     n: int | None = None
     expected: str = "pass"  # pass | fail | either (see Prediction.expect)
+    calibrated: bool = True  # see Prediction.calibrated
 
     @property
     def as_expected(self) -> bool:
@@ -94,16 +95,21 @@ def make_check(
         expression=expression,
         holds=prediction.holds,
         expected=prediction.expect,
+        calibrated=prediction.calibrated,
     )
     if isinstance(estimate, ScalarEstimate):
-        return _z_check(common, estimate, prediction)
-    if isinstance(estimate, VectorEstimate):
-        return _vector_check(common, estimate, prediction)
-    if isinstance(estimate, CountsEstimate):
-        return _gof_check(common, estimate, prediction)
-    if isinstance(estimate, ExactEstimate):
-        return _exact_check(common, estimate, prediction)
-    raise TypeError(f"no check for estimates of type {type(estimate).__name__}")
+        check = _z_check(common, estimate, prediction)
+    elif isinstance(estimate, VectorEstimate):
+        check = _vector_check(common, estimate, prediction)
+    elif isinstance(estimate, CountsEstimate):
+        check = _gof_check(common, estimate, prediction)
+    elif isinstance(estimate, ExactEstimate):
+        check = _exact_check(common, estimate, prediction)
+    else:
+        raise TypeError(f"no check for estimates of type {type(estimate).__name__}")
+    if prediction.note:
+        check = replace(check, note=_join(prediction.note, check.note))
+    return check
 
 
 def _fmt(v: Any) -> str:

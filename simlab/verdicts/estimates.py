@@ -95,3 +95,8 @@ class Prediction:
     expect: str = "pass"
     #: names this prediction when a quantity has several built-in ones (shown as the expression)
     label: str = ""
+    #: a sentence for the reader (why a negative control must fail, say); shown with the check
+    note: str = ""
+    #: False when the check's p-value is deliberately conservative (not uniform under the claim),
+    #: so calibration leaves it out of its uniformity test
+    calibrated: bool = True

@@ -1,0 +1,363 @@
+"""The kept-units experiments against theory, through the checks they build.
+
+Every statistical assertion uses a fixed seed and the experiment's own checks (Holm at alpha =
+0.001), so a correct implementation passes deterministically; a wrong law moves the statistics by
+many standard errors. The Poisson-limit verdicts are tested at the default sample size (2e6
+trials) at M = 10 (must fail) and M = 1e5 (must pass).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from simlab.engine.progress import NullProgress
+from simlab.experiments.base import PointContext
+from simlab.experiments.kept_units import (
+    FixedUnitsSampler,
+    KeptBinomial,
+    KeptPoissonLimit,
+    KeptThinning,
+    ThinningSampler,
+    detectability,
+    support_max,
+)
+from simlab.theory.counts import binomial_pmf, poisson_pmf, tv_binomial_poisson
+from simlab.verdicts.checks import decide, make_check
+from simlab.verdicts.claims import parse_claim
+from simlab.verdicts.estimates import Prediction, ScalarEstimate
+
+
+def _run(exp, point, samples, seed=11, workers=1, index=0, chunk_size=None):
+    ctx = PointContext(
+        entropy=seed,
+        point_index=index,
+        samples=samples,
+        chunk_size=chunk_size or exp.default_chunk_size,
+        workers=workers,
+        progress=NullProgress(),
+    )
+    return exp.run_point(point, ctx)
+
+
+def _checks(exp, result, claims=()):
+    """Built-in checks (every prediction of a list) and user claims, decided as one family."""
+    checks = []
+    for quantity, predictions in result.predictions.items():
+        several = isinstance(predictions, list)
+        for i, pred in enumerate(predictions if several else [predictions], 1):
+            checks.append(
+                make_check(
+                    experiment=exp.name,
+                    quantity=quantity,
+                    params=result.params,
+                    estimate=result.estimates[quantity],
+                    prediction=pred,
+                    source="builtin",
+                    expression=pred.label,
+                    id_suffix=f"#{i}" if several else "",
+                )
+            )
+    names = [p.name for p in exp.params] + list(exp.claim_names)
+    for i, text in enumerate(claims, 1):
+        claim = parse_claim(text, quantities=[q.name for q in exp.quantities], names=names)
+        value = claim.evaluate(exp.claim_values(result, claim.quantity))
+        checks.append(
+            make_check(
+                experiment=exp.name,
+                quantity=claim.quantity,
+                params=result.params,
+                estimate=result.estimates[claim.quantity],
+                prediction=Prediction(value, "as claimed"),
+                source="user",
+                expression=claim.expression,
+                id_suffix=f"#{i}",
+            )
+        )
+    return decide(checks, alpha=1e-3)
+
+
+def _unexpected(checks):
+    return [(c.id, c.verdict, c.expected, c.p_value, c.note) for c in checks if not c.as_expected]
+
+
+# --------------------------------------------------------------------------------------------------
+# binomial
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "point", [{"M": 50, "p": 0.3}, {"M": 7, "p": 0.9}, {"M": 400, "p": 0.02}, {"M": 1, "p": 0.5}]
+)
+def test_binomial_checks_all_come_out_as_expected(point):
+    exp = KeptBinomial()
+    checks = _checks(exp, _run(exp, point, 200_000))
+    assert not _unexpected(checks), _unexpected(checks)
+    assert {c.quantity for c in checks} == {"mean", "var", "pmf"}
+
+
+def test_binomial_moments_and_pmf_match_theory():
+    exp = KeptBinomial()
+    result = _run(exp, {"M": 50, "p": 0.3}, 300_000)
+    mean, var = result.estimates["mean"], result.estimates["var"]
+    assert abs(mean.value - 35.0) < 5 * mean.se, (mean.value, mean.se)
+    assert abs(var.value - 10.5) < 5 * var.se, (var.value, var.se)
+    pmf = result.estimates["pmf"]
+    assert pmf.n == 300_000 and pmf.overflow == 0
+    assert list(pmf.support) == list(range(51))
+    freq = pmf.counts / pmf.n
+    np.testing.assert_allclose(freq, binomial_pmf(pmf.support, 50, 0.7), atol=5e-3)
+
+
+def test_swapped_p_is_a_negative_control_that_fails_and_is_harmless_at_one_half():
+    exp = KeptBinomial()
+    checks = _checks(exp, _run(exp, {"M": 50, "p": 0.3}, 100_000))
+    (swapped,) = [c for c in checks if "swapped" in c.expression]
+    assert swapped.expected == "fail" and swapped.verdict == "fail"
+    # At p = 1/2 the "swap" is the same law: the control must not be expected to fail.
+    checks = _checks(exp, _run(exp, {"M": 20, "p": 0.5}, 50_000))
+    (swapped,) = [c for c in checks if "swapped" in c.expression]
+    assert swapped.expected == "pass" and swapped.verdict == "pass"
+
+
+def test_no_randomness_at_p_zero_is_compared_exactly():
+    exp = KeptBinomial()
+    result = _run(exp, {"M": 12, "p": 0.0}, 10_000)
+    checks = _checks(exp, result)
+    assert not _unexpected(checks), _unexpected(checks)
+    kinds = {c.quantity: c.kind for c in checks}
+    assert kinds["mean"] == "exact" and kinds["var"] == "exact"
+
+
+def test_variance_standard_error_is_honest_over_repetitions():
+    # (estimate - truth) / SE over independent runs must have spread ~ 1 (the 4th-moment SE).
+    exp = KeptBinomial()
+    z_mean, z_var = [], []
+    for seed in range(60):
+        r = _run(exp, {"M": 20, "p": 0.8}, 3000, seed=seed, chunk_size=1000)
+        z_mean.append((r.estimates["mean"].value - 4.0) / r.estimates["mean"].se)
+        z_var.append((r.estimates["var"].value - 3.2) / r.estimates["var"].se)
+    for z in (z_mean, z_var):
+        assert 0.75 < np.std(z, ddof=1) < 1.3, np.std(z, ddof=1)
+        assert abs(np.mean(z)) < 0.5, np.mean(z)
+
+
+def test_binomial_claims_right_passes_swapped_fails():
+    exp = KeptBinomial()
+    result = _run(exp, {"M": 50, "p": 0.3}, 100_000)
+    checks = _checks(
+        exp,
+        result,
+        claims=(
+            "pmf=comb(M,k)*(1-p)**k*p**(M-k)",
+            "pmf=comb(M,k)*p**k*(1-p)**(M-k)",
+            "pmf=comb(M,k)*q**k*p**(M-k)",
+            "var=M*p*(1-p)",
+            "var=M*p",
+        ),
+    )
+    verdicts = {c.expression: c.verdict for c in checks if c.source == "user"}
+    assert verdicts == {
+        "comb(M,k)*(1-p)**k*p**(M-k)": "pass",
+        "comb(M,k)*p**k*(1-p)**(M-k)": "fail",
+        "comb(M,k)*q**k*p**(M-k)": "pass",
+        "M*p*(1-p)": "pass",
+        "M*p": "fail",
+    }
+
+
+def test_workers_do_not_change_the_numbers():
+    exp = KeptBinomial()
+    one = _run(exp, {"M": 30, "p": 0.4}, 50_000, workers=1, chunk_size=4096)
+    two = _run(exp, {"M": 30, "p": 0.4}, 50_000, workers=2, chunk_size=4096)
+    assert np.array_equal(one.estimates["pmf"].counts, two.estimates["pmf"].counts)
+    assert one.estimates["var"] == two.estimates["var"]
+
+
+# --------------------------------------------------------------------------------------------------
+# the samplers decide units; they never draw counts
+# --------------------------------------------------------------------------------------------------
+class _NoCountSamplers:
+    """A Generator whose count samplers raise (Poisson allowed where it is the setup)."""
+
+    def __init__(self, rng, poisson_calls_allowed=0):
+        self._rng, self._poisson_left = rng, poisson_calls_allowed
+
+    def __getattr__(self, name):
+        if name in ("binomial", "multinomial", "hypergeometric"):
+            raise AssertionError(f"rng.{name} must not be used to draw kept counts")
+        if name == "poisson":
+            assert self._poisson_left > 0, "rng.poisson must only draw the number of units"
+            self._poisson_left -= 1
+        return getattr(self._rng, name)
+
+
+@pytest.mark.parametrize("M,q", [(50, 0.7), (100_000, 3e-5), (40, 0.995)])
+def test_fixed_units_sampler_decides_units(M, q):
+    kmax = support_max(stats.binom(M, q), M * q, math.sqrt(M * q * (1 - q)), cap=M)
+    sampler = FixedUnitsSampler(M, q, kmax)
+    chunk = sampler(_NoCountSamplers(np.random.default_rng(3)), 20_000)
+    assert chunk.hist.sum() == 20_000 and chunk.moments.n == 20_000
+    assert abs(float(chunk.moments.mean) - M * q) < 5 * math.sqrt(M * q * (1 - q) / 20_000)
+
+
+def test_thinning_sampler_draws_poisson_only_for_the_number_of_units():
+    sampler = ThinningSampler(7.0, 0.7, 200, 40)
+    chunk = sampler(_NoCountSamplers(np.random.default_rng(4), poisson_calls_allowed=1), 20_000)
+    assert chunk.joint.sum() == 20_000 and chunk.hist.sum() == 20_000
+
+
+# --------------------------------------------------------------------------------------------------
+# thinning
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("point", [{"lam": 7.0, "p": 0.3}, {"lam": 0.5, "p": 0.8}])
+def test_thinning_checks_all_come_out_as_expected(point):
+    exp = KeptThinning()
+    checks = _checks(exp, _run(exp, point, 200_000))
+    assert not _unexpected(checks), _unexpected(checks)
+    assert {c.quantity for c in checks} == {"mean", "var", "pmf", "cov_kept_dropped"}
+
+
+def test_thinning_covariance_is_zero_and_its_standard_error_honest():
+    exp = KeptThinning()
+    z = []
+    for seed in range(40):
+        r = _run(exp, {"lam": 5.0, "p": 0.4}, 4000, seed=seed, chunk_size=1000)
+        cov = r.estimates["cov_kept_dropped"]
+        z.append(cov.value / cov.se)
+    assert 0.75 < np.std(z, ddof=1) < 1.3, np.std(z, ddof=1)
+    # For a dependent split the covariance is not zero: K and M - K from a fixed M = 7 would give
+    # -7 q p; the simulated one is zero within its SE (checked above) and its joint table matches
+    # the product law cell by cell.
+    r = _run(exp, {"lam": 7.0, "p": 0.3}, 200_000)
+    table = r.extras["joint"]
+    assert table.sum() == 200_000
+    k = np.arange(table.shape[0] - 1)
+    product = np.outer(poisson_pmf(k, 4.9), poisson_pmf(k, 2.1))
+    freq = table[:-1, :-1] / table.sum()
+    np.testing.assert_allclose(freq, product, atol=4e-3)
+
+
+def test_thinning_claims_poisson_lam_q_passes_poisson_lam_fails():
+    exp = KeptThinning()
+    result = _run(exp, {"lam": 7.0, "p": 0.3}, 100_000)
+    checks = _checks(
+        exp,
+        result,
+        claims=(
+            "pmf=exp(-lam*(1-p))*(lam*(1-p))**k/factorial(k)",
+            "pmf=exp(-lam)*lam**k/factorial(k)",
+            "mean=lam*q",
+            "var=lam*q*p",
+        ),
+    )
+    verdicts = {c.expression: c.verdict for c in checks if c.source == "user"}
+    assert verdicts == {
+        "exp(-lam*(1-p))*(lam*(1-p))**k/factorial(k)": "pass",
+        "exp(-lam)*lam**k/factorial(k)": "fail",
+        "lam*q": "pass",
+        "lam*q*p": "fail",
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# poisson-limit
+# --------------------------------------------------------------------------------------------------
+def test_poisson_verdict_fails_at_small_M_and_passes_at_large_M_at_the_default_size():
+    exp = KeptPoissonLimit()
+    n = exp.default_samples
+    small = _checks(exp, _run(exp, {"lam": 3.0, "M": 10}, n, index=0))
+    large = _checks(exp, _run(exp, {"lam": 3.0, "M": 100_000}, n, index=1))
+    for checks in (small, large):
+        assert not _unexpected(checks), _unexpected(checks)
+        (binomial,) = [c for c in checks if c.expression.startswith("Binomial")]
+        assert binomial.verdict == "pass"
+    (poisson_small,) = [c for c in small if c.expression.startswith("Poisson")]
+    (poisson_large,) = [c for c in large if c.expression.startswith("Poisson")]
+    assert poisson_small.verdict == "fail" and poisson_small.expected == "fail"
+    assert "not yet Poisson" in poisson_small.note
+    assert poisson_large.verdict == "pass" and poisson_large.expected == "pass"
+    assert "below what" in poisson_large.note
+
+
+@pytest.mark.parametrize("M", [3, 10, 300, 1000, 3000, 100_000])
+def test_every_poisson_limit_check_is_as_expected_at_a_smaller_size(M):
+    exp = KeptPoissonLimit()
+    checks = _checks(exp, _run(exp, {"lam": 3.0, "M": M}, 200_000))
+    assert not _unexpected(checks), _unexpected(checks)
+
+
+def test_tv_estimate_is_the_exact_distance_within_its_error_bound():
+    exp = KeptPoissonLimit()
+    for M in (10, 30):
+        r = _run(exp, {"lam": 3.0, "M": M}, 400_000)
+        tv = r.estimates["tv"]
+        assert r.predictions["tv"].value == pytest.approx(tv_binomial_poisson(M, 3.0))
+        assert abs(tv.value - tv_binomial_poisson(M, 3.0)) < 2 * tv.se
+        assert tv.se < 0.1 * tv_binomial_poisson(M, 3.0)
+    # At large M the empirical distance is all noise: it sits near the noise floor, far above
+    # TV_M, and the check says the sample cannot resolve it.
+    r = _run(exp, {"lam": 3.0, "M": 100_000}, 400_000)
+    assert r.extras["tv_exact"] < 0.02 * r.extras["floor_poisson"]
+    assert 0.3 < r.extras["tv_empirical"] / r.extras["floor_poisson"] < 3.0
+    (tv_check,) = [c for c in _checks(exp, r) if c.quantity == "tv"]
+    assert tv_check.verdict == "pass" and "too noisy to decide" in tv_check.note
+
+
+def test_claims_on_tv_and_pmf_are_decided():
+    exp = KeptPoissonLimit()
+    small = _run(exp, {"lam": 3.0, "M": 10}, 200_000, index=0)
+    large = _run(exp, {"lam": 3.0, "M": 100_000}, 200_000, index=1)
+    claims = ("tv=lam**2/M", "pmf=exp(-lam)*lam**k/factorial(k)", "pmf=comb(M,k)*q**k*(1-q)**(M-k)")
+    exprs = [c.partition("=")[2] for c in claims]
+    at_small = {c.expression: c.verdict for c in _checks(exp, small, claims) if c.source == "user"}
+    at_large = {c.expression: c.verdict for c in _checks(exp, large, claims) if c.source == "user"}
+    # Le Cam's bound and the Poisson law are rejected where M is small, accepted at M = 1e5
+    # (the bound is then below the noise floor, the Poisson law below resolution).
+    assert at_small == dict(zip(exprs, ("fail", "fail", "pass"), strict=True))
+    assert at_large == dict(zip(exprs, ("pass", "pass", "pass"), strict=True))
+
+
+# --------------------------------------------------------------------------------------------------
+# what the test can see
+# --------------------------------------------------------------------------------------------------
+def test_detectability_of_known_alternatives():
+    k = np.arange(40)
+    pois = poisson_pmf(k, 3.0)
+    assert detectability(pois, pois, 10**6, 1e-3).expect == "pass"
+    far = detectability(binomial_pmf(k, 10, 0.3), pois, 10**5, 1e-3)
+    assert far.expect == "fail" and far.power > 0.99
+    near = detectability(binomial_pmf(k, 1000, 0.003), pois, 10**6, 1e-3)
+    assert near.expect == "either" and 2e-3 < near.power_lenient < 0.5
+    # Mass where the model has none is refuted by a single count.
+    point_mass = np.zeros(5)
+    point_mass[4] = 1.0
+    at_zero = np.zeros(5)
+    at_zero[0] = 1.0
+    assert detectability(point_mass, at_zero, 100, 1e-3).expect == "fail"
+
+
+def test_noncentrality_grows_like_n_over_M_squared():
+    k = np.arange(140)
+    pois = poisson_pmf(k, 3.0)
+    nc = [detectability(binomial_pmf(k, M, 3.0 / M), pois, 10**6, 1e-3).noncentrality
+          for M in (1000, 10_000)]  # fmt: skip
+    assert 80 < nc[0] / nc[1] < 120, nc
+
+
+def test_support_covers_the_law_and_stops_where_its_tail_is_negligible():
+    assert support_max(stats.binom(50, 0.7), 35, 3.2, cap=50) == 50
+    kmax = support_max(stats.poisson(3.0), 3.0, math.sqrt(3.0))
+    assert 20 < kmax < 40 and stats.poisson.sf(kmax, 3.0) < 1e-18
+    assert support_max(stats.binom(100_000, 3e-5), 3.0, math.sqrt(3.0), cap=100_000) == kmax
+    assert support_max(stats.binom(12, 1.0), 12, 0.0, cap=12) == 12
+
+
+def test_scalar_estimate_fields_are_plain_floats():
+    exp = KeptThinning()
+    r = _run(exp, {"lam": 2.0, "p": 0.5}, 20_000)
+    for name in ("mean", "var", "cov_kept_dropped"):
+        est = r.estimates[name]
+        assert isinstance(est, ScalarEstimate)
+        assert isinstance(est.value, float) and isinstance(est.se, float) and est.n == 20_000
