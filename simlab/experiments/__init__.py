@@ -7,9 +7,30 @@ from __future__ import annotations
 
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment
+from simlab.experiments.batchnorm import BatchnormGrads, BatchnormStats, BatchnormWhiten
 from simlab.experiments.dropout import Dropout
+from simlab.experiments.kept_units import KeptBinomial, KeptPoissonLimit, KeptThinning
+from simlab.experiments.propagation import (
+    PropagationCorrelation,
+    PropagationGrads,
+    PropagationSignal,
+)
 
-REGISTRY: dict[str, Experiment] = {exp.name: exp for exp in (Dropout(),)}
+REGISTRY: dict[str, Experiment] = {
+    exp.name: exp
+    for exp in (
+        Dropout(),
+        BatchnormStats(),
+        BatchnormGrads(),
+        BatchnormWhiten(),
+        KeptBinomial(),
+        KeptPoissonLimit(),
+        KeptThinning(),
+        PropagationSignal(),
+        PropagationCorrelation(),
+        PropagationGrads(),
+    )
+}
 
 
 def get_experiment(name: str, where: str = "experiment") -> Experiment:
@@ -18,4 +39,5 @@ def get_experiment(name: str, where: str = "experiment") -> Experiment:
         return REGISTRY[name]
     except KeyError:
         raise SimlabInputError(
-            f"{where}: unknown experiment {name!r}; allowed: {', '.join(REGISTRY)}") from None
+            f"{where}: unknown experiment {name!r}; allowed: {', '.join(REGISTRY)}"
+        ) from None
