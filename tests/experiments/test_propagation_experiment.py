@@ -1,0 +1,315 @@
+"""``simlab propagation``: the samplers against the mean-field recursions, Hanin & Rolnick, the
+arc-cosine map, back-propagation against finite differences, claims and parameters."""
+
+import math
+
+import numpy as np
+import pytest
+
+from simlab import networks as nw
+from simlab.errors import SimlabInputError
+from simlab.experiments.base import PointContext
+from simlab.experiments.propagation import (
+    PropagationCorrelation,
+    PropagationGrads,
+    PropagationSignal,
+    SignalSampler,
+    SignalSetup,
+    WidthsParam,
+    network_widths,
+)
+from simlab.runner import build_spec, decide_runs, simulate
+from simlab.theory import meanfield as mf
+from simlab.verdicts.checks import decide, make_check
+
+SIGNAL, CORRELATION, GRADS = PropagationSignal(), PropagationCorrelation(), PropagationGrads()
+
+
+def _point(exp, **overrides):
+    point = {p.name: p.default for p in exp.params}
+    point.update(overrides)
+    return point
+
+
+def _run(exp, samples, chunk=None, seed=3, workers=1, **overrides):
+    ctx = PointContext(
+        entropy=seed,
+        point_index=0,
+        samples=samples,
+        chunk_size=chunk or exp.default_chunk_size,
+        workers=workers,
+    )
+    return exp.run_point(_point(exp, **overrides), ctx)
+
+
+def _builtin_checks(exp, result):
+    checks = [
+        make_check(
+            experiment=exp.name,
+            quantity=q,
+            params={},
+            estimate=result.estimates[q],
+            prediction=pred,
+            source="builtin",
+            expression="",
+        )
+        for q, pred in result.predictions.items()
+    ]
+    return decide(checks, 0.001)
+
+
+def _where(key):
+    return f"--{key}"
+
+
+# ------------------------------------------------------------------------------------ params
+
+
+def test_widths_param_reads_lists_and_sweeps_of_lists():
+    p = WidthsParam("widths", "widths", "", "")
+    assert p.convert("5,4,6,3", "--widths") == "5,4,6,3"
+    assert p.convert([5, 4, 6, 3], "x.yaml: widths") == "5,4,6,3"
+    assert p.convert("", "--widths") == ""
+    assert p.convert("5,4,6,3;64,128,64,10", "--widths") == ["5,4,6,3", "64,128,64,10"]
+    assert p.convert([[5, 4], "6,3"], "x.yaml: widths") == ["5,4", "6,3"]
+    for bad in ("5,0,3", "5,x", "4.5,3", [True, 3]):
+        with pytest.raises(SimlabInputError, match="--widths"):
+            p.convert(bad, "--widths")
+
+
+def test_width_lists_follow_widths_from():
+    assert network_widths(_point(SIGNAL, L=3, widths="5,4,6,3")) == (5, 4, 6, 3)
+    assert network_widths(_point(SIGNAL, L=4, widths="5,4,6,3")) == (5, 5, 4, 6, 3)
+    assert network_widths(_point(SIGNAL, L=2, width=7)) == (7, 7, 7)
+    with pytest.raises(SimlabInputError, match="--widths.*does not fit L = 5"):
+        SIGNAL.validate(_point(SIGNAL, L=5, widths="5,4,6"), _where)
+    with pytest.raises(SimlabInputError, match="--gain"):
+        SIGNAL.validate(_point(SIGNAL, init="gain"), _where)
+
+
+# ------------------------------------------------------------------------------------ signal
+
+
+def test_rescaled_float32_network_gives_the_plain_networks_statistics():
+    """The per-layer unit change is exact: same draws, plain float64 network, same q and r."""
+    point = _point(SIGNAL, L=4, widths="6,9,5,7,4", init="torch_default", sigma_b=0.3, inputs=5)
+    setup = SignalSetup.from_point(point)
+    stats = SignalSampler(setup)(np.random.default_rng(0), 3)
+    rng = np.random.default_rng(0)
+    weights, biases = nw.draw_network(
+        rng, setup.widths, "torch_default", "normal", None, 0.3, size=3, dtype=np.float32
+    )
+    weights = [w.astype(np.float64) for w in weights]
+    biases = [b.astype(np.float64) for b in biases]
+    x = rng.standard_normal((3, 5, 6), dtype=np.float32).astype(np.float64)
+    fwd = nw.forward(x, weights, biases, keep="z")
+    g = rng.standard_normal((3, 5, 4), dtype=np.float32).astype(np.float64)
+    r = nw.backward_signal(fwd.z, weights, g).r
+    features = stats.features  # 3 networks: mean over networks of per-network means
+    np.testing.assert_allclose(features.mean[:4] * setup.q_pred, fwd.q.mean(axis=(0, 1)), rtol=1e-4)
+    np.testing.assert_allclose(features.mean[4:9] * setup.r_pred, r.mean(axis=(0, 1)), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"init": "kaiming", "L": 8, "width": 24},
+        {"init": "xavier", "L": 8, "widths": "12,20,8,16,24,10,14,30"},
+        {"init": "torch_default", "L": 6, "width": 16, "sigma_b": 0.4, "sigma_x": 2.0},
+        {"init": "orthogonal", "L": 6, "widths": "10,20,10,5,10,20,10"},
+        {"init": "kaiming_fan_out", "L": 6, "width": 16, "dist": "uniform"},
+    ],
+)
+def test_forward_and_backward_recursions_hold_in_the_experiment(overrides):
+    result = _run(SIGNAL, 1500, chunk=500, inputs=8, **overrides)
+    setup = result.extras["setup"]
+    for name, pred in (("q", setup.q_pred), ("r", setup.r_pred)):
+        est = result.estimates[name]
+        tol = np.asarray(result.predictions[name].tolerance)
+        excess = np.maximum(np.abs(est.values - pred) - tol, 0.0)
+        assert np.all(excess < 5 * est.se), (name, est.values / pred - 1, est.se / pred)
+    checks = _builtin_checks(SIGNAL, result)
+    assert all(c.verdict == "pass" for c in checks if c.quantity in ("q", "r")), checks
+
+
+def test_kaiming_is_flat_xavier_halves_and_the_wrong_one_is_far():
+    kaiming = _run(SIGNAL, 600, chunk=300, L=10, width=32)
+    xavier = _run(SIGNAL, 600, chunk=300, L=10, width=32, init="xavier")
+    assert np.allclose(kaiming.extras["setup"].q_pred, 2.0)
+    q = xavier.estimates["q"]
+    np.testing.assert_allclose(xavier.extras["setup"].q_pred, 2.0 ** -np.arange(10))
+    assert np.all(np.abs(q.values / 2.0 ** -np.arange(10) - 1) < 6 * q.se / q.values)
+    assert abs(q.values[-1] / 2.0**-10 - 1) > 20 * q.se[-1] / q.values[-1]  # one halving off
+
+
+def test_dead_networks_lower_r_by_their_probability_at_tiny_width():
+    result = _run(SIGNAL, 20_000, chunk=5000, L=5, width=4, inputs=4)
+    setup = result.extras["setup"]
+    est = result.estimates["r"]
+    p_dead = 1 - (1 - 2.0**-4) ** 4
+    deficit = 1 - est.values[3] / setup.r_pred[3]  # r_{L-1}
+    assert abs(deficit - p_dead) < 5 * est.se[3] / setup.r_pred[3]
+    assert all(c.verdict == "pass" for c in _builtin_checks(SIGNAL, result))
+
+
+def test_hanin_rolnick_product_against_simulation_at_small_width():
+    widths = (10, 10, 10, 10)
+    result = _run(SIGNAL, 20_000, chunk=5000, L=3, width=10, inputs=16)
+    est = result.estimates["norm_ratio_second"]
+    product = mf.hanin_rolnick_second_moment(widths)  # 1.5^3 = 3.375
+    assert product == pytest.approx(3.375)
+    assert abs(est.value - product) < 4 * est.se
+    assert math.exp(5 * 3 / 10) - est.value > 6 * est.se  # exp(1.5) = 4.48: far outside
+    assert abs(result.estimates["norm_ratio"].value - 1) < 4 * result.estimates["norm_ratio"].se
+    assert all(c.verdict == "pass" for c in _builtin_checks(SIGNAL, result))
+
+
+def test_hanin_rolnick_is_built_in_only_where_exact():
+    assert "norm_ratio_second" not in _run(SIGNAL, 20, L=2, width=8, dist="uniform").predictions
+    assert "norm_ratio_second" not in _run(SIGNAL, 20, L=2, width=8, sigma_b=0.1).predictions
+    assert "norm_ratio_second" not in _run(SIGNAL, 20, L=2, width=8, init="orthogonal").predictions
+    xavier = _run(SIGNAL, 20, L=2, width=8, init="xavier")
+    assert float(xavier.predictions["norm_ratio_second"].value) == pytest.approx(
+        (1 + 5 / 8) ** 2 / 16
+    )
+
+
+def test_numbers_do_not_depend_on_workers():
+    one = _run(SIGNAL, 64, chunk=16, L=4, width=16, workers=1)
+    two = _run(SIGNAL, 64, chunk=16, L=4, width=16, workers=2)
+    np.testing.assert_array_equal(one.estimates["q"].values, two.estimates["q"].values)
+    np.testing.assert_array_equal(one.estimates["r"].cov, two.estimates["r"].cov)
+
+
+def test_claim_values_per_layer_for_mixed_widths():
+    result = _run(SIGNAL, 4, L=3, widths="4,8,2,6", init="xavier")
+    values = SIGNAL.claim_values(result, "q")
+    np.testing.assert_array_equal(values["n"], [8, 2, 6])
+    np.testing.assert_allclose(values["c"], [4 * 2 / 12, 8 * 2 / 10, 2 * 2 / 8])  # Xavier
+    scalar = SIGNAL.claim_values(result, "norm_ratio_second")
+    np.testing.assert_array_equal(scalar["n"], [8, 2, 6])
+    uniform = SIGNAL.claim_values(_run(SIGNAL, 4, L=3, width=8), "r")
+    assert uniform["c"] == 2.0 and uniform["width"] == 8.0 and uniform["l"].size == 4
+
+
+def _claims_run(exp, raw, claims):
+    spec = build_spec(exp, raw, claims, _where)
+    run = simulate(spec)
+    decide_runs([run], spec.alpha)
+    return [c for c in run.checks if c.source == "user"]
+
+
+def test_example_claims_are_decided_as_stated():
+    xavier = _claims_run(
+        SIGNAL,
+        {"L": 12, "width": 32, "init": "xavier", "samples": 600, "chunk_size": 300, "seed": 4},
+        ["q=2**-(l-1)", "q=2**-l"],
+    )
+    assert [c.verdict for c in xavier] == ["pass", "fail"]
+    hr = _claims_run(
+        SIGNAL,
+        {"L": 10, "width": 20, "samples": 20_000, "chunk_size": 2500, "seed": 5},
+        ["norm_ratio_second=exp(5*L/width)", "norm_ratio_second=(1+5/width)**L"],
+    )
+    assert [c.verdict for c in hr] == ["fail", "pass"], hr
+
+
+# ------------------------------------------------------------------------------- correlation
+
+
+@pytest.mark.parametrize("rho", [-0.7, 0.0, 0.5, 0.95])
+def test_arccos_map_is_the_gaussian_integral(rho):
+    """f(rho) = E[relu(u) relu(v)] / E[relu(u)^2] by quadrature over u > 0.
+
+    With ``v = rho u + s w`` (``s = sqrt(1 - rho^2)``), the inner expectation over w is
+    ``E[relu(a + s w)] = a Phi(a/s) + s phi(a/s)`` at ``a = rho u``; the outer is one integral.
+    """
+    from scipy import integrate, stats
+
+    s = math.sqrt(1 - rho * rho)
+
+    def integrand(u):
+        a = rho * u
+        inner = a * stats.norm.cdf(a / s) + s * stats.norm.pdf(a / s)
+        return u * inner * stats.norm.pdf(u)
+
+    value, _ = integrate.quad(integrand, 0, np.inf, epsabs=1e-13)
+    assert mf.arccos_map(rho) == pytest.approx(value / 0.5, abs=1e-10)
+    pred = _run(CORRELATION, 2, L=2, width=4, rho0=rho).extras["prediction"]
+    assert pred[0] == pytest.approx(value / 0.5, abs=1e-10)
+
+
+@pytest.mark.parametrize("rho0", [0.0, 0.9, -0.5])
+def test_simulated_correlations_follow_the_map_within_the_stated_tolerance(rho0):
+    result = _run(CORRELATION, 120, chunk=40, L=12, width=64, rho0=rho0, inputs=8)
+    est, pred = result.estimates["rho"], result.extras["prediction"]
+    tol = result.extras["tolerance"]
+    assert np.all(tol == pytest.approx(0.75 / 64 + 1e-5))
+    assert np.all(np.abs(est.values - pred) < tol + 4 * est.se)
+    # the finite-width bias is visible at this size: the check must not be an exact z-test
+    assert np.max(np.abs(est.values - pred)) > 2e-4
+    assert all(c.verdict == "pass" for c in _builtin_checks(CORRELATION, result))
+
+
+def test_equal_norm_pairs_have_the_exact_cosine():
+    from simlab.experiments.propagation import equal_norm_pair
+
+    x = equal_norm_pair(np.random.default_rng(1), (3, 5, 7), 0.3)
+    a, b = x[:, :5], x[:, 5:]
+    np.testing.assert_allclose(np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1))
+    cos = np.einsum("sbi,sbi->sb", a, b) / np.linalg.norm(a, axis=-1) ** 2
+    np.testing.assert_allclose(cos, 0.3)
+
+
+def test_opposite_inputs_make_layer_one_an_identity():
+    result = _run(CORRELATION, 40, chunk=20, L=4, width=16, rho0=-1.0, inputs=4)
+    assert list(result.estimates["rho"].index) == [2, 3, 4]
+    checks = {c.quantity: c for c in _builtin_checks(CORRELATION, result)}
+    assert checks["rho_exact"].kind == "exact" and checks["rho_exact"].verdict == "pass"
+    assert checks["rho"].verdict == "pass"
+
+
+# ------------------------------------------------------------------------------------- grads
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("widths", ["5,4,6,3", "24,40,24,10"])
+def test_backprop_agrees_with_finite_differences(activation, widths):
+    result = _run(GRADS, 6, chunk=3, widths=widths, activation=activation, max_entries=200)
+    checks = _builtin_checks(GRADS, result)
+    assert {c.quantity for c in checks} == {"d_hL", "delta", "d_W", "d_b", "d_h"}
+    for c in checks:
+        assert c.kind == "exact" and c.verdict == "pass", (c.quantity, c.estimate, c.note)
+        assert c.n > 0
+
+
+def test_grad_claims_on_the_names():
+    result = _run(GRADS, 4, chunk=2, widths="5,4,6,3", activation="tanh")
+    st = result.extras["stats"]
+    good = st.names["d_hL"]["ybar"] - st.names["d_hL"]["y"]
+    wrong = -good  # the SPEC's y - ybar: the negative gradient
+    w_claim = st.names["d_W"]["delta"] * st.names["d_W"]["h_prev"]
+    for quantity, value, verdict in (
+        ("d_hL", good, "pass"),
+        ("d_hL", wrong, "fail"),
+        ("d_W", w_claim, "pass"),
+        ("d_b", st.names["d_b"]["delta"], "pass"),
+        ("delta", st.names["delta"]["dh"] * st.names["delta"]["dsigma"], "pass"),
+    ):
+        from simlab.verdicts.estimates import Prediction
+
+        (check,) = decide(
+            [
+                make_check(
+                    experiment="g",
+                    quantity=quantity,
+                    params={},
+                    estimate=result.estimates[quantity],
+                    prediction=Prediction(value, "as claimed"),
+                    source="user",
+                    expression="",
+                )
+            ],
+            0.001,
+        )
+        assert check.verdict == verdict, (quantity, check.estimate)
