@@ -1,13 +1,21 @@
-"""Batched forward pass of a deep ReLU MLP against a naive per-input, per-layer loop.
+"""The ``simlab propagation signal`` sampler against a naive per-input, per-layer loop.
 
-Run as ``python benchmarks/bench_propagation.py [--inputs 100000] [--naive 300]``.
+Run as ``python benchmarks/bench_propagation.py [--networks 8] [--inputs 32] [--L 50]
+[--width 256]``.
 
-The workload of ``simlab propagation signal`` at its default size: a 50-layer, width-256 Kaiming
-network, 10^5 Gaussian inputs, per-layer statistics q_l and A_l per input. The batched version
-pushes chunks of inputs through each layer as one matrix product (``simlab.networks.forward``,
-reused buffers, float64 statistics); the naive version is a matrix-vector product per input per
-layer. The naive loop is timed on a subset and scaled per input (its cost is linear in the
-number of inputs); both compute the same numbers, which are compared on that subset.
+Workload: independent Kaiming networks (fresh weights each), ``inputs`` Gaussian inputs per
+network, and per input the forward statistics q_l, A_l and the backward r_l of ``l = g^T h_L``.
+
+- experiment: :class:`simlab.experiments.propagation.SignalSampler`, i.e. float32 weights drawn
+  as stacks, every input of a network in one matrix product per layer (``networks.forward`` with
+  reused buffers, ``networks.backward_signal``), float64 statistics;
+- naive: float64, one weight matrix drawn at a time, then one matrix-vector product per input per
+  layer forward and backward.
+
+Both are timed on the same workload (the naive loop on a few networks, scaled linearly: its cost
+is proportional to the networks and to their inputs) and the ratio is printed. The naive loop is
+also checked against ``networks.forward``/``backward_signal`` on the same weights, so the two
+compute the same numbers.
 """
 
 from __future__ import annotations
@@ -18,80 +26,90 @@ import time
 import numpy as np
 
 from simlab import networks as nw
+from simlab.experiments.propagation import PropagationSignal, SignalSampler, SignalSetup
 
 
-def naive_forward(x: np.ndarray, weights: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """q_l and A_l per input, one input and one layer at a time."""
-    L = len(weights)
-    q = np.empty((x.shape[0], L))
-    a = np.empty((x.shape[0], L + 1))
-    for i in range(x.shape[0]):
-        h = x[i]
-        a[i, 0] = h @ h / h.size
+def naive_network(rng: np.random.Generator, widths: tuple[int, ...], inputs: int):
+    """One network, its inputs one at a time: q_l, A_l and r_l per input (float64)."""
+    L = len(widths) - 1
+    weights = [
+        np.sqrt(2.0 / widths[k - 1]) * rng.standard_normal((widths[k], widths[k - 1]))
+        for k in range(1, L + 1)
+    ]
+    x = rng.standard_normal((inputs, widths[0]))
+    g = rng.standard_normal((inputs, widths[-1]))
+    q = np.empty((inputs, L))
+    a = np.empty((inputs, L + 1))
+    r = np.empty((inputs, L + 1))
+    for b in range(inputs):
+        h = x[b]
+        a[b, 0] = h @ h / h.size
+        masks = []
         for k, w in enumerate(weights):
             z = w @ h
-            q[i, k] = z @ z / z.size
+            q[b, k] = z @ z / z.size
+            masks.append(z > 0)
             h = np.maximum(z, 0.0)
-            a[i, k + 1] = h @ h / h.size
-    return q, a
+            a[b, k + 1] = h @ h / h.size
+        u = g[b]
+        r[b, L] = u @ u / u.size
+        for k in range(L, 0, -1):
+            u = weights[k - 1].T @ (u * masks[k - 1])
+            r[b, k - 1] = u @ u / u.size
+    return (weights, x, g), (q, a, r)
 
 
-def batched(x: np.ndarray, weights: list[np.ndarray], chunk: int) -> tuple[float, np.ndarray]:
-    """Seconds for all inputs in chunks, and the per-layer mean of q (float64 accumulation)."""
-    total = np.zeros(len(weights))
-    start = time.perf_counter()
-    for s in range(0, x.shape[0], chunk):
-        total += nw.forward(x[s : s + chunk], weights).q.sum(axis=0)
-    return time.perf_counter() - start, total / x.shape[0]
+def check_naive(widths: tuple[int, ...]) -> None:
+    """The naive loop computes what networks.forward / backward_signal compute."""
+    (weights, x, g), (q, a, r) = naive_network(np.random.default_rng(1), widths, 3)
+    fwd = nw.forward(x, weights, keep="masks")
+    back = nw.backward_signal(fwd.masks, weights, g).r
+    assert np.allclose(fwd.q, q, rtol=1e-9) and np.allclose(fwd.a, a, rtol=1e-9)
+    assert np.allclose(back, r, rtol=1e-9)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inputs", type=int, default=100_000)
-    parser.add_argument("--naive", type=int, default=300, help="inputs timed in the naive loop")
+    parser.add_argument("--networks", type=int, default=16, help="networks for the sampler")
+    parser.add_argument("--naive-networks", type=int, default=2, help="networks, naive loop")
+    parser.add_argument("--inputs", type=int, default=32, help="inputs per network")
     parser.add_argument("--L", type=int, default=50)
     parser.add_argument("--width", type=int, default=256)
-    parser.add_argument("--chunk", type=int, default=4096)
     args = parser.parse_args()
 
-    rng = np.random.default_rng(0)
-    widths = (args.width,) * (args.L + 1)
-    weights, _ = nw.draw_network(rng, widths, "kaiming")
-    x = rng.standard_normal((args.inputs, args.width))
+    exp = PropagationSignal()
+    point = {p.name: p.default for p in exp.params}
+    point.update(L=args.L, width=args.width, inputs=args.inputs)
+    setup = SignalSetup.from_point(point)
+    widths = setup.widths
+    check_naive(tuple(min(w, 32) for w in widths[:6]))
 
-    sub = x[: args.naive]
+    sampler = SignalSampler(setup)
+    sampler(np.random.default_rng(0), 1)  # warm-up (BLAS threads, allocations)
     start = time.perf_counter()
-    q_naive, a_naive = naive_forward(sub, weights)
-    naive_per_input = (time.perf_counter() - start) / args.naive
-    check = nw.forward(sub, weights)
-    assert np.allclose(check.q, q_naive, rtol=1e-10) and np.allclose(check.a, a_naive, rtol=1e-10)
+    sampler(np.random.default_rng(0), args.networks)
+    t_exp = (time.perf_counter() - start) / args.networks
 
-    t64, q64 = batched(x, weights, args.chunk)
-    w32 = [w.astype(np.float32) for w in weights]
-    t32, q32 = batched(x.astype(np.float32), w32, args.chunk)
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for _ in range(args.naive_networks):
+        naive_network(rng, widths, args.inputs)
+    t_naive = (time.perf_counter() - start) / args.naive_networks
 
-    flops = 2.0 * args.inputs * args.L * args.width**2
-    naive_total = naive_per_input * args.inputs
+    flops = 4.0 * args.inputs * sum(widths[k] * widths[k - 1] for k in range(1, len(widths)))
     print(
-        f"network: L = {args.L}, width = {args.width}, {args.inputs:,} inputs, chunks of "
-        f"{args.chunk}"
+        f"workload: L = {args.L}, width = {args.width}, {args.inputs} inputs per network, "
+        "forward q_l, A_l and backward r_l per input"
     )
     print(
-        f"naive loop (timed on {args.naive} inputs, scaled): {naive_per_input * 1e6:8.1f} us "
-        f"per input -> {naive_total:8.1f} s"
+        f"naive per-layer loop (float64, {args.naive_networks} networks): "
+        f"{t_naive * 1e3:8.1f} ms per network"
     )
-    for name, t in (("batched float64", t64), ("batched float32", t32)):
-        print(
-            f"{name}: {t:8.2f} s  ({args.inputs / t:,.0f} inputs/s, {flops / t / 1e9:.1f} "
-            f"GFLOP/s)  speed-up x{naive_total / t:.0f}"
-        )
-    # One network only: q_L averages to 2 sigma_x^2 over weight draws, but a single 50-layer
-    # network at width 256 is far from it (E[(A_L/A_0)^2] = prod(1 + 5/n_l) = 2.6 here).
     print(
-        f"q_L of this one network (2 on average over networks): float64 {q64[-1]:.4f}, "
-        f"float32 {q32[-1]:.4f}; max |q32 - q64| / q64 over layers "
-        f"{np.max(np.abs(q32 - q64) / q64):.1e}"
+        f"experiment sampler  (float32, {args.networks} networks):  {t_exp * 1e3:8.1f} ms per "
+        f"network ({flops / t_exp / 1e9:.1f} GFLOP/s in the products, weight draws included)"
     )
+    print(f"speed-up: x{t_naive / t_exp:.1f}")
 
 
 if __name__ == "__main__":

@@ -348,25 +348,27 @@ class BatchnormStats(Experiment):
         ),
     )
     quantities = (
-        Quantity("batch_mean", "exact", "mean_i Yhat[i, j] per batch and feature (= beta)"),
+        Quantity("batch_mean", "exact", "mean_i Yhat_ij per batch and feature (= beta)"),
         Quantity(
             "batch_var",
             "exact",
-            "(1/B) sum_i (Yhat[i, j] - beta)^2 per batch and feature (= gamma^2 v/(v+eps))",
+            "(1/B) sum_i (Yhat_ij - beta)^2 per batch and feature (= gamma^2 v/(v+eps))",
         ),
-        Quantity("mean_v", "statistical", "E[v], the biased batch variance, over batches"),
-        Quantity("mean_out", "statistical", "E[Yhat[i, j]] over batches"),
-        Quantity("var_out", "statistical", "Var(Yhat[i, j]) over batches"),
+        Quantity("mean_v", "statistical", "E(v), the biased batch variance, over batches"),
+        Quantity("mean_out", "statistical", "E(Yhat_ij) over batches"),
+        Quantity("var_out", "statistical", "Var(Yhat_ij) over batches"),
         Quantity(
             "max_abs_xhat",
             "exact",
-            "max_i |xhat[i, j]| per batch and feature (<= sqrt(B-1) sqrt(v/(v+eps)))",
+            "max_i |xhat_ij| per batch and feature (<= sqrt(B-1) sqrt(v/(v+eps)))",
         ),
         Quantity(
-            "jac_norm", "exact", "spectral norm of dYhat[:, j]/dY[:, j] per batch and feature"
+            "jac_norm",
+            "exact",
+            "spectral norm of the B x B Jacobian dYhat_.j/dY_.j per batch and feature",
         ),
     )
-    default_samples = 20_000
+    default_samples = 50_000
     default_chunk_size = 1024
     claim_names = ("v", "m", "s")
     formulas = {
@@ -395,9 +397,10 @@ class BatchnormStats(Experiment):
             "B": [4, 32],
             "input": list(INPUT_LAWS),
             "sigma": [1.0, 0.003],
+            "eps": [0.0, 1e-5],
             "gamma": 1.5,
             "beta": -0.5,
-            "samples": 200_000,
+            "samples": 100_000,
         },
     }
 
@@ -422,7 +425,6 @@ class BatchnormStats(Experiment):
         surely_nan = sigma == 0 and eps == 0  # every feature constant: 0/0 everywhere
         expect = _either_if(surely_nan)
 
-        random = bn.bn_forward(stats.kept.arrays["Y"], gamma, point["beta"], eps)
         probe = probe_batch(B, point["M"], b, sigma if sigma > 0 else 1.0)
         both = bn.bn_forward(
             np.concatenate([stats.kept.arrays["Y"], probe]), gamma, point["beta"], eps
@@ -451,9 +453,11 @@ class BatchnormStats(Experiment):
         else:
             # constant features: every batch gives the same numbers, so the "statistical"
             # quantities are deterministic and are checked exactly on the kept batches
-            estimates.update(_constant_feature_estimates(random, point, names_of=_names))
+            random = bn.bn_forward(stats.kept.arrays["Y"], gamma, point["beta"], eps)
+            estimates.update(_constant_feature_estimates(random, point))
             holds = IDENTITY + nan_note
-        predictions["mean_v"] = Prediction(v_pred, holds, expect=expect)
+        # v itself is never 0/0: its check stands even where everything else is NaN
+        predictions["mean_v"] = Prediction(v_pred, holds.replace(nan_note, ""))
         predictions["mean_out"] = Prediction(float(point["beta"]), holds, expect=expect)
         if var_pred is not None:
             predictions["var_out"] = Prediction(float(var_pred), holds, expect=expect)
@@ -469,8 +473,7 @@ class BatchnormStats(Experiment):
                 "ratio_predicted": ratio,
                 "entropy": ctx.entropy,
                 "point_index": ctx.point_index,
-                "probe": both,
-                "n_random": stats.kept.n,
+                "checked_batches": both,  # the kept random batches, then the probe batch
             },
         )
 
@@ -482,9 +485,10 @@ class BatchnormStats(Experiment):
         return batchnorm_figures.render_stats(points, folder, formats)
 
 
-def _constant_feature_estimates(fwd: bn.BNForward, point: dict[str, Any], names_of) -> dict:
+def _constant_feature_estimates(fwd: bn.BNForward, point: dict[str, Any]) -> dict:
+    """mean_v, mean_out, var_out as exact checks on the kept batches (sigma = 0)."""
     beta, gamma = point["beta"], point["gamma"]
-    names = names_of(fwd, point)
+    names = _names(fwd, point)
     floor = abs(gamma) + abs(beta) or 1.0
     with np.errstate(invalid="ignore"):
         dev = fwd.Yhat[..., :1, :] - beta
@@ -617,7 +621,7 @@ class BatchnormGrads(Experiment):
             ("d_v", "dl/dv (m, v independent inputs)"),
             ("d_m", "dl/dm (m, v independent inputs)"),
             ("d_Y", "dl/dY through the full forward"),
-            ("jac_diag", "dYhat[i, j]/dY[i, j]"),
+            ("jac_diag", "dYhat_ij/dY_ij (no ReLU)"),
         )
     )
     default_samples = 300
@@ -798,16 +802,25 @@ class WhitenChunk:
         )
 
 
-def _rank_and_cond(Sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Numerical rank and condition number of a stack of PSD matrices (NaN-safe)."""
+def batch_rank(Yc: np.ndarray) -> np.ndarray:
+    """Rank of each centred batch ``Yc`` (stack of B x M), which is the rank of ``Sigma``.
+
+    Measured by SVD of ``Yc`` (threshold ``max(B, M) eps_machine s_max``, as
+    ``numpy.linalg.matrix_rank``) rather than from the eigenvalues of ``Sigma = Yc^T Yc / B``:
+    forming Sigma squares the singular values, so a full-rank but ill-conditioned batch
+    (B - 1 = M is a square Gaussian matrix, whose smallest singular value is often tiny) would
+    fall below the threshold about a million times more often.
+    """
+    return np.linalg.matrix_rank(Yc).astype(float)
+
+
+def _cond(Sigma: np.ndarray) -> np.ndarray:
+    """Condition number of a stack of PSD matrices (inf when singular, NaN-safe)."""
     lam = np.linalg.eigvalsh(np.nan_to_num(Sigma))
-    M = Sigma.shape[-1]
-    top = lam[..., -1:]
-    rank = np.sum(lam > M * _EPS_MACHINE * top, axis=-1).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         cond = np.where(lam[..., 0] > 0, lam[..., -1] / lam[..., 0], np.inf)
     bad = ~np.all(np.isfinite(Sigma), axis=(-2, -1))
-    return np.where(bad, np.nan, rank), np.where(bad, np.nan, cond)
+    return np.where(bad, np.nan, cond)
 
 
 class WhitenSampler:
@@ -831,7 +844,8 @@ class WhitenSampler:
             timings.append((time.perf_counter() - t0) / size)
         wc = bn.white_cov(results["bn"].Ytilde)
         corr = np.mean(wc[..., self.off] * self.sign, axis=-1)
-        rank, cond = _rank_and_cond(results["zca"].Sigma)
+        rank = batch_rank(results["zca"].Yc)
+        cond = _cond(results["zca"].Sigma)
         return WhitenChunk(
             Moments.from_batch(corr[:, None]),
             Moments.from_batch(np.where(np.isfinite(cond), cond, 0.0)[:, None]),
@@ -916,7 +930,7 @@ class BatchnormWhiten(Experiment):
             "mean over pairs of BN's output correlation, each signed like the population one "
             "(the correlation BN leaves in place)",
         ),
-        Quantity("rank", "exact", "numerical rank of the batch covariance Sigma"),
+        Quantity("rank", "exact", "rank of the batch covariance Sigma (SVD of the centred batch)"),
         Quantity("cond", "statistical", "condition number of Sigma, mean over batches"),
         Quantity("seconds", "statistical", "seconds per batch of ZCA whitening (descriptive)"),
     )
@@ -925,7 +939,7 @@ class BatchnormWhiten(Experiment):
     claim_names = ("I", "Sigma")
     claim_functions = {"sqrtm": claim_sqrtm, "inv": claim_inv}
     formulas = {
-        "white_cov": "I (up to eps/(lambda_min+eps)), B > M",
+        "white_cov": "I (up to eps/(lambda_min+eps)) for B > M; must fail for B <= M",
         "cross_cov": "sqrtm(Sigma) (up to ~0.3 sqrt(eps))",
         "bn_corr": "mean over pairs of E[r](|C_jk|, B) (Olkin-Pratt)",
         "rank": "min(B-1, M)",
@@ -1005,9 +1019,14 @@ class BatchnormWhiten(Experiment):
             return ScalarEstimate(value, se, moments.n, kurt)
 
         if not singular:
-            # B <= M: Sigma is singular and the identity fails by 1 on its null directions (not
-            # by rounding); no built-in check there (the rank figure shows it), claims still run
             predictions["white_cov"] = Prediction(I, IDENTITY)
+        elif eps > 0:
+            # B <= M: Sigma is singular and the identity fails by 1 on its null directions (not
+            # by rounding, the tolerance allows only the eps effect on the non-null spectrum):
+            # kept as a negative control that the run must reject
+            predictions["white_cov"] = Prediction(
+                I, "identity only for B > M; here B <= M (negative control)", expect="fail"
+            )
         estimates["bn_corr"] = scalar(stats.corr)
         estimates["cond"] = scalar(stats.cond)
         if stats.singular_batches:

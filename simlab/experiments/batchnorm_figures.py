@@ -7,6 +7,8 @@ replayed run draws the same figures and ``--no-plots`` costs nothing.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
 import time
 from pathlib import Path
@@ -17,6 +19,7 @@ import scipy.stats
 from matplotlib.colors import TwoSlopeNorm
 
 from simlab.experiments.base import PointResult
+from simlab.experiments.batchnorm import batch_rank
 from simlab.plotting import SIM_STYLE, THEORY_STYLE, new_figure, save
 from simlab.theory import batchnorm as bn
 
@@ -119,7 +122,16 @@ def _stats_figure(points, folder, formats):
             err.append(2 * est.se / scale)
             pos.append(j + (i - 1) * 0.12)
         ax.errorbar(pos, dev, yerr=err, color=f"C{i}", **SIM_STYLE, label=label)
+    if not any(pt.params["sigma"] > 0 for pt in points):
+        ax.text(
+            0.5,
+            0.6,
+            "sigma = 0: every batch is the same,\nso these quantities are checked exactly",
+            ha="center",
+            transform=ax.transAxes,
+        )
     ax.axhline(0.0, color="k", lw=1)
+    ax.set_xlim(-0.5, len(points) - 0.5)
     ax.set_xticks(xs)
     ax.set_xticklabels(
         [_setting(pt, swept).replace(", ", "\n") or "defaults" for pt in points],
@@ -339,7 +351,14 @@ def _eps_figure(points, folder, formats):
         if B >= 3
         else r"$|\gamma|\,\varepsilon/(v+\varepsilon)^{3/2}$ (B = 2)"
     )
-    ax.set_title(f"backward blows up without eps: curves {closed_text}", fontsize=9)
+    if B >= 3:
+        ax.set_title(f"backward blows up without eps: curves {closed_text}", fontsize=9)
+    else:
+        ax.set_title(
+            f"B = 2: curves {closed_text}; at eps = 0 the Jacobian is exactly 0\n"
+            "(two points always normalise to ±1; eps = 0 dots are round-off)",
+            fontsize=9,
+        )
     ax.legend(fontsize=7, loc="upper right")
     for ax in axes[0]:
         ax.grid(alpha=0.3, which="both")
@@ -478,7 +497,7 @@ def _rank_figure(pt, folder, formats):
     for i, B in enumerate(Bs):
         Y = rng.standard_normal((reps, B, M)) @ L.T
         z = bn.zca_whiten(Y, eps)
-        rank[i] = bn.effective_rank(z.Sigma)
+        rank[i] = batch_rank(z.Yc)
         cond[i] = bn.condition_number(z.Sigma)
         wc = bn.white_cov(z.Ytilde)
         ok = np.all(np.isfinite(wc), axis=(1, 2))  # eps = 0 and B <= M: NaN, not a number
@@ -569,6 +588,14 @@ def _swap_figure(pt, folder, formats):
             color=f"C{i}",
             label=f"{name.upper() if name != 'cholesky' else 'Cholesky'}: median {median}",
         )
+    if not np.isfinite(methods["zca"].W).any():
+        ax.text(
+            0.5,
+            0.5,
+            "eps = 0 and B ≤ M: Σ is singular,\nno whitening matrix exists (NaN)",
+            ha="center",
+            transform=ax.transAxes,
+        )
     ax.set_yscale("log")
     ax.set_xlabel("batch t")
     ax.set_ylabel(r"$\|W_t - W_{t-1}\|_F / \|W_t\|_F$")
@@ -618,6 +645,42 @@ _TIMED = {
 }
 
 
+_BLAS_PREFIXES = ("openblas", "scipy_openblas")
+_BLAS_SUFFIXES = ("", "64_")
+
+
+@contextlib.contextmanager
+def single_blas_thread():
+    """Run the body with every loaded OpenBLAS on one thread, then restore their settings.
+
+    A multi-threaded BLAS on a busy machine turns every matrix product above its threading
+    threshold into a wait for a time slice (tens of ms), which would hide the O(BM) vs
+    O(BM^2 + M^3) scaling the timing figure is about. This is what ``threadpoolctl`` does
+    (not a dependency here). Yields whether a limit is in force; never raises.
+    """
+    controls = []
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = sorted({w for w in maps.read().split() if "openblas" in w and ".so" in w})
+        for path in paths:
+            lib = ctypes.CDLL(path)
+            for prefix in _BLAS_PREFIXES:
+                for suffix in _BLAS_SUFFIXES:
+                    setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                    getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                    if setter is not None and getter is not None:
+                        controls.append((setter, int(getter())))
+    except OSError:
+        controls = []
+    for setter, _ in controls:
+        setter(1)
+    try:
+        yield bool(controls)
+    finally:
+        for setter, before in controls:
+            setter(before)
+
+
 def wall_times(
     eps: float,
     rng: np.random.Generator,
@@ -638,14 +701,15 @@ def wall_times(
     best = {name: np.full(len(Ms), np.inf) for name in _TIMED}
     start = time.perf_counter()
     done = 0
-    while done < 2 or (done < rounds and time.perf_counter() - start < budget):
-        done += 1
-        for i, Y in enumerate(batches):
-            for name, fn in _TIMED.items():
-                t0 = time.perf_counter()
-                fn(Y, eps)
-                best[name][i] = min(best[name][i], time.perf_counter() - t0)
-    return {"M": Ms, "B": B, "rounds": done, **best}
+    with single_blas_thread() as one_thread:
+        while done < 2 or (done < rounds and time.perf_counter() - start < budget):
+            done += 1
+            for i, Y in enumerate(batches):
+                for name, fn in _TIMED.items():
+                    t0 = time.perf_counter()
+                    fn(Y, eps)
+                    best[name][i] = min(best[name][i], time.perf_counter() - t0)
+    return {"M": Ms, "B": B, "rounds": done, "one_thread": one_thread, **best}
 
 
 def _time_figure(pt, folder, formats):
@@ -668,9 +732,10 @@ def _time_figure(pt, folder, formats):
         )
     ax.set_xlabel("features M")
     ax.set_ylabel(f"wall time per batch (s, best of {times['rounds']} rounds)")
+    threads = "one BLAS thread" if times["one_thread"] else "BLAS threads as configured"
     ax.set_title(
         f"BN is O(BM); whitening pays O(BM²) for Σ and O(M³) for its eigh\n"
-        f"(B = {times['B']}, this machine; slopes fitted for M ≥ 32)",
+        f"(B = {times['B']}, {threads}; slopes fitted for M ≥ 32)",
         fontsize=9,
     )
     ax.grid(alpha=0.3, which="both")

@@ -60,7 +60,9 @@ def _depth_figure(points, folder, formats):
         label = _label(pt, keys)
         for ax, name in zip(axes[0], ("q", "r"), strict=True):
             est = pt.estimates[name]
-            pred = np.asarray(pt.extras["setup"].q_pred if name == "q" else pt.extras["setup"].r_pred)
+            pred = np.asarray(
+                pt.extras["setup"].q_pred if name == "q" else pt.extras["setup"].r_pred
+            )
             layers = np.asarray(est.index, dtype=float)
             ax.plot(layers, pred, "-", color=color, **THEORY_STYLE)
             ax.errorbar(
@@ -92,9 +94,7 @@ def _depth_figure(points, folder, formats):
 
     handles.append(Line2D([], [], color="gray", **THEORY_STYLE))
     labels.append("mean-field recursion (line)")
-    handles.append(
-        Line2D([], [], color="gray", marker="o", mfc="white", ls="none", ms=4)
-    )
+    handles.append(Line2D([], [], color="gray", marker="o", mfc="white", ls="none", ms=4))
     labels.append(f"simulated ±2 SE ({n:,} networks × {B} inputs)")
     axes[0, 1].legend(handles, labels, fontsize=7, loc="best")
     fig.suptitle(
@@ -189,7 +189,8 @@ def _norm_ratio_figure(points, folder, formats):
         dead = hist.below / total
         text = (
             f"E[(A_L/A_0)^2]: {est2.value:.4g} ± {est2.se:.2g} (simulated)\n"
-            f"prod(1+5/n_l) = {hr:.4g}" + ("" if "norm_ratio_second" in pt.predictions else " (n/a)")
+            f"prod(1+5/n_l) = {hr:.4g}"
+            + ("" if "norm_ratio_second" in pt.predictions else " (n/a)")
             + f";  exp(5 sum 1/n_l) = {expo:.4g}\n"
             f"sd of (A_L/A_0)^2 per input: {math.sqrt(max(m4 - hr * hr, 0)):.3g} (theory)"
         )
@@ -214,7 +215,9 @@ def _norm_ratio_figure(points, folder, formats):
         ax.set_xlabel(r"$A_L / A_0$  ($A_l = \|h_l\|^2 / n_l$, log axis)")
         ax.set_ylabel(r"density per decade")
         label = (
-            f"width {widths[1]}" if len(set(widths)) == 1 else "widths " + ",".join(map(str, widths))
+            f"width {widths[1]}"
+            if len(set(widths)) == 1
+            else "widths " + ",".join(map(str, widths))
         )
         ax.set_title(f"{pt.params['init']}, {label}, L = {len(widths) - 1}")
         ax.grid(alpha=0.3)
@@ -247,7 +250,7 @@ def _width_figure(points, folder, formats):
             rel, err = [], []
             for pt in group:
                 est = pt.estimates[name]
-                pred = (pt.extras["setup"].r_pred if name == "r" else pt.extras["setup"].q_pred)
+                pred = pt.extras["setup"].r_pred if name == "r" else pt.extras["setup"].q_pred
                 rel.append(est.values[index] / pred[index] - 1.0)
                 err.append(2 * est.se[index] / pred[index])
             what = {
@@ -444,9 +447,7 @@ _GRAD_LABELS = {
 
 def render_grads(points: list[PointResult], folder: Path, formats: tuple[str, ...]) -> list[Path]:
     """Relative error of back-propagation against finite differences, per layer."""
-    keys = _varying(points, ("activation", "widths", "width", "sigma_b", "init")) or [
-        "activation"
-    ]
+    keys = _varying(points, ("activation", "widths", "width", "sigma_b", "init")) or ["activation"]
     ncols = min(len(points), 2 if len(points) == 4 else 3)
     nrows = math.ceil(len(points) / ncols)
     fig, axes = new_figure(ncols=ncols, nrows=nrows, width=5.2, height=3.6)
@@ -489,8 +490,11 @@ def render_grads(points: list[PointResult], folder: Path, formats: tuple[str, ..
         ax.set_title(_label(pt, keys), fontsize=9)
         ax.grid(alpha=0.3, which="major")
     axes.ravel()[0].legend(
-        fontsize=6.5, title="▼ max  ● median (exact 0 drawn at 1e-17)", title_fontsize=6.5,
-        loc="upper right", ncols=2,
+        fontsize=6.5,
+        title="▼ max  ● median (exact 0 drawn at 1e-17)",
+        title_fontsize=6.5,
+        loc="upper right",
+        ncols=2,
     )
     pt = points[0]
     fig.suptitle(

@@ -178,6 +178,7 @@ def test_constant_features_at_eps_zero_are_nan_not_a_crash_and_poison_nothing_el
     result = BatchnormStats().run_point(point, _ctx(300))
     checks = _decided(BatchnormStats(), result)
     assert checks["mean_v"].verdict == "pass"  # v = 0 exactly: not a NaN
+    assert checks["mean_v"].expected == "pass"
     for q in ("batch_mean", "batch_var", "max_abs_xhat", "jac_norm", "mean_out", "var_out"):
         c = checks[q]
         assert c.verdict == "undefined" and "NaN" in c.note, (q, c.note)
@@ -191,8 +192,8 @@ def test_constant_features_at_eps_zero_are_nan_not_a_crash_and_poison_nothing_el
 def test_stats_standard_errors_come_from_independent_batches():
     # features of a batch are strongly correlated when N << M: per-batch aggregates keep z ~ N(0,1)
     z = []
-    for seed in range(24):
-        r = BatchnormStats().run_point({**STATS, "N": 2, "M": 32}, _ctx(600, seed=seed))
+    for seed in range(16):
+        r = BatchnormStats().run_point({**STATS, "N": 2, "M": 32}, _ctx(400, seed=seed))
         for q in ("mean_v", "mean_out", "var_out"):
             est = r.estimates[q]
             z.append((est.value - float(r.predictions[q].value)) / est.se)
@@ -276,11 +277,15 @@ def test_matrix_claims(whiten_point):
 def test_small_batches_no_white_cov_identity_and_nan_at_eps_zero():
     exp = BatchnormWhiten()
     result = exp.run_point({**WHITEN, "B": 6, "eps": 1e-5}, _ctx(60, chunk=30))
-    assert "white_cov" not in result.predictions  # Sigma is singular: the identity fails
     checks = _decided(exp, result)
     assert checks["rank"].verdict == "pass" and checks["cross_cov"].verdict == "pass"
+    # Sigma is singular: the identity fails by 1, kept as a negative control
+    white = checks["white_cov"]
+    assert white.expected == "fail" and white.verdict == "fail" and white.as_expected
+    assert white.estimate > 0.5
     assert _claim(exp, result, "white_cov=I").verdict == "fail"  # by 1, not by rounding
     nan = exp.run_point({**WHITEN, "B": 6, "eps": 0.0}, _ctx(60, chunk=30))
+    assert "white_cov" not in nan.predictions  # nothing to whiten with: no negative control
     c = _decided(exp, nan)["cross_cov"]
     assert c.verdict == "undefined" and c.as_expected and "NaN" in c.note
     assert math.isinf(nan.estimates["cond"].value)
