@@ -22,7 +22,12 @@ and hands estimates and predictions to the verdict machinery.
     (:func:`simlab.theory.batchnorm.grad_check`), kink-crossing entries skipped.
 ``whiten``
     Gaussian features with an equicorrelated (``rho``) or random correlation matrix; ZCA, PCA and
-    Cholesky whitening beside standard BN.
+    Cholesky whitening beside standard BN. ``white_cov`` stacks the three whitenings of the first
+    batches and is checked against I with the eps effect ``eps/(lambda_min + eps)`` (plus
+    rounding) as tolerance; for B <= M it is a negative control (Sigma is singular, the identity
+    fails by 1). ``cross_cov`` (ZCA) is checked against ``sqrtm(Sigma)``; ``rank`` over every
+    batch against ``min(B-1, M)``; ``bn_corr`` against the exact mean of a sample correlation.
+    Matrix claims may use ``I``, ``Sigma`` (each batch's covariance), ``sqrtm``, ``inv``, ``@``.
 
 Numerics: everything runs in float64 (the identities are checked to ~1e-10 of the rounding scale of
 their operands, see :data:`IDENTITY_TOL`).
