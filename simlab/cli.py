@@ -401,6 +401,7 @@ def report_command(run_dirs: tuple[Path, ...], output: Path | None, title: str |
 def list_command() -> None:
     """Experiments, their parameters (defaults, allowed values) and quantities."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -411,14 +412,14 @@ def list_command() -> None:
         table.add_column("allowed")
         table.add_column("meaning")
         for p in exp.params:
-            table.add_row(p.name, str(p.default), p.allowed(), p.help)
+            table.add_row(p.name, escape(str(p.default)), escape(p.allowed()), escape(p.help))
         console.print(table)
         quantities = Table(show_header=True, title_justify="left")
         quantities.add_column("quantity")
         quantities.add_column("kind")
         quantities.add_column("meaning")
         for q in exp.quantities:
-            quantities.add_row(q.name, q.kind, q.description)
+            quantities.add_row(q.name, q.kind, escape(q.description))
         console.print(quantities)
     console.print(
         "Run options for every experiment: "

@@ -956,7 +956,7 @@ class BatchnormWhiten(Experiment):
             "B": [8, 16, 17, 128, 1024],
             "corr": ["equi", "random"],
             "rho": [-0.05, 0.5, 0.9],
-            "samples": 10_000,
+            "samples": 4000,
         },
     }
 

@@ -273,7 +273,25 @@ def _gof_check(common: dict, est: CountsEstimate, pred: Prediction) -> Check:
 
 def _exact_check(common: dict, est: ExactEstimate, pred: Prediction) -> Check:
     ref = np.asarray(est.reference, dtype=float)
-    value = np.broadcast_to(np.asarray(pred.value, dtype=float), ref.shape)
+    try:
+        value = np.broadcast_to(np.asarray(pred.value, dtype=float), ref.shape)
+    except ValueError:
+        shape = np.shape(pred.value)
+        return Check(
+            kind="exact",
+            estimate=None,
+            se=None,
+            predicted=None,
+            z=None,
+            p_value=None,
+            statistic=None,
+            dof=None,
+            tolerance=est.tolerance,
+            n=int(ref.size),
+            note=f"the prediction has shape {shape}, which does not match the "
+            f"quantity's shape {ref.shape}",
+            **common,
+        )
     if est.mask is not None:
         ref, value = ref[est.mask], value[est.mask]
     with np.errstate(invalid="ignore", divide="ignore"):

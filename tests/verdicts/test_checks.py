@@ -158,3 +158,11 @@ def test_a_negative_control_that_fails_is_as_expected():
                        prediction=Prediction(1.1, expect="fail"))
     (c,) = decide([wrong], alpha=0.001)
     assert c.verdict == "fail" and c.as_expected
+
+
+def test_exact_claim_of_the_wrong_shape_is_undefined_not_a_crash():
+    c = make_check(experiment="e", quantity="g", params={}, source="user", expression="",
+                   estimate=ExactEstimate(np.ones((3, 4)), tolerance=1e-6),
+                   prediction=Prediction(np.ones(5)))
+    (c,) = decide([c], alpha=0.001)
+    assert c.verdict == "undefined" and "does not match" in c.note
