@@ -45,7 +45,6 @@ import numpy as np
 import scipy.linalg
 import scipy.special
 
-from simlab.engine.executor import ChunkPlan, run_chunks
 from simlab.engine.seeding import setup_rng
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, PointContext, PointResult, Quantity
@@ -417,15 +416,7 @@ class BatchnormStats(Experiment):
         top = heavy * (B - 1 + 8.0 * math.sqrt(2.0 * (B - 1)))
         edges = np.linspace(0.0, top, _V_BINS + 1)
         sampler = StatsSampler(point, W, b, edges)
-        ctx.progress.start(f"batchnorm stats {_describe(point)}", ctx.samples)
-        run = run_chunks(
-            sampler,
-            ChunkPlan(ctx.samples, ctx.chunk_size),
-            entropy=ctx.entropy,
-            point=ctx.point_index,
-            workers=ctx.workers,
-            progress=ctx.progress,
-        )
+        run = ctx.run(sampler, f"batchnorm stats {_describe(point)}")
         stats: StatsChunk = run.stats
         surely_nan = sigma == 0 and eps == 0  # every feature constant: 0/0 everywhere
         expect = _either_if(surely_nan)
@@ -655,15 +646,7 @@ class BatchnormGrads(Experiment):
 
     def run_point(self, point: dict[str, Any], ctx: PointContext) -> PointResult:
         start = time.perf_counter()
-        ctx.progress.start(f"batchnorm grads {_describe(point)}", ctx.samples)
-        run = run_chunks(
-            GradsSampler(point),
-            ChunkPlan(ctx.samples, ctx.chunk_size),
-            entropy=ctx.entropy,
-            point=ctx.point_index,
-            workers=ctx.workers,
-            progress=ctx.progress,
-        )
+        run = ctx.run(GradsSampler(point), f"batchnorm grads {_describe(point)}")
         a = run.stats.arrays
         fwd = bn.bn_forward(a["Y"], a["gamma"], a["beta"], point["eps"])
         names = bn.claim_namespace(a["G"], fwd, a["gamma"], a["beta"])
@@ -978,15 +961,7 @@ class BatchnormWhiten(Experiment):
         B, M, eps = point["B"], point["M"], point["eps"]
         C = self.correlation(point, setup_rng(ctx.entropy, ctx.point_index))
         L = np.linalg.cholesky(C)
-        ctx.progress.start(f"batchnorm whiten {_describe(point)}", ctx.samples)
-        run = run_chunks(
-            WhitenSampler(point, L),
-            ChunkPlan(ctx.samples, ctx.chunk_size),
-            entropy=ctx.entropy,
-            point=ctx.point_index,
-            workers=ctx.workers,
-            progress=ctx.progress,
-        )
+        run = ctx.run(WhitenSampler(point, L), f"batchnorm whiten {_describe(point)}")
         stats: WhitenChunk = run.stats
         Y = stats.kept.arrays["Y"]
         w = _whiten_checks(Y, eps)

@@ -56,7 +56,6 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from simlab.engine.executor import ChunkPlan, run_chunks
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import (
     Experiment,
@@ -175,8 +174,8 @@ class Detectability:
     ``power`` is computed with the noncentral chi-square on the bins pooled as the test pools them
     (noncentrality ``n sum_g (truth_g - model_g)^2 / model_g``), at the strictest level a family of
     up to 1000 tests uses (``alpha/1000``); ``power_lenient`` at ``alpha`` itself. ``expect`` is
-    ``fail`` when ``power >= 1 - alpha``, ``pass`` when ``power_lenient <= 2 alpha`` (the difference is
-    below what the sample resolves), ``either`` in between.
+    ``fail`` when ``power >= 1 - alpha``, ``pass`` when ``power_lenient <= 2 alpha`` (the
+    difference is below what the sample resolves), ``either`` in between.
     """
 
     expect: str
@@ -333,16 +332,7 @@ def _simulate(sampler, label: str, ctx: PointContext, scalar_names: tuple[str, .
                 for k in scalar_names
             )
 
-    ctx.progress.start(label, ctx.samples)
-    return run_chunks(
-        sampler,
-        ChunkPlan(ctx.samples, ctx.chunk_size),
-        entropy=ctx.entropy,
-        point=ctx.point_index,
-        workers=ctx.workers,
-        should_stop=should_stop,
-        progress=ctx.progress,
-    )
+    return ctx.run(sampler, label, should_stop=should_stop)
 
 
 # --------------------------------------------------------------------------------------------------
