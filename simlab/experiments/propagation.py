@@ -77,6 +77,8 @@ CORRELATION_BIAS_COEFFICIENT = 0.75
 COSINE_ROUNDING = 1e-5
 #: below this many networks per tested layer the joint (Hotelling) check is flagged as optimistic
 FEW_NETWORKS_PER_LAYER = 10
+#: the exp(5 sum 1/n) negative control is expected to fail when it is this many SE bounds away
+NEGATIVE_CONTROL_SES = 8.0
 _STACK_FLOATS = 2**22  # floats of weights (and of kept activations) per stack of networks
 _HIST_BINS = 80
 _LOG_Z_RANGE = (-3.5, 1.0)  # log10 |z_l| / sqrt(q_l): the bulk of a Gaussian and its tails
@@ -459,7 +461,7 @@ def signal_estimates(stats: SignalStats, setup: SignalSetup) -> dict[str, Any]:
     }
 
 
-def signal_predictions(setup: SignalSetup) -> dict[str, Prediction]:
+def signal_predictions(setup: SignalSetup, networks: int = 0) -> dict[str, Any]:
     """Built-in predictions, each only where it holds (see the holds texts)."""
     widths, L = setup.widths, setup.L
     zero_bias = setup.sigma_b == 0
@@ -500,15 +502,30 @@ def signal_predictions(setup: SignalSetup) -> dict[str, Prediction]:
         hr = mf.hanin_rolnick_second_moment(widths) * setup.m1**2
         m4 = mf.norm_ratio_moment(widths, 4) * setup.m1**4
         sd = math.sqrt(max(m4 - hr * hr, 0.0))
-        preds["norm_ratio_second"] = Prediction(
-            hr,
-            "exact at any width (Hanin & Rolnick 2018): Gaussian i.i.d. weights, zero bias, "
-            "ReLU on every layer, A_0 of the realised input; = prod (1 + 5/n_l) for Kaiming "
-            f"(times prod (c_l/2)^2 otherwise). Heavy-tailed: per-input sd {sd:.3g} (from "
-            "E[(A_L/A_0)^4]); the SE is at least sd/sqrt(networks), a conservative bound",
-            calibrated=False,
-            note=_budget_note(sd, hr),
-        )
+        expo = math.exp(5.0 * sum(1.0 / w for w in widths[1:])) * setup.m1**2
+        resolved = networks > 0 and expo - hr >= NEGATIVE_CONTROL_SES * sd / math.sqrt(networks)
+        preds["norm_ratio_second"] = [
+            Prediction(
+                hr,
+                "exact at any width (Hanin & Rolnick 2018): Gaussian i.i.d. weights, zero bias, "
+                "ReLU on every layer, A_0 of the realised input; = prod (1 + 5/n_l) for Kaiming "
+                f"(times prod (c_l/2)^2 otherwise). Heavy-tailed: per-input sd {sd:.3g} (from "
+                "E[(A_L/A_0)^4]); the SE is at least sd/sqrt(networks), a conservative bound",
+                calibrated=False,
+                note=_budget_note(sd, hr),
+            ),
+            Prediction(
+                expo,
+                "only as every width -> infinity: exp(5 sum 1/n_l) exceeds the exact moment by a "
+                "relative O(sum 1/n_l^2)",
+                expect="fail" if resolved else "either",
+                label="exp(5 sum 1/n_l)",
+                calibrated=False,
+                note="negative control (the large-width approximation): must be rejected where "
+                f"it is {NEGATIVE_CONTROL_SES:g} conservative SEs away"
+                + ("" if resolved else "; not resolvable with this many networks"),
+            ),
+        ]
     return preds
 
 
@@ -555,13 +572,13 @@ class PropagationSignal(Experiment):
     # values are heavy-tailed (relative spread ~ sqrt(5 L / width)); measured at width 32, L 10,
     # 128 networks give p < 0.001 in 0.9% of runs for a true q, 1000 networks in none of 600.
     budgets = {
-        "quick": {
-            "L": 6,
-            "width": 32,
-            "init": ["kaiming", "xavier", "kaiming_fan_out"],
-            "inputs": 8,
-            "samples": 2000,
-            "chunk_size": 500,
+        "quick": {  # small enough for exp(5 sum 1/n) to be rejected (33% off at width 10)
+            "L": 3,
+            "width": [10, 24],
+            "init": ["kaiming", "xavier"],
+            "inputs": 4,
+            "samples": 20000,
+            "chunk_size": 5000,
         },
         "standard": {
             "L": 12,
@@ -629,7 +646,7 @@ class PropagationSignal(Experiment):
             should_stop=should_stop,
             progress=ctx.progress,
         )
-        predictions = signal_predictions(setup)
+        predictions = signal_predictions(setup, run.n_samples)
         if run.n_samples < FEW_NETWORKS_PER_LAYER * (setup.L + 1):
             for name in ("q", "r"):
                 predictions[name] = replace(

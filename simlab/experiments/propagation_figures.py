@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from simlab.experiments.base import PointResult
 from simlab.plotting import SIM_STYLE, THEORY_STYLE, new_figure, save
@@ -52,29 +53,53 @@ def render_signal(points: list[PointResult], folder: Path, formats: tuple[str, .
     return paths
 
 
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
 def _depth_figure(points, folder, formats):
+    """q_l and r_l on log axes (top) and their relative deviation from the recursion (bottom)."""
     keys = _varying(points) or ["init"]
-    fig, axes = new_figure(ncols=2, width=6.4, height=4.6)
+    fig, axes = new_figure(ncols=2, nrows=2, width=6.6, height=3.9)
+    spread = 0.3 if len(points) > 1 else 0.0
+    shaded = False
     for j, pt in enumerate(points):
         color = f"C{j % 10}"
+        marker = _MARKERS[j % len(_MARKERS)]
         label = _label(pt, keys)
-        for ax, name in zip(axes[0], ("q", "r"), strict=True):
+        shift = spread * (j / max(len(points) - 1, 1) - 0.5)  # inits sharing a line stay visible
+        setup = pt.extras["setup"]
+        for col, name in enumerate(("q", "r")):
             est = pt.estimates[name]
-            pred = np.asarray(
-                pt.extras["setup"].q_pred if name == "q" else pt.extras["setup"].r_pred
-            )
+            pred = np.asarray(setup.q_pred if name == "q" else setup.r_pred)
             layers = np.asarray(est.index, dtype=float)
-            ax.plot(layers, pred, "-", color=color, **THEORY_STYLE)
-            ax.errorbar(
-                layers,
+            top, bottom = axes[0, col], axes[1, col]
+            top.plot(layers, pred, "-", color=color, **THEORY_STYLE)
+            top.errorbar(
+                layers + shift,
                 est.values,
                 yerr=_log_errorbars(est.values, est.se),
                 color=color,
                 mfc="white",
-                fmt="o",
+                fmt=marker,
                 ms=3.2,
-                capsize=2,
-                lw=1.0,
+                capsize=1.5,
+                lw=0.9,
+                label=label,
+            )
+            tol = np.broadcast_to(np.asarray(pt.predictions[name].tolerance, float), pred.shape)
+            if np.any(tol / pred > 1e-3) and not shaded:
+                bottom.fill_between(layers, -tol / pred, tol / pred, color="0.5", alpha=0.15)
+                shaded = True
+            bottom.errorbar(
+                layers + shift,
+                est.values / pred - 1.0,
+                yerr=2 * est.se / pred,
+                color=color,
+                mfc="white",
+                fmt=marker,
+                ms=3,
+                capsize=1.5,
+                lw=0.8,
                 label=label,
             )
     n = points[0].n_samples
@@ -83,23 +108,37 @@ def _depth_figure(points, folder, formats):
         r"forward: $q_l = E[\mathrm{mean}_i\, z_l[i]^2]$",
         r"backward: $r_l = E[\mathrm{mean}_i\, (\partial \ell/\partial h_l[i])^2]$",
     )
-    for ax, title in zip(axes[0], titles, strict=True):
-        ax.set_yscale("log")
-        ax.set_xlabel("layer l")
-        ax.set_title(title)
-        ax.grid(alpha=0.3, which="major")
+    for col, title in enumerate(titles):
+        top, bottom = axes[0, col], axes[1, col]
+        top.set_yscale("log")
+        top.set_title(title)
+        top.grid(alpha=0.3, which="major")
+        bottom.axhline(0.0, color="k", lw=1.0)
+        bottom.set_xlabel("layer l")
+        for ax in (top, bottom):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        bottom.grid(alpha=0.3)
     axes[0, 0].set_ylabel(r"second moment ($\sigma_x = $" + f"{points[0].params['sigma_x']:g})")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[1, 0].set_ylabel("simulated / recursion − 1  (±2 SE)")
     from matplotlib.lines import Line2D
 
+    handles, labels = axes[0, 0].get_legend_handles_labels()
     handles.append(Line2D([], [], color="gray", **THEORY_STYLE))
-    labels.append("mean-field recursion (line)")
-    handles.append(Line2D([], [], color="gray", marker="o", mfc="white", ls="none", ms=4))
-    labels.append(f"simulated ±2 SE ({n:,} networks × {B} inputs)")
-    axes[0, 1].legend(handles, labels, fontsize=7, loc="best")
+    labels.append("mean-field recursion")
+    axes[0, 0].legend(handles, labels, fontsize=7, loc="lower left", ncols=2)
+    axes[1, 1].text(
+        0.99,
+        0.02,
+        f"{n:,} networks × {B} inputs per point"
+        + ("; shaded: dead-network tolerance of r" if shaded else ""),
+        transform=axes[1, 1].transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=7,
+    )
     fig.suptitle(
-        "Signal propagation through a deep ReLU MLP: Kaiming keeps q flat, Xavier/LeCun halve it "
-        "per layer, fan_out keeps r flat"
+        "Signal propagation through a deep ReLU MLP: Kaiming keeps q flat, Xavier and LeCun halve "
+        "it per layer at equal widths, fan_out keeps r flat"
     )
     return save(fig, folder, "propagation_signal_depth", formats)
 
@@ -132,8 +171,8 @@ def _activation_figure(points, folder, formats):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, title="layer (dashed: N(0, q_l))", title_fontsize=7)
     fig.suptitle(
-        "Pre-activation magnitudes at a few depths (one network per chunk; dashed: Gaussian of "
-        "the predicted q_l)"
+        "Pre-activation magnitudes at a few depths (all units and inputs of one network per stack; "
+        "dashed: N(0, predicted q_l))"
     )
     return save(fig, folder, "propagation_signal_activations", formats)
 
