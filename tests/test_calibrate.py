@@ -11,8 +11,9 @@ def tiny_dropout_only(monkeypatch):
     exp = REGISTRY["dropout"]
     monkeypatch.setattr("simlab.calibrate.REGISTRY", {"dropout": exp})
     monkeypatch.setattr("simlab.course.REGISTRY", {"dropout": exp})
-    monkeypatch.setitem(type(exp).budgets, "quick",
-                        {"p": [0.2, 0.6], "samples": 20_000, "N": 32, "M": 16})
+    monkeypatch.setitem(
+        type(exp).budgets, "quick", {"p": [0.2, 0.6], "samples": 20_000, "N": 32, "M": 16}
+    )
 
 
 def test_wrong_formulas_are_rejected_and_correct_ones_are_not(tiny_dropout_only):

@@ -8,9 +8,15 @@ from simlab.verdicts.estimates import Prediction, ScalarEstimate
 
 
 def _check(predicted, expect="pass", quantity="q"):
-    return make_check(experiment="e", quantity=quantity, params={"x": "[a]"},
-                      estimate=ScalarEstimate(1.0, 0.001, 100), prediction=Prediction(
-                          predicted, expect=expect), source="builtin", expression="")
+    return make_check(
+        experiment="e",
+        quantity=quantity,
+        params={"x": "[a]"},
+        estimate=ScalarEstimate(1.0, 0.001, 100),
+        prediction=Prediction(predicted, expect=expect),
+        source="builtin",
+        expression="",
+    )
 
 
 def test_table_renders_controls_and_bracketed_text():

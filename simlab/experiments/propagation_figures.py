@@ -212,7 +212,8 @@ def _norm_ratio_figure(points, folder, formats):
             lw=1.6,
             label=rf"simulated $\sqrt{{E[(A_L/A_0)^2]}}$ = {math.sqrt(max(est2.value, 0)):.3g}",
         )
-        ax.axvline(m1, color="C3", lw=1.4, ls="--", label=f"predicted mean {m1:.3g}")
+        if setup.sigma_b == 0:
+            ax.axvline(m1, color="C3", lw=1.4, ls="--", label=f"predicted mean {m1:.3g}")
         widths = setup.widths
         hr = mf.hanin_rolnick_second_moment(widths) * m1 * m1
         if "norm_ratio_second" in pt.predictions:

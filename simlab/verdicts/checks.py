@@ -326,7 +326,7 @@ def _exact_check(common: dict, est: ExactEstimate, pred: Prediction) -> Check:
 
 
 def _join(a: str, b: str) -> str:
-    return f"{a}; {b}" if a else b
+    return "; ".join(part for part in (a, b) if part)
 
 
 def holm_thresholds(p_values: list[float], alpha: float) -> tuple[list[float], list[bool]]:

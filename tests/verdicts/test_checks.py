@@ -130,8 +130,15 @@ def _vector(values, cov, predicted, n=10_000, tolerance=0.0):
     from simlab.verdicts.estimates import VectorEstimate
 
     est = VectorEstimate(np.asarray(values, float), np.asarray(cov, float), n, np.arange(1, 4))
-    return make_check(experiment="e", quantity="q", params={}, source="builtin", expression="",
-                      estimate=est, prediction=Prediction(predicted, tolerance=tolerance))
+    return make_check(
+        experiment="e",
+        quantity="q",
+        params={},
+        source="builtin",
+        expression="",
+        estimate=est,
+        prediction=Prediction(predicted, tolerance=tolerance),
+    )
 
 
 def test_vector_check_uses_the_joint_covariance():
@@ -142,7 +149,8 @@ def test_vector_check_uses_the_joint_covariance():
     split = _vector([1.015, 0.985, 1.0], cov, 1.0)
     assert same.dof == 3 and split.p_value < 1e-6 < same.p_value
     assert split.statistic == pytest.approx(
-        np.array([0.015, -0.015, 0]) @ np.linalg.solve(cov, [0.015, -0.015, 0]))
+        np.array([0.015, -0.015, 0]) @ np.linalg.solve(cov, [0.015, -0.015, 0])
+    )
 
 
 def test_vector_check_records_the_worst_entry_and_honours_tolerances():
@@ -153,16 +161,28 @@ def test_vector_check_records_the_worst_entry_and_honours_tolerances():
 
 
 def test_a_negative_control_that_fails_is_as_expected():
-    wrong = make_check(experiment="e", quantity="q", params={}, source="builtin", expression="",
-                       estimate=ScalarEstimate(1.0, 0.001, 1000),
-                       prediction=Prediction(1.1, expect="fail"))
+    wrong = make_check(
+        experiment="e",
+        quantity="q",
+        params={},
+        source="builtin",
+        expression="",
+        estimate=ScalarEstimate(1.0, 0.001, 1000),
+        prediction=Prediction(1.1, expect="fail"),
+    )
     (c,) = decide([wrong], alpha=0.001)
     assert c.verdict == "fail" and c.as_expected
 
 
 def test_exact_claim_of_the_wrong_shape_is_undefined_not_a_crash():
-    c = make_check(experiment="e", quantity="g", params={}, source="user", expression="",
-                   estimate=ExactEstimate(np.ones((3, 4)), tolerance=1e-6),
-                   prediction=Prediction(np.ones(5)))
+    c = make_check(
+        experiment="e",
+        quantity="g",
+        params={},
+        source="user",
+        expression="",
+        estimate=ExactEstimate(np.ones((3, 4)), tolerance=1e-6),
+        prediction=Prediction(np.ones(5)),
+    )
     (c,) = decide([c], alpha=0.001)
     assert c.verdict == "undefined" and "does not match" in c.note
