@@ -121,11 +121,19 @@ def summary_counts(checks: Iterable[Check]) -> dict[str, int]:
 
 
 def summary_line(checks: list[Check], alpha: float, seconds: float) -> str:
+    """One line: verdict counts, negative controls, and how many verdicts were not as expected."""
     counts = summary_counts(checks)
-    colour = "green" if counts["fail"] == 0 and counts["undefined"] == 0 else "red"
+    controls = sum(c.expected != "pass" for c in checks)
+    colour = "green" if counts["unexpected"] == 0 else "red"  # a control failing is success
     return (
         f"[bold {colour}]{counts['pass']} passed, {counts['fail']} failed[/]"
         + (f", {counts['undefined']} undefined" if counts["undefined"] else "")
+        + (
+            f" ({controls} negative controls or undecidable by design; "
+            f"{counts['unexpected']} verdicts not as expected)"
+            if controls
+            else ""
+        )
         + f" — {counts['checks']} checks, family-wise alpha {alpha:g} (Holm), {seconds:.1f} s"
     )
 

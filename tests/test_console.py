@@ -26,3 +26,12 @@ def test_table_renders_controls_and_bracketed_text():
     text = console.export_text()
     assert "fail (expected)" in text and "dY[:, j]" in text and "x=[a]" in text
     assert summary_counts(checks)["unexpected"] == 0
+
+
+def test_summary_counts_controls_and_unexpected_verdicts():
+    from simlab.console import summary_line
+
+    checks = decide([_check(1.0), _check(2.0, expect="fail"), _check(2.0)], 0.001)
+    line = summary_line(checks, 0.001, 1.0)
+    assert "1 passed, 2 failed" in line and "1 verdicts not as expected" in line
+    assert line.startswith("[bold red]")
