@@ -182,19 +182,13 @@ def _vector_check(common: dict, est: VectorEstimate, pred: Prediction) -> Check:
             note = f"{bad} is zero: nothing to test against"
         else:
             note = f"{bad} has entries that are not finite numbers"
-        return Check(
-            kind="statistical",
-            estimate=None,
-            se=None,
-            predicted=None,
-            z=None,
-            p_value=None,
-            statistic=None,
+        return _undecided(
+            common,
+            "statistical",
             dof=float(k),
             tolerance=float(tol.max()),
             note=note,
             n=est.n,
-            **common,
         )
     z = excess / se
     worst = int(np.argmax(np.abs(z)))
@@ -237,19 +231,13 @@ def _gof_check(common: dict, est: CountsEstimate, pred: Prediction) -> Check:
     expected = np.append(probs, max(0.0, 1.0 - probs.sum()))
     note = ""
     if not np.all(np.isfinite(expected)) or np.any(expected < -1e-12):
-        return Check(
-            kind="distribution",
-            estimate=None,
-            se=None,
-            predicted=None,
-            z=None,
-            p_value=None,
-            statistic=None,
+        return _undecided(
+            common,
+            "distribution",
             dof=None,
             tolerance=0.0,
             n=est.n,
             note="the predicted pmf is not a set of finite non-negative probabilities",
-            **common,
         )
     if abs(expected.sum() - 1.0) > 1e-6:
         note = f"the predicted pmf sums to {probs.sum():.6g}, not 1"
@@ -277,20 +265,14 @@ def _exact_check(common: dict, est: ExactEstimate, pred: Prediction) -> Check:
         value = np.broadcast_to(np.asarray(pred.value, dtype=float), ref.shape)
     except ValueError:
         shape = np.shape(pred.value)
-        return Check(
-            kind="exact",
-            estimate=None,
-            se=None,
-            predicted=None,
-            z=None,
-            p_value=None,
-            statistic=None,
+        return _undecided(
+            common,
+            "exact",
             dof=None,
             tolerance=est.tolerance,
             n=int(ref.size),
             note=f"the prediction has shape {shape}, which does not match the "
             f"quantity's shape {ref.shape}",
-            **common,
         )
     if est.mask is not None:
         ref, value = ref[est.mask], value[est.mask]
@@ -323,6 +305,12 @@ def _exact_check(common: dict, est: ExactEstimate, pred: Prediction) -> Check:
         n=int(ref.size),
         **common,
     )
+
+
+def _undecided(common: dict, kind: str, **fields: object) -> Check:
+    """A check that cannot be decided (a NaN, a shape mismatch): no estimate, no p-value."""
+    empty = dict(estimate=None, se=None, predicted=None, z=None, p_value=None, statistic=None)
+    return Check(kind=kind, **{**empty, **fields}, **common)
 
 
 def _join(a: str, b: str) -> str:
