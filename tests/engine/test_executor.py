@@ -100,3 +100,27 @@ def test_keyboard_interrupt_carries_partial_statistics():
     with pytest.raises(RunInterrupted) as info:
         run_chunks(task, ChunkPlan(100, 10), entropy=1, point=0, workers=1)
     assert info.value.partial.n_samples == 30
+
+
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_blas_is_single_threaded_inside_chunks_and_restored_after(workers):
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_threads()
+        seen = run_chunks(
+            lambda rng, size: _blas_threads(),
+            ChunkPlan(4, 1),
+            entropy=0,
+            point=0,
+            workers=workers,
+            fold=lambda a, b: a + b,
+        ).stats
+        assert seen and set(seen) == {1}
+        assert _blas_threads() == before == [2] * len(before)
