@@ -4,6 +4,7 @@ import pytest
 
 from simlab.calibrate import calibrate, clopper_pearson
 from simlab.experiments import REGISTRY
+from simlab.runner import build_spec, decide_runs, simulate
 
 
 @pytest.fixture
@@ -32,3 +33,19 @@ def test_clopper_pearson_matches_known_values():
     assert lo == 0 and hi == pytest.approx(0.16843, abs=1e-4)
     lo, hi = clopper_pearson(20, 20)
     assert hi == 1 and lo == pytest.approx(0.83157, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "name,wrong",
+    [(name, w) for name, exp in REGISTRY.items() for w in exp.known_wrong],
+    ids=lambda x: getattr(x, "claim", x),
+)
+def test_every_known_wrong_claim_is_rejected_at_the_quick_budget(name, wrong):
+    """The power library is live: each formula parses, runs where it is meant, and fails."""
+    exp = REGISTRY[name]
+    raw = {**exp.budgets["quick"], **wrong.params, "seed": 31}
+    raw.pop("claims", None)
+    run = simulate(build_spec(exp, raw, [wrong.claim], lambda k: k))
+    decide_runs([run], 1e-3)
+    user = [c for c in run.checks if c.source == "user"]
+    assert user and all(c.verdict == "fail" for c in user), [(c.id, c.p_value) for c in user]

@@ -149,27 +149,6 @@ def test_quick_budgets_run_fast_and_every_check_is_as_expected():
     assert time.perf_counter() - start < 20
 
 
-@pytest.mark.parametrize(
-    "name,wrong",
-    [
-        (name, w)
-        for name in ("kept-units binomial", "kept-units poisson-limit", "kept-units thinning")
-        for w in REGISTRY[name].known_wrong
-    ],
-    ids=lambda x: getattr(x, "claim", x),
-)
-def test_known_wrong_claims_are_rejected_at_the_quick_budget(name, wrong):
-    from simlab.runner import build_spec, decide_runs, simulate
-
-    exp = REGISTRY[name]
-    raw = {**exp.budgets["quick"], **wrong.params, "seed": 31}
-    raw.pop("claims", None)
-    run = simulate(build_spec(exp, raw, [wrong.claim], lambda k: k))
-    decide_runs([run], 1e-3)
-    user = [c for c in run.checks if c.source == "user"]
-    assert user and all(c.verdict == "fail" for c in user), [(c.id, c.p_value) for c in user]
-
-
 def test_list_shows_the_kept_units_experiments(simlab):
     out = simlab("list").stdout
     for word in ("kept-units binomial", "poisson-limit", "thinning", "cov_kept_dropped", "lam"):

@@ -47,7 +47,7 @@ import scipy.special
 
 from simlab.engine.seeding import setup_rng
 from simlab.errors import SimlabInputError
-from simlab.experiments.base import Experiment, PointContext, PointResult, Quantity
+from simlab.experiments.base import Experiment, PointContext, PointResult, Quantity, WrongClaim
 from simlab.params import Param, count
 from simlab.stats import CoMoments, Histogram, Moments
 from simlab.theory import batchnorm as bn
@@ -375,6 +375,14 @@ class BatchnormStats(Experiment):
     default_samples = 50_000
     default_chunk_size = 1024
     claim_names = ("v", "m", "s")
+    known_wrong = (
+        WrongClaim(
+            "mean_v=sigma**2",
+            "the unbiased variance's mean: BN normalises with the biased batch variance "
+            "v = (1/B) sum (Y - m)^2, so E[v] = (B-1)/B sigma^2 (3% less at B = 32); the "
+            "unbiased one only feeds PyTorch's running_var",
+        ),
+    )
     formulas = {
         "batch_mean": "beta (identity)",
         "batch_var": "gamma^2 v/(v+eps) (identity)",
@@ -623,6 +631,13 @@ class BatchnormGrads(Experiment):
     default_samples = 300
     default_chunk_size = 50
     claim_names = ("D", "G", "Y", "Yhat", "m", "v", "s", "xhat")
+    known_wrong = (
+        WrongClaim(
+            "d_Y=gamma*s*D",
+            "the diagonal-only Jacobian: treats BN as elementwise gamma (Y - m) s and forgets "
+            "that m and v depend on every sample of the batch",
+        ),
+    )
     claim_functions = {"sum": claim_sum}
     formulas = {
         "d_gamma": "sum(D*xhat)",
@@ -925,6 +940,13 @@ class BatchnormWhiten(Experiment):
     default_samples = 2000
     default_chunk_size = 128
     claim_names = ("I", "Sigma")
+    known_wrong = (
+        WrongClaim(
+            "cross_cov=I",
+            "whitened outputs are uncorrelated with each other (white_cov = I), but ZCA's "
+            "output against its centred input is Sigma^(1/2), not I",
+        ),
+    )
     claim_functions = {"sqrtm": claim_sqrtm, "inv": claim_inv}
     formulas = {
         "white_cov": "I (up to eps/(lambda_min+eps)) for B > M; must fail for B <= M",

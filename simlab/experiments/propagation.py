@@ -614,6 +614,13 @@ class PropagationSignal(Experiment):
     }
     known_wrong = (
         WrongClaim(
+            "q=c*sigma_x**2",
+            "the ReLU gain 1/sqrt(1/2 - 1/(2 pi)) = 1.713 (one over the std of relu(z)) instead "
+            "of sqrt 2 preserves Var(relu(z)), not E[relu(z)^2] = q/2, which is what the next "
+            "layer sums: q grows by c/2 = 1.47 per layer instead of staying c sigma_x^2",
+            params={"init": "gain", "gain": 1.0 / math.sqrt(0.5 - 0.5 / math.pi)},
+        ),
+        WrongClaim(
             "q=c*sigma_x**2*c**(l-1)",
             "forgets the ReLU's 1/2 (E[relu(z)^2] = E[z^2]/2): q_l = c_l q_{l-1}",
         ),
