@@ -134,7 +134,8 @@ def summary_line(checks: list[Check], alpha: float, seconds: float) -> str:
             if controls
             else ""
         )
-        + f" — {counts['checks']} checks, family-wise alpha {alpha:g} (Holm), {seconds:.1f} s"
+        + f" — {counts['checks']} checks, family-wise alpha {alpha:g} (Holm), "
+        + f"simulated in {seconds:.1f} s"
     )
 
 

@@ -1,8 +1,10 @@
 """Calibration: false alarms on correct claims, power on known-wrong ones."""
 
+from types import SimpleNamespace
+
 import pytest
 
-from simlab.calibrate import calibrate, clopper_pearson
+from simlab.calibrate import WrongResult, calibrate, clopper_pearson, z_margin
 from simlab.experiments import REGISTRY
 from simlab.runner import build_spec, decide_runs, simulate
 
@@ -24,8 +26,49 @@ def test_wrong_formulas_are_rejected_and_correct_ones_are_not(tiny_dropout_only)
     assert len(cal.p_values) == 3 * 14
     assert [w.power for w in cal.wrong] == [1.0, 1.0]
     assert all(w.min_abs_z > 10 for w in cal.wrong)
+    assert all(w.min_margin > 5 for w in cal.wrong)
     doc = cal.as_dict()
     assert doc["false_alarm_rate"] == 0 and doc["wrong_formulas"][0]["runs"] == 3
+    by_check = {row["check"]: row["n"] for row in doc["p_value_ks_by_check"]}
+    assert by_check["dropout/var_after"] == 3 * 2  # one p-value per seed and p
+
+
+def test_only_wrong_skips_the_correct_runs(tiny_dropout_only):
+    cal = calibrate("quick", seeds=[1], parts=("wrong",))
+    assert cal.p_values == [] and cal.false_alarms == 0 and cal.correct_checks_per_run == 0
+    assert [w.runs for w in cal.wrong] == [1, 1]
+
+
+def test_z_margin_is_z_minus_the_critical_z():
+    assert z_margin(0.05, 0.05) == pytest.approx(0.0, abs=1e-12)
+    assert z_margin(2 * 0.0013499, 2 * 0.0227501) == pytest.approx(3.0 - 2.0, abs=1e-4)
+    assert z_margin(0.0, 1e-3) == pytest.approx(38 - 3.2905, abs=1e-3)
+
+
+def _check(**fields):
+    base = dict(
+        kind="statistical", estimate=None, tolerance=None, threshold=1e-3, z=None, p_value=None
+    )
+    return SimpleNamespace(**{**base, **fields})
+
+
+def test_a_claim_counts_its_strongest_point_per_seed_and_its_weakest_seed():
+    record = WrongResult("e", "q=1", "why")
+    # seed 1: rejected at one point (z = 10), true at the other (z = 0.3)
+    record.record(
+        [
+            _check(verdict="fail", z=10.0, p_value=1.5e-23),
+            _check(verdict="pass", z=0.3, p_value=0.76),
+        ]
+    )
+    # seed 2: rejected more weakly (z = 6)
+    record.record([_check(verdict="fail", z=6.0, p_value=1.97e-9)])
+    assert (record.rejected, record.runs) == (2, 2)
+    assert record.min_abs_z == 6.0
+    assert record.min_margin == pytest.approx(6.0 - 3.2905, abs=1e-3)
+    exact = WrongResult("e", "d=0", "why")
+    exact.record([_check(kind="exact", verdict="fail", estimate=0.5, tolerance=1e-8)])
+    assert exact.min_error_ratio == pytest.approx(5e7)
 
 
 def test_clopper_pearson_matches_known_values():
