@@ -87,9 +87,14 @@ def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
     ):
         table.add_column(col, overflow="fold")
     last = None
+    checks = list(checks)
+    topics = len({c.experiment for c in checks}) > 1
     for c in checks:
-        if last is not None and c.experiment != last:
-            table.add_section()
+        if c.experiment != last:
+            if last is not None:
+                table.add_section()
+            if topics:  # a course run: each experiment's checks under its name
+                table.add_row(f"[bold]{escape(c.experiment)}[/]", end_section=True)
         last = c.experiment
         labelled = c.source == "user" or "~" in c.id  # a user claim, or one of several built-ins
         claim = escape(f"{c.quantity} = {c.expression}" if labelled else c.quantity)

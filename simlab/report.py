@@ -90,9 +90,12 @@ def _checks_table(checks: list[dict[str, Any]]) -> str:
         if c.get("expression"):
             claim += f" = <code>{html.escape(c['expression'])}</code>"
         verdict = c.get("verdict") or "undefined"
-        shown = verdict + (
-            " (expected)" if c.get("expected") == "fail" and verdict == "fail" else ""
-        )
+        expected = c.get("expected", "pass")
+        shown = verdict
+        if expected == "fail":
+            shown += " (expected)" if verdict == "fail" else " (expected fail)"
+        elif expected == "either":
+            shown += " (either expected)"
         rows.append(
             f"<tr><td>{claim}</td><td>{html.escape(setting)}</td><td>{c['source']}</td>"
             f"<td class=num>{_measured(c)}</td>"
@@ -134,20 +137,49 @@ def _experiment_of(doc: dict[str, Any], figure: str) -> str | None:
     return next((n for n in names if n.replace(" ", "-") == folder), None)
 
 
+def _is_expected(c: dict[str, Any]) -> bool:
+    expected = c.get("expected", "pass")
+    return bool(c.get("verdict")) and (expected == "either" or c["verdict"] == expected)
+
+
+def _counts(checks: list[dict[str, Any]]) -> str:
+    passed = sum(c.get("verdict") == "pass" for c in checks)
+    failed = sum(c.get("verdict") == "fail" for c in checks)
+    controls = sum(c.get("expected", "pass") != "pass" for c in checks)
+    unexpected = sum(not _is_expected(c) for c in checks)
+    text = f"{passed} passed, {failed} failed"
+    if controls:
+        text += f" ({controls} negative controls or undecidable by design)"
+    if unexpected:
+        text += f" — <span class=fail>{unexpected} not as expected</span>"
+    return text
+
+
+def _seed(seed: Any) -> str:
+    """One seed, or the distinct seeds of a multi-experiment run."""
+    if isinstance(seed, list):
+        distinct = list(dict.fromkeys(seed))
+        return str(distinct[0]) if len(distinct) == 1 else ", ".join(map(str, distinct))
+    return str(seed)
+
+
+def _anchor(name: str) -> str:
+    return "x-" + "".join(ch if ch.isalnum() else "-" for ch in name)
+
+
 def render_html(
     run_dirs: list[Path], title: str | None = None, shown_as: list[str] | None = None
 ) -> str:
-    """The report page for one or more run folders (``shown_as``: the names to print for them)."""
+    """The report page for one or more run folders (``shown_as``: the names to print for them).
+
+    One section per experiment (topic): its checks, then its figures under their claims.
+    """
+    from simlab.experiments import REGISTRY
+
     docs = [(Path(d), _load(Path(d))) for d in run_dirs]
     names = shown_as or [str(d) for d in run_dirs]
     checks = [c for _, doc in docs for c in doc.get("checks", [])]
-    unexpected = sum(
-        not (
-            c.get("verdict")
-            and (c.get("expected", "pass") == "either" or c["verdict"] == c.get("expected", "pass"))
-        )
-        for c in checks
-    )
+    unexpected = sum(not _is_expected(c) for c in checks)
     passed = sum(c.get("verdict") == "pass" for c in checks)
     failed = sum(c.get("verdict") == "fail" for c in checks)
     ok = unexpected == 0
@@ -168,19 +200,39 @@ def render_html(
         parts.append(
             f"<p class=meta>run <code>{html.escape(name)}</code> · status "
             f"{doc.get('status')} · started {doc.get('started')} · {doc.get('samples', 0):,} "
-            f"samples in {doc.get('wall_time', 0):.1f} s · family-wise α = {doc.get('alpha')} "
-            f"(Holm) · seed {doc.get('seed')} · simlab {v.get('simlab')}, numpy {v.get('numpy')}, "
-            f"scipy {v.get('scipy')}</p>"
+            f"samples simulated in {doc.get('wall_time', 0):.1f} s · family-wise "
+            f"α = {doc.get('alpha')} (Holm) · seed {html.escape(_seed(doc.get('seed')))} · "
+            f"simlab {v.get('simlab')}, numpy {v.get('numpy')}, scipy {v.get('scipy')}</p>"
         )
-    parts.append("<h2>Checks</h2>" + _checks_table(checks))
-    parts.append("<h2>Figures</h2>")
+    # topics in the order they ran; figures go with the experiment that drew them
+    topics: dict[str | None, tuple[list, list]] = {}
+    for c in checks:
+        topics.setdefault(c["experiment"], ([], []))[0].append(c)
     for run_dir, doc in docs:
         for figure in doc.get("figures", []):
+            experiment = _experiment_of(doc, figure)
+            topics.setdefault(experiment, ([], []))[1].append((run_dir, figure, experiment))
+    if len(topics) > 1:
+        links = " · ".join(
+            f"<a href='#{_anchor(str(t))}'>{html.escape(str(t or 'other figures'))}</a>"
+            for t in topics
+        )
+        parts.append(f"<p>Topics: {links}</p>")
+    for topic, (topic_checks, figures) in topics.items():
+        exp = REGISTRY.get(topic or "")
+        heading = html.escape(topic or "other figures")
+        parts.append(f"<h2 id='{_anchor(str(topic))}'>{heading}</h2>")
+        if exp is not None:
+            parts.append(f"<p>{html.escape(exp.summary)}</p>")
+        if topic_checks:
+            parts.append(f"<p class=meta>{_counts(topic_checks)}</p>")
+            parts.append(_checks_table(topic_checks))
+        for run_dir, figure, experiment in figures:
             src = _embed(run_dir / figure)
             if src is None:
                 continue
             stem = Path(figure).stem
-            caption = html.escape(_caption(_experiment_of(doc, figure), stem))
+            caption = html.escape(_caption(experiment, stem))
             parts.append(
                 f"<figure><h3>{caption}</h3><img alt='{html.escape(stem)}' "
                 f"src='{src}'><figcaption class=meta>{html.escape(figure)}"

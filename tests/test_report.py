@@ -56,3 +56,45 @@ def test_report_command_combines_run_folders(simlab, tmp_path):
     assert (tmp_path / "both.html").exists()
     bad = simlab("report", "nowhere")
     assert bad.exit_code == 2 and "no readable results.json" in bad.stderr
+
+
+def test_a_course_report_has_one_section_per_topic_with_its_checks(tmp_path):
+    import json
+
+    def check(experiment, verdict, expected="pass"):
+        return {
+            "id": f"{experiment}/q[]/builtin",
+            "experiment": experiment,
+            "quantity": "q",
+            "params": {},
+            "kind": "statistical",
+            "source": "builtin",
+            "expression": "",
+            "holds": "",
+            "estimate": 1.0,
+            "se": 0.1,
+            "predicted": 1.0,
+            "z": 0.0,
+            "p_value": 1.0,
+            "verdict": verdict,
+            "expected": expected,
+        }
+
+    doc = {
+        "seed": [7, 7, 7],
+        "checks": [
+            check("dropout", "pass"),
+            check("kept-units binomial", "fail", expected="fail"),
+            check("kept-units binomial", "pass"),
+        ],
+        "experiments": [{"experiment": "dropout"}, {"experiment": "kept-units binomial"}],
+    }
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    page = render_html([tmp_path])
+    sections = re.findall(r"<h2 id='([^']+)'>([^<]+)</h2>", page)
+    assert [title for _, title in sections] == ["dropout", "kept-units binomial"]
+    assert all(f"href='#{anchor}'" in page for anchor, _ in sections)
+    binomial = page.split("<h2 id='x-kept-units-binomial'>")[1]
+    assert binomial.count("<tr>") == 1 + 2 and "fail (expected)" in binomial
+    assert "1 passed, 1 failed (1 negative controls" in binomial
+    assert "seed 7 ·" in page
