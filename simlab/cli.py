@@ -130,7 +130,7 @@ def experiment_command(exp: Experiment, name: str) -> click.Command:
                     [f"--{p.name}", p.name],
                     default=None,
                     metavar="VALUE",
-                    help=f"{p.help} [default: {p.default}; {p.allowed()}; a comma list sweeps]",
+                    help=f"{p.help} [default: {p.default}; {p.allowed()}; {p.sweep_syntax}]",
                 )
             )
     command = click.Command(

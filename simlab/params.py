@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from simlab.errors import SimlabInputError
 
@@ -33,6 +33,8 @@ class Param:
     high_open: bool = False
     choices: tuple[str, ...] = ()
     sweep: bool = True
+    #: how a sweep is written on the command line, for the option's help
+    sweep_syntax: ClassVar[str] = "a comma list sweeps"
 
     def allowed(self) -> str:
         """What values are allowed, in words."""

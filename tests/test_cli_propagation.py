@@ -171,3 +171,10 @@ def test_config_file_runs_with_small_overrides(simlab, tmp_path):
     doc = json.loads((tmp_path / "all" / "results.json").read_text())
     built = [c for c in doc["checks"] if c["source"] == "builtin"]
     assert all(c["verdict"] == c["expected"] or c["expected"] == "either" for c in built)
+
+
+def test_help_says_how_each_option_sweeps(simlab):
+    text = " ".join(simlab("propagation", "signal", "--help").stdout.split())
+    widths = text.split("--widths VALUE")[1].split("--init VALUE")[0]
+    assert "';' separates a sweep of lists" in widths and "a comma list sweeps" not in widths
+    assert "a comma list sweeps" in text.split("--width VALUE")[1].split("--widths VALUE")[0]

@@ -76,7 +76,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -130,10 +130,12 @@ class WidthsParam(Param):
     canonical text ``"5,4,6,3"``, so config.yaml replays it as is.
     """
 
+    sweep_syntax: ClassVar[str] = "';' separates a sweep of lists, e.g. 8,32,8;16,16,16"
+
     def allowed(self) -> str:
         return (
             "a comma list of positive integers: n_1..n_L or n_0..n_L (empty: every width is "
-            "--width); ';' separates a sweep of lists"
+            "--width)"
         )
 
     def convert_one(self, raw: Any, where: str) -> str:
