@@ -21,6 +21,7 @@ from simlab.verdicts.estimates import (
     ScalarEstimate,
     VectorEstimate,
 )
+from simlab.verdicts.gof import chi_square_effect_resolution
 
 POWER = 0.9  # resolutions are the deviations detected with this probability
 NOISY_RESOLUTION = 0.5  # a relative resolution above this cannot decide anything useful
@@ -377,7 +378,7 @@ def _resolution(c: Check, level: float, z_needed: float) -> tuple[float | None, 
     if c.kind == "distribution":
         if not c.dof or not c.n:
             return None, ""
-        return chi_square_effect_resolution(int(c.dof), c.n, level), ""
+        return chi_square_effect_resolution(int(c.dof), c.n, level, POWER), ""
     if c.se is None:
         return None, ""
     absolute = z_needed * c.se + (c.tolerance or 0.0)
@@ -392,22 +393,3 @@ def _resolution(c: Check, level: float, z_needed: float) -> tuple[float | None, 
             )
         return resolution, note
     return absolute, ""
-
-
-def chi_square_effect_resolution(dof: int, n: int, level: float, power: float = POWER) -> float:
-    """Smallest Cohen's effect size ``w`` a chi-square test detects with ``power`` at ``level``.
-
-    ``w = sqrt(sum_k (p1_k - p0_k)^2 / p0_k)``; the statistic is then approximately noncentral
-    chi-square with noncentrality ``n w^2``. We solve for the noncentrality that gives ``power``.
-    """
-    from scipy.optimize import brentq
-
-    critical = stats.chi2.isf(level, dof)
-
-    def shortfall(nc: float) -> float:
-        return float(stats.ncx2.sf(critical, dof, nc)) - power
-
-    hi = 10.0
-    while shortfall(hi) < 0:
-        hi *= 2.0
-    return math.sqrt(brentq(shortfall, 1e-9, hi) / n)

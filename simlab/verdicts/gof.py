@@ -27,6 +27,7 @@ __all__ = [
     "chi_square_gof",
     "empirical_tv_noise_floor",
     "gof_resolution",
+    "chi_square_effect_resolution",
     "pool_bins",
     "with_tail_bin",
 ]
@@ -329,7 +330,17 @@ def gof_resolution(
         return math.inf
     if alpha_level >= power:
         return 0.0
-    critical = stats.chi2.isf(alpha_level, dof)
+    return chi_square_effect_resolution(dof, n, alpha_level, power)
+
+
+def chi_square_effect_resolution(dof: int, n: int, level: float, power: float = 0.9) -> float:
+    """Smallest Cohen's effect size ``w`` a chi-square test with ``dof`` detects with ``power``.
+
+    ``w = sqrt(sum_k (p1_k - p0_k)^2 / p0_k)``; the statistic is then approximately noncentral
+    chi-square with noncentrality ``n w^2``; we solve for the noncentrality that gives ``power``
+    at ``level``.
+    """
+    critical = stats.chi2.isf(level, dof)
 
     def shortfall(nc: float) -> float:
         return float(stats.ncx2.sf(critical, dof, nc)) - power
