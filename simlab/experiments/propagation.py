@@ -81,7 +81,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from simlab import networks as nw
-from simlab.engine.executor import ChunkPlan, run_chunks
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, PointContext, PointResult, Quantity, WrongClaim
 from simlab.params import Param, count
@@ -725,17 +724,10 @@ class PropagationSignal(Experiment):
         start = time.perf_counter()
         setup = SignalSetup.from_point(point)
         should_stop = _relative_stop(ctx, lambda acc: signal_estimates(acc, setup))
-        ctx.progress.start(
-            f"propagation signal {_describe(point, ('init', 'L', 'width', 'widths'))}", ctx.samples
-        )
-        run = run_chunks(
+        run = ctx.run(
             SignalSampler(setup),
-            ChunkPlan(ctx.samples, ctx.chunk_size),
-            entropy=ctx.entropy,
-            point=ctx.point_index,
-            workers=ctx.workers,
+            f"propagation signal {_describe(point, ('init', 'L', 'width', 'widths'))}",
             should_stop=should_stop,
-            progress=ctx.progress,
         )
         predictions = signal_predictions(setup, run.n_samples)
         n, k = run.n_samples, setup.L + 1
@@ -966,23 +958,14 @@ class PropagationCorrelation(Experiment):
         widths = network_widths(point)
         L = len(widths) - 1
         rho0 = float(point["rho0"])
-        ctx.progress.start(
-            f"propagation correlation {_describe(point, ('rho0', 'init', 'L', 'width'))}",
-            ctx.samples,
-        )
+        label = f"propagation correlation {_describe(point, ('rho0', 'init', 'L', 'width'))}"
 
         def as_estimates(acc: CorrelationStats) -> dict[str, Any]:
             f = acc.features
             return {"rho": VectorEstimate(f.mean, f.cov_of_mean(), f.n, np.arange(1, L + 1))}
 
-        run = run_chunks(
-            CorrelationSampler(point),
-            ChunkPlan(ctx.samples, ctx.chunk_size),
-            entropy=ctx.entropy,
-            point=ctx.point_index,
-            workers=ctx.workers,
-            should_stop=_relative_stop(ctx, as_estimates),
-            progress=ctx.progress,
+        run = ctx.run(
+            CorrelationSampler(point), label, should_stop=_relative_stop(ctx, as_estimates)
         )
         f = run.stats.features
         pred = mf.iterate_arccos(rho0, L)[1:]
@@ -1279,17 +1262,9 @@ class PropagationGrads(Experiment):
 
     def run_point(self, point: dict[str, Any], ctx: PointContext) -> PointResult:
         start = time.perf_counter()
-        ctx.progress.start(
-            f"propagation grads {_describe(point, ('activation', 'widths', 'width'))}",
-            ctx.samples,
-        )
-        run = run_chunks(
+        run = ctx.run(
             GradsSampler(point),
-            ChunkPlan(ctx.samples, ctx.chunk_size),
-            entropy=ctx.entropy,
-            point=ctx.point_index,
-            workers=ctx.workers,
-            progress=ctx.progress,
+            f"propagation grads {_describe(point, ('activation', 'widths', 'width'))}",
         )
         st: GradsStats = run.stats
         tol = float(point["tolerance"])
