@@ -30,7 +30,10 @@ from simlab.engine.progress import NullProgress
 from simlab.experiments import REGISTRY
 from simlab.experiments.base import Experiment, WrongClaim
 from simlab.runner import build_spec, decide_runs, simulate
-from simlab.verdicts.checks import Check, decide
+from simlab.verdicts.checks import Check, decide, holm_thresholds
+
+#: the family-wise rates at which the same runs are re-decided for the false-alarm curve
+CURVE_ALPHAS = np.geomspace(1e-4, 0.3, 22)
 
 #: |z| above which a two-sided normal p-value underflows to 0 in double precision.
 _Z_CAP = 38.0
@@ -103,8 +106,20 @@ class Calibration:
     correct_checks_per_run: int = 0
     p_values: list[float] = field(default_factory=list)
     p_values_by_check: dict[str, list[float]] = field(default_factory=dict)
+    #: per seed: the Holm family's p-values, which of them test correct claims, and whether a
+    #: correct exact check failed (that false alarm does not depend on alpha)
+    families: list[tuple[np.ndarray, np.ndarray, bool]] = field(default_factory=list)
     wrong: list[WrongResult] = field(default_factory=list)
     parts: tuple[str, ...] = ("correct", "wrong")
+
+    def false_alarm_curve(self, alphas: np.ndarray) -> np.ndarray:
+        """Fraction of seeds with a false alarm when the same runs are decided at each alpha."""
+        counts = np.zeros(len(alphas), dtype=int)
+        for p_values, correct, exact_alarm in self.families:
+            for i, a in enumerate(alphas):
+                _, rejected = holm_thresholds(list(p_values), float(a))
+                counts[i] += exact_alarm or bool(np.any(np.asarray(rejected) & correct))
+        return counts / max(len(self.families), 1)
 
     def ks_by_check(self) -> list[dict[str, Any]]:
         """KS uniformity per built-in check family (experiment/quantity), least uniform first.
@@ -153,6 +168,12 @@ class Calibration:
             "p_value_ks_statistic": ks,
             "p_value_ks_p": ks_p,
             "p_value_ks_by_check": self.ks_by_check(),
+            "false_alarm_curve": [
+                {"alpha": float(a), "rate": float(r)}
+                for a, r in zip(CURVE_ALPHAS, self.false_alarm_curve(CURVE_ALPHAS), strict=True)
+            ]
+            if self.families
+            else [],
             "wrong_formulas": [
                 {
                     "experiment": w.experiment,
@@ -237,7 +258,16 @@ def _correct_runs(result: Calibration, seed: int, workers: Any, progress: NullPr
     correct = [c for run in runs for c in run.checks if c.expected == "pass"]
     result.correct_checks_per_run = len(correct)
     result.false_alarms += any(c.verdict == "fail" for c in correct)
-    wide = decide([c for run in runs for c in run.checks], result.alpha_wide)
+    everything = [c for run in runs for c in run.checks]
+    family = [c for c in everything if c.kind != "exact" and c.p_value is not None]
+    result.families.append(
+        (
+            np.array([c.p_value for c in family]),
+            np.array([c.expected == "pass" for c in family]),
+            any(c.verdict == "fail" for c in correct if c.kind == "exact"),
+        )
+    )
+    wide = decide(everything, result.alpha_wide)
     result.false_alarms_wide += any(c.verdict == "fail" for c in wide if c.expected == "pass")
     for c in correct:
         # a budget's user claims restate built-in formulas: their p-values would count twice
@@ -248,62 +278,141 @@ def _correct_runs(result: Calibration, seed: int, workers: Any, progress: NullPr
             )
 
 
-def figures(cal: Calibration, folder: Path, formats: tuple[str, ...]) -> list[Path]:
-    """QQ plot of the correct checks' p-values; power of each wrong formula."""
-    from simlab.plotting import new_figure, save
+def _evidence(w: WrongResult) -> str:
+    """The weakest rejection of a wrong formula over the seeds, in words for the figure."""
+    parts = [f"{w.rejected}/{w.runs}"]
+    if w.min_margin is not None:
+        parts.append("> 30 SE" if w.min_margin > 30 else f"{w.min_margin:+.1f} SE")
+    if w.min_error_ratio is not None:
+        parts.append(f"error {w.min_error_ratio:.2g}× tol")
+    return ", ".join(parts)
 
-    paths = []
-    fig, axes = new_figure(ncols=2, width=5.6)
-    ax = axes[0, 0]
+
+def figures(cal: Calibration, folder: Path, formats: tuple[str, ...]) -> list[Path]:
+    """(a) false alarms against alpha; (b) QQ plot of correct p-values; (c) power per formula."""
+    import matplotlib.pyplot as plt
+
+    from simlab.plotting import save
+
+    n_wrong = max(len(cal.wrong), 1)
+    fig, axd = plt.subplot_mosaic(
+        [["a", "b"], ["c", "c"]],
+        figsize=(12.5, 4.6 + 0.26 * n_wrong),
+        height_ratios=[4.2, 0.26 * n_wrong + 0.6],
+        layout="constrained",
+    )
+    ax = axd["a"]
+    n_seeds = len(cal.families)
+    if n_seeds:
+        rates = cal.false_alarm_curve(CURVE_ALPHAS)
+        k = np.rint(rates * n_seeds).astype(int)
+        band = np.array([clopper_pearson(int(j), n_seeds) for j in k])
+        floor = 0.3 / n_seeds  # where "none seen" is drawn on the log axis
+        ax.fill_between(
+            CURVE_ALPHAS,
+            np.maximum(band[:, 0], floor),
+            band[:, 1],
+            color="C0",
+            alpha=0.2,
+            label="95% CI (Clopper-Pearson)",
+        )
+        seen = rates > 0
+        ax.plot(
+            CURVE_ALPHAS[seen],
+            rates[seen],
+            "o-",
+            color="C0",
+            ms=4,
+            label=f"fraction of {n_seeds} runs with a false alarm",
+        )
+        if (~seen).any():
+            ax.plot(
+                CURVE_ALPHAS[~seen],
+                np.full((~seen).sum(), floor),
+                "v",
+                color="C0",
+                mfc="none",
+                ms=5,
+                label=f"none in {n_seeds} runs",
+            )
+        ax.plot(CURVE_ALPHAS, CURVE_ALPHAS, "k--", lw=1, label="declared α (Holm: rate ≤ α)")
+        ax.axvline(cal.alpha, color="C3", lw=1, ls=":", label=f"default α = {cal.alpha:g}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_ylim(floor / 1.5, 1.1)
+    ax.set_xlabel("family-wise α the same runs are decided at")
+    ax.set_ylabel("fraction of runs rejecting a correct claim")
+    ax.set_title("(a) False alarms on correct claims")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3, which="both")
+    ax = axd["b"]
     p = np.sort(np.asarray(cal.p_values))
     n = len(p)
     if n:
         expected = (np.arange(1, n + 1) - 0.5) / n
-        ax.loglog(expected, p, ".", ms=3, label=f"{n} p-values of correct checks")
-        lo = stats.beta.ppf(0.025, np.arange(1, n + 1), n - np.arange(1, n + 1) + 1)
-        hi = stats.beta.ppf(0.975, np.arange(1, n + 1), n - np.arange(1, n + 1) + 1)
-        ax.fill_between(expected, lo, hi, color="0.8", label="95% band if uniform")
+        ranks = np.arange(1, n + 1)
+        lo = stats.beta.ppf(0.025, ranks, n - ranks + 1)
+        hi = stats.beta.ppf(0.975, ranks, n - ranks + 1)
+        ax.fill_between(expected, lo, hi, color="0.8", label="95% pointwise band if uniform")
         ax.plot([expected[0], 1], [expected[0], 1], "k-", lw=1, label="uniform")
+        ax.loglog(expected, p, ".", ms=3, label=f"{n} p-values of correct checks")
     ax.set_xlabel("expected quantile (uniform)")
     ax.set_ylabel("observed p-value")
     ks, ks_p = cal.ks_uniform()
-    ax.set_title(f"Correct claims: p-values vs uniform (KS p = {ks_p:.2g})")
-    ax.legend(fontsize=8)
+    ax.set_title(f"(b) p-values of correct checks vs uniform (KS p = {ks_p:.2g})")
+    ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3, which="both")
-    ax = axes[0, 1]
-    labels = [f"{w.experiment}: {w.claim.split('=')[0]}" for w in cal.wrong]
-    power = [w.power for w in cal.wrong]
-    cis = [clopper_pearson(w.rejected, w.runs) for w in cal.wrong]
-    y = np.arange(len(labels))
-    ax.barh(y, power, color="C3", alpha=0.7)
+    ax = axd["c"]
+    labels = [f"{w.claim}  ({w.experiment})" for w in cal.wrong]
+    power = np.array([w.power for w in cal.wrong])
+    cis = np.array([clopper_pearson(w.rejected, w.runs) for w in cal.wrong]).reshape(-1, 2)
+    y = np.arange(len(labels))[::-1]
+    ax.barh(y, power, color="C3", alpha=0.35)
     ax.errorbar(
         power,
         y,
-        xerr=[
-            [pw - c[0] for pw, c in zip(power, cis, strict=True)],
-            [c[1] - pw for pw, c in zip(power, cis, strict=True)],
-        ],
+        xerr=[power - cis[:, 0], cis[:, 1] - power] if len(power) else None,
         fmt="none",
         ecolor="k",
         capsize=3,
+        lw=0.8,
     )
-    ax.axvline(0.99, color="k", ls="--", lw=1, label="target 0.99")
-    ax.set_yticks(y, labels, fontsize=7)
-    ax.set_xlim(0, 1.02)
-    ax.set_xlabel(f"power: fraction of {len(cal.seeds)} seeds rejecting (95% CI)")
-    ax.set_title(f"Known-wrong formulas at the {cal.budget} budget, α = {cal.alpha:g}")
-    ax.legend(fontsize=8, loc="lower left")
-    for ax, part in ((axes[0, 0], "correct"), (axes[0, 1], "wrong")):
+    for yi, w, label in zip(y, cal.wrong, labels, strict=True):
+        # inside the bar, so long formulas do not squeeze the other panels
+        ax.text(
+            0.01,
+            yi,
+            label,
+            va="center",
+            fontsize=7,
+            zorder=5,
+            bbox=dict(facecolor="white", alpha=0.85, lw=0, pad=0.5),
+        )
+        ax.text(1.015, yi, _evidence(w), va="center", fontsize=7)
+    ax.axvline(0.99, color="k", ls="--", lw=1)
+    ax.set_yticks([])
+    ax.set_xlim(0, 1.3)
+    ax.set_xticks(np.linspace(0, 1, 6))
+    ax.set_xlabel(
+        f"fraction of {len(cal.seeds)} seeds rejecting (right: rejections; weakest seed's margin "
+        "beyond its Holm critical value in SE, or its error in tolerances)"
+    )
+    ax.set_title(
+        f"(c) Known-wrong formulas at the {cal.budget} budget, α = {cal.alpha:g}: rejection "
+        "rate with its 95% CI; dashed: the target power 0.99"
+    )
+    for key, part in (("a", "correct"), ("b", "correct"), ("c", "wrong")):
         if part not in cal.parts:
-            ax.text(0.5, 0.5, "not measured in this run", ha="center", transform=ax.transAxes)
+            axd[key].text(
+                0.5, 0.5, "not measured in this run", ha="center", transform=axd[key].transAxes
+            )
     fa = cal.false_alarms_wide / max(len(cal.seeds), 1)
     title = f"Calibration over {len(cal.seeds)} seeds at the {cal.budget} budget"
     if "correct" in cal.parts:
         title += (
-            f": family-wise false alarms {cal.false_alarms}/{len(cal.seeds)} at "
+            f": runs with a false alarm {cal.false_alarms}/{len(cal.seeds)} at "
             f"α = {cal.alpha:g}, {cal.false_alarms_wide}/{len(cal.seeds)} ({fa:.0%}) at "
             f"α = {cal.alpha_wide:g}"
         )
     fig.suptitle(title)
-    paths += save(fig, folder, "calibration", formats)
-    return paths
+    return save(fig, folder, "calibration", formats)

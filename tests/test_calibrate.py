@@ -92,3 +92,19 @@ def test_every_known_wrong_claim_is_rejected_at_the_quick_budget(name, wrong):
     decide_runs([run], 1e-3)
     user = [c for c in run.checks if c.source == "user"]
     assert user and all(c.verdict == "fail" for c in user), [(c.id, c.p_value) for c in user]
+
+
+def test_false_alarm_curve_redecides_each_seed_with_holm():
+    import numpy as np
+
+    from simlab.calibrate import Calibration
+
+    cal = Calibration("quick", [1, 2, 3], 0.001, 0.05)
+    correct = np.array([True, True, False])
+    cal.families = [
+        (np.array([0.01, 0.5, 1e-9]), correct, False),  # 0.01 falls at 0.05 (Holm: 0.05/2)
+        (np.array([0.3, 0.6, 1e-9]), correct, False),  # never
+        (np.array([0.3, 0.6, 1e-9]), correct, True),  # a correct exact check failed: always
+    ]
+    # the negative control (p = 1e-9) is rejected everywhere and never counts
+    assert list(cal.false_alarm_curve(np.array([0.01, 0.05, 0.2]))) == [1 / 3, 2 / 3, 2 / 3]

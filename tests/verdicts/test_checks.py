@@ -33,6 +33,13 @@ def test_limit_tolerance_only_tests_the_excess():
     assert _check(1.05, 0.01, 1.0, tolerance=0.03).z == pytest.approx(2.0)
 
 
+def test_a_tolerance_makes_a_check_conservative_so_calibration_leaves_it_out():
+    # inside the tolerance p = 1: such p-values are not uniform under a true claim
+    assert _check(1.02, 0.01, 1.0, tolerance=0.03).p_value == 1.0
+    assert not _check(1.02, 0.01, 1.0, tolerance=0.03).calibrated
+    assert _check(1.02, 0.01, 1.0).calibrated
+
+
 def test_holm_matches_the_textbook_step_down():
     p = [0.01, 0.04, 0.03, 0.005]
     thresholds, rejected = holm_thresholds(p, 0.05)
