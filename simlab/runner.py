@@ -136,6 +136,12 @@ def build_spec(
     )
     for point in spec.points():
         experiment.validate(point, where)
+        limit = experiment.max_samples(point)
+        if limit is not None and spec.samples > limit[0]:
+            raise SimlabInputError(
+                f"{where('samples')}: {spec.samples} is not allowed here; at most {limit[0]:,}: "
+                f"{limit[1]}"
+            )
     names = [p.name for p in experiment.params] + list(experiment.claim_names)
     spec.claims = [
         parse_claim(

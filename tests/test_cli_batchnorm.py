@@ -148,3 +148,12 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(simlab, tmp_path, args,
     assert len(lines) == 1 and lines[0].startswith("simlab: error: "), result.stderr
     assert message in lines[0]
     assert not (tmp_path / "outputs").exists()
+
+
+def test_grads_refuses_more_instances_than_its_memory_budget(simlab, tmp_path):
+    # grads keeps every instance for claims: memory grows with --samples, so it is capped
+    result = simlab("batchnorm", "grads", "--samples", "1e6", "--B", "32", "--M", "8")
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert line.startswith("simlab: error: --samples: 1000000 is not allowed here; at most ")
+    assert "every instance is kept" in line and not (tmp_path / "outputs").exists()

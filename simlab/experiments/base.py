@@ -130,6 +130,13 @@ class Experiment(ABC):
         ``where(name)`` names the option or key (``--M`` or ``file.yaml: M``) for messages.
         """
 
+    def max_samples(self, point: dict[str, Any]) -> tuple[int, str] | None:
+        """The most samples a point may take and why, when memory grows with them (None: no cap).
+
+        Most experiments fold chunks into fixed-size statistics and need none.
+        """
+        return None
+
     @abstractmethod
     def run_point(self, point: dict[str, Any], ctx: PointContext) -> PointResult:
         """Simulate one sweep point and return its estimates and built-in predictions."""

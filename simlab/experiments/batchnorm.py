@@ -552,14 +552,32 @@ WRONG_FORMULAS = (
 )
 
 
-@dataclass
 class GradChunk:
-    """Instances and their gradient comparisons, concatenated in chunk order."""
+    """Instances and their gradient comparisons in chunk order.
 
-    arrays: dict[str, np.ndarray]
+    Merging only collects the chunks (concatenating at every merge would copy the growing arrays
+    once per chunk: quadratic); ``arrays`` joins them once, when the point is evaluated.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self._parts: list[dict[str, np.ndarray]] = [arrays]
 
     def merge(self, other: GradChunk) -> GradChunk:
-        return GradChunk({k: np.concatenate([v, other.arrays[k]]) for k, v in self.arrays.items()})
+        merged = GradChunk.__new__(GradChunk)
+        merged._parts = self._parts + other._parts
+        return merged
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        if len(self._parts) > 1:
+            keys = self._parts[0]
+            self._parts = [{k: np.concatenate([p[k] for p in self._parts]) for k in keys}]
+        return self._parts[0]
+
+
+#: bytes a grads instance keeps per batch entry (measured: ~70 over 30 arrays) and the budget
+GRAD_BYTES_PER_ENTRY = 72
+GRAD_MEMORY = 2 * 2**30
 
 
 class GradsSampler:
@@ -658,6 +676,15 @@ class BatchnormGrads(Experiment):
             "samples": 1000,
         },
     }
+
+    def max_samples(self, point: dict[str, Any]) -> tuple[int, str] | None:
+        # every instance is kept (claims are evaluated on the batch arrays): bound the memory
+        per_instance = GRAD_BYTES_PER_ENTRY * point["B"] * point["M"]
+        return (
+            max(GRAD_MEMORY // per_instance, 1),
+            f"every instance is kept for claims (~{per_instance / 1024:.0f} KiB each at "
+            f"B = {point['B']}, M = {point['M']}; at most {GRAD_MEMORY / 2**30:g} GiB)",
+        )
 
     def run_point(self, point: dict[str, Any], ctx: PointContext) -> PointResult:
         start = time.perf_counter()

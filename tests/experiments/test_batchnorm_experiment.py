@@ -354,3 +354,17 @@ def test_runner_builds_and_decides_user_claims_for_all_three():
     decide_runs(runs, 0.001)
     for run in runs:
         assert all(c.verdict == "pass" for c in run.checks), [c.id for c in run.checks]
+
+
+def test_grad_chunks_merge_like_concatenation_in_chunk_order():
+    import numpy as np
+
+    from simlab.experiments.batchnorm import GradChunk
+
+    parts = [{"a": np.arange(3) + 10 * i, "b": np.ones((3, 2)) * i} for i in range(4)]
+    merged = GradChunk(parts[0])
+    for part in parts[1:]:
+        merged = merged.merge(GradChunk(part))
+    assert np.array_equal(merged.arrays["a"], np.concatenate([p["a"] for p in parts]))
+    assert np.array_equal(merged.arrays["b"], np.concatenate([p["b"] for p in parts]))
+    assert merged.arrays["a"] is merged.arrays["a"]  # joined once, then kept
