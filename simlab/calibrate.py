@@ -168,6 +168,8 @@ class Calibration:
             "p_value_ks_statistic": ks,
             "p_value_ks_p": ks_p,
             "p_value_ks_by_check": self.ks_by_check(),
+            # the raw p-values, so a suspicious check can be looked at without rerunning
+            "p_values_by_check": self.p_values_by_check,
             "false_alarm_curve": [
                 {"alpha": float(a), "rate": float(r)}
                 for a, r in zip(CURVE_ALPHAS, self.false_alarm_curve(CURVE_ALPHAS), strict=True)
@@ -289,19 +291,44 @@ def _evidence(w: WrongResult) -> str:
 
 
 def figures(cal: Calibration, folder: Path, formats: tuple[str, ...]) -> list[Path]:
-    """(a) false alarms against alpha; (b) QQ plot of correct p-values; (c) power per formula."""
+    """(a) false alarms against alpha and (b) QQ plot of correct p-values, when the correct claims
+    were run; (c) power per wrong formula, when the wrong ones were."""
     import matplotlib.pyplot as plt
 
     from simlab.plotting import save
 
     n_wrong = max(len(cal.wrong), 1)
+    layout, heights = [], []
+    if "correct" in cal.parts:
+        layout.append(["a", "b"])
+        heights.append(4.2)
+    if "wrong" in cal.parts:
+        layout.append(["c", "c"])
+        heights.append(0.26 * n_wrong + 0.6)
     fig, axd = plt.subplot_mosaic(
-        [["a", "b"], ["c", "c"]],
-        figsize=(12.5, 4.6 + 0.26 * n_wrong),
-        height_ratios=[4.2, 0.26 * n_wrong + 0.6],
+        layout,
+        figsize=(12.5, sum(heights) + 0.4),
+        height_ratios=heights,
         layout="constrained",
     )
-    ax = axd["a"]
+    if "correct" in cal.parts:
+        _plot_false_alarms(axd["a"], cal)
+        _plot_p_values(axd["b"], cal)
+    if "wrong" in cal.parts:
+        _plot_power(axd["c"], cal)
+    fa = cal.false_alarms_wide / max(len(cal.seeds), 1)
+    title = f"Calibration over {len(cal.seeds)} seeds at the {cal.budget} budget"
+    if "correct" in cal.parts:
+        title += (
+            f": runs with a false alarm {cal.false_alarms}/{len(cal.seeds)} at "
+            f"α = {cal.alpha:g}, {cal.false_alarms_wide}/{len(cal.seeds)} ({fa:.0%}) at "
+            f"α = {cal.alpha_wide:g}"
+        )
+    fig.suptitle(title)
+    return save(fig, folder, "calibration", formats)
+
+
+def _plot_false_alarms(ax: Any, cal: Calibration) -> None:
     n_seeds = len(cal.families)
     if n_seeds:
         rates = cal.false_alarm_curve(CURVE_ALPHAS)
@@ -345,7 +372,9 @@ def figures(cal: Calibration, folder: Path, formats: tuple[str, ...]) -> list[Pa
     ax.set_title("(a) False alarms on correct claims")
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3, which="both")
-    ax = axd["b"]
+
+
+def _plot_p_values(ax: Any, cal: Calibration) -> None:
     p = np.sort(np.asarray(cal.p_values))
     n = len(p)
     if n:
@@ -362,7 +391,9 @@ def figures(cal: Calibration, folder: Path, formats: tuple[str, ...]) -> list[Pa
     ax.set_title(f"(b) p-values of correct checks vs uniform (KS p = {ks_p:.2g})")
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3, which="both")
-    ax = axd["c"]
+
+
+def _plot_power(ax: Any, cal: Calibration) -> None:
     labels = [f"{w.claim}  ({w.experiment})" for w in cal.wrong]
     power = np.array([w.power for w in cal.wrong])
     cis = np.array([clopper_pearson(w.rejected, w.runs) for w in cal.wrong]).reshape(-1, 2)
@@ -401,18 +432,3 @@ def figures(cal: Calibration, folder: Path, formats: tuple[str, ...]) -> list[Pa
         f"(c) Known-wrong formulas at the {cal.budget} budget, α = {cal.alpha:g}: rejection "
         "rate with its 95% CI; dashed: the target power 0.99"
     )
-    for key, part in (("a", "correct"), ("b", "correct"), ("c", "wrong")):
-        if part not in cal.parts:
-            axd[key].text(
-                0.5, 0.5, "not measured in this run", ha="center", transform=axd[key].transAxes
-            )
-    fa = cal.false_alarms_wide / max(len(cal.seeds), 1)
-    title = f"Calibration over {len(cal.seeds)} seeds at the {cal.budget} budget"
-    if "correct" in cal.parts:
-        title += (
-            f": runs with a false alarm {cal.false_alarms}/{len(cal.seeds)} at "
-            f"α = {cal.alpha:g}, {cal.false_alarms_wide}/{len(cal.seeds)} ({fa:.0%}) at "
-            f"α = {cal.alpha_wide:g}"
-        )
-    fig.suptitle(title)
-    return save(fig, folder, "calibration", formats)

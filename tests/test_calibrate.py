@@ -31,6 +31,7 @@ def test_wrong_formulas_are_rejected_and_correct_ones_are_not(tiny_dropout_only)
     assert doc["false_alarm_rate"] == 0 and doc["wrong_formulas"][0]["runs"] == 3
     by_check = {row["check"]: row["n"] for row in doc["p_value_ks_by_check"]}
     assert by_check["dropout/var_after"] == 3 * 2  # one p-value per seed and p
+    assert len(doc["p_values_by_check"]["dropout/var_after"]) == 6
 
 
 def test_only_wrong_skips_the_correct_runs(tiny_dropout_only):
