@@ -177,3 +177,17 @@ def test_check_runs_every_builtin_claim_at_the_quick_budget(simlab):
     ]
     assert result.exit_code == 0 and unexpected == [], unexpected
     assert {c["experiment"] for c in doc["checks"]} == set(REGISTRY)
+
+
+def test_check_without_seed_draws_one_root_seed_for_every_experiment(simlab, monkeypatch):
+    from simlab.errors import SimlabInputError
+
+    seen = []
+
+    def record(budget, seed, workers):
+        seen.append(seed)
+        raise SimlabInputError("stop here")  # the seed is all this test needs
+
+    monkeypatch.setattr("simlab.cli.budget_specs", record)
+    assert simlab("check").exit_code == 2
+    assert len(seen) == 1 and isinstance(seen[0], int) and seen[0] > 2**64
