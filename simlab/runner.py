@@ -174,7 +174,8 @@ class ExperimentRun:
 def simulate(spec: RunSpec, progress: NullProgress | None = None) -> ExperimentRun:
     """Run every sweep point of ``spec`` and build its checks (verdicts come from :func:`decide`).
 
-    On Ctrl-C the points finished so far are returned with ``complete=False``.
+    On Ctrl-C the points finished so far, and the interrupted point evaluated on the chunks it
+    had, are returned with ``complete=False``.
     """
     progress = progress or NullProgress()
     start = time.perf_counter()
@@ -192,8 +193,17 @@ def simulate(spec: RunSpec, progress: NullProgress | None = None) -> ExperimentR
             progress=progress,
         )
         try:
-            results.append(spec.experiment.run_point(point, ctx))
+            result = spec.experiment.run_point(point, ctx)
         except RunInterrupted:
+            complete = False
+            break
+        except Exception:
+            if not ctx.interrupted:
+                raise
+            complete = False  # too few samples to evaluate the interrupted point: drop it
+            break
+        results.append(result)
+        if ctx.interrupted:
             complete = False
             break
     checks = checks_for(spec, results)

@@ -60,3 +60,7 @@ def test_ctrl_c_during_sampling_keeps_a_partial_run(simlab, tmp_path, monkeypatc
     doc = json.loads((partial / "results.json").read_text())
     assert doc["status"] == "partial"
     assert (partial / "PARTIAL").exists()
+    # the interrupted point is kept, evaluated on the 3 chunks folded before Ctrl-C
+    assert doc["samples"] == 3000
+    assert {c["quantity"] for c in doc["checks"]} >= {"mean_before", "var_after"}
+    assert all(c["n"] == 3000 for c in doc["checks"] if c["kind"] == "statistical")

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from simlab.engine.executor import ChunkPlan, ChunkRun, run_chunks
+from simlab.engine.executor import ChunkPlan, ChunkRun, RunInterrupted, run_chunks
 from simlab.engine.progress import NullProgress
 from simlab.params import Param
 from simlab.verdicts.estimates import (
@@ -63,6 +63,8 @@ class PointContext:
     #: the run's family-wise error rate (to judge what a negative control should do)
     alpha: float = 0.001
     progress: NullProgress = field(default_factory=NullProgress)
+    #: set when Ctrl-C stopped this point's sampling part-way (see :meth:`run`)
+    interrupted: bool = False
 
     def run(
         self,
@@ -70,17 +72,29 @@ class PointContext:
         label: str,
         **options: Any,
     ) -> ChunkRun:
-        """Run ``sampler`` over this point's chunks (``options`` go to ``run_chunks``)."""
+        """Run ``sampler`` over this point's chunks (``options`` go to ``run_chunks``).
+
+        On Ctrl-C the chunks folded so far are returned (and ``interrupted`` is set), so the
+        point is still evaluated on what was simulated: the run is then kept as partial, its
+        standard errors those of the samples it has. With nothing folded yet, the interruption
+        propagates.
+        """
         self.progress.start(label, self.samples)
-        return run_chunks(
-            sampler,
-            ChunkPlan(self.samples, self.chunk_size),
-            entropy=self.entropy,
-            point=self.point_index,
-            workers=self.workers,
-            progress=self.progress,
-            **options,
-        )
+        try:
+            return run_chunks(
+                sampler,
+                ChunkPlan(self.samples, self.chunk_size),
+                entropy=self.entropy,
+                point=self.point_index,
+                workers=self.workers,
+                progress=self.progress,
+                **options,
+            )
+        except RunInterrupted as exc:
+            if exc.partial is None:
+                raise
+            self.interrupted = True
+            return exc.partial
 
 
 @dataclass

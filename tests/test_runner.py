@@ -1,0 +1,50 @@
+"""The runner: Ctrl-C keeps the interrupted point when it can be evaluated, drops it otherwise."""
+
+from typing import ClassVar
+
+import pytest
+
+from simlab.experiments.base import Experiment, PointResult, Quantity
+from simlab.params import Param
+from simlab.runner import build_spec, simulate
+from simlab.stats import Moments
+from simlab.verdicts.estimates import Prediction, ScalarEstimate
+
+
+class _Interrupted(Experiment):
+    """Samples normals; Ctrl-C arrives in chunk ``stop``; evaluating needs ``need`` samples."""
+
+    name = "interrupted"
+    summary = "test double"
+    params = (Param("stop", "int", 3, "chunk at which Ctrl-C arrives"),)
+    quantities = (Quantity("mean", "statistical", "mean of N(0, 1)"),)
+    default_samples = 10_000
+    default_chunk_size = 1000
+    need: ClassVar[int] = 0
+
+    def run_point(self, point, ctx):
+        def sampler(rng, size):
+            if sampler.calls == point["stop"]:
+                raise KeyboardInterrupt
+            sampler.calls += 1
+            return Moments.from_batch(rng.standard_normal((size, 1)))
+
+        sampler.calls = 0
+        run = ctx.run(sampler, "test")
+        if run.n_samples < self.need:
+            raise ValueError("too few samples to evaluate")
+        estimate = ScalarEstimate(0.0, 1.0 / run.n_samples**0.5, run.n_samples)
+        return PointResult(point, {"mean": estimate}, {"mean": Prediction(0.0)}, run.n_samples, 0.0)
+
+    def figures(self, points, folder, formats):
+        return []
+
+
+@pytest.mark.parametrize("need, kept", [(0, [2000]), (5000, [])])
+def test_ctrl_c_keeps_the_point_it_interrupted_when_it_can_be_evaluated(need, kept):
+    exp = _Interrupted()
+    exp.need = need
+    spec = build_spec(exp, {"stop": 2, "workers": 1, "seed": 1}, [], lambda k: k)
+    run = simulate(spec)
+    assert run.complete is False
+    assert [p.n_samples for p in run.points] == kept
