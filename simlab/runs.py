@@ -129,16 +129,18 @@ def execute(
         write_yaml(folder.path / "config.yaml", _config_document(runs))
         write_checks_csv(folder.path / "checks.csv", checks)
         figures: list[str] = []
-        if plots:
-            for run in runs:
-                if not run.points:
-                    continue
+        drawn = [run for run in runs if run.points] if plots else []
+        # drawing takes longer than the quick budget's simulation: say what is happening
+        with get_progress(not quiet and bool(drawn)) as progress:
+            progress.start("drawing figures", len(drawn))
+            for run in drawn:
                 target = folder.path
                 if len(runs) > 1:
                     target = folder.path / run.spec.experiment.name.replace(" ", "-")
                     target.mkdir()
                 paths = run.spec.experiment.figures(run.points, target, formats)
                 figures += [str(p.relative_to(folder.path)) for p in paths]
+                progress.advance(1)
         doc["figures"] = figures
         write_json(folder.path / "results.json", doc)
         write_report(
