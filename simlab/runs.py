@@ -94,6 +94,62 @@ def _config_document(runs: list[ExperimentRun]) -> dict[str, Any]:
     return {"experiments": [run.spec.as_config() for run in runs]}
 
 
+def _draw(experiment: Any, points: list, target: Path, formats: tuple[str, ...]) -> list[Path]:
+    """One experiment's figures (a top-level function, so a worker process can run it)."""
+    return experiment.figures(points, target, formats)
+
+
+def _can_spawn() -> bool:
+    """Whether a spawned worker can start: it re-imports ``__main__`` from its file, if it has one.
+
+    ``python - < script`` and similar give ``__main__`` a file name that does not exist.
+    """
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or Path(main_file).exists()
+
+
+def draw_figures(
+    runs: list[ExperimentRun], root: Path, formats: tuple[str, ...], plots: bool, quiet: bool
+) -> list[str]:
+    """Draw every run's figures under ``root`` (one folder per experiment when there are several).
+
+    Drawing is pure-Python matplotlib work that threads cannot share, and it takes longer than
+    the quick course's simulation, so the experiments are drawn in worker processes, one per
+    core the run uses. Returns the figure paths relative to ``root``, in run order.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    jobs = []
+    for run in runs:
+        if not run.points:
+            continue
+        target = root
+        if len(runs) > 1:
+            target = root / run.spec.experiment.name.replace(" ", "-")
+            target.mkdir()
+        jobs.append((run.spec.experiment, run.points, target, formats))
+    workers = min(max((run.spec.workers for run in runs), default=1), len(jobs))
+    if not _can_spawn():
+        workers = 1
+    paths: list[list[Path]] = []
+    with get_progress(not quiet and bool(jobs)) as progress:
+        progress.start("drawing figures", len(jobs))
+        if workers <= 1:
+            for job in jobs:
+                paths.append(_draw(*job))
+                progress.advance(1)
+        else:
+            # spawn, not fork: the parent has BLAS and progress-bar threads running
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                futures = [pool.submit(_draw, *job) for job in jobs]
+                for future in futures:
+                    paths.append(future.result())
+                    progress.advance(1)
+    return [str(p.relative_to(root)) for group in paths for p in group]
+
+
 def execute(
     specs: list[RunSpec],
     *,
@@ -128,19 +184,7 @@ def execute(
             folder.mark_partial("interrupted (Ctrl-C) before every point was simulated")
         write_yaml(folder.path / "config.yaml", _config_document(runs))
         write_checks_csv(folder.path / "checks.csv", checks)
-        figures: list[str] = []
-        drawn = [run for run in runs if run.points] if plots else []
-        # drawing takes longer than the quick budget's simulation: say what is happening
-        with get_progress(not quiet and bool(drawn)) as progress:
-            progress.start("drawing figures", len(drawn))
-            for run in drawn:
-                target = folder.path
-                if len(runs) > 1:
-                    target = folder.path / run.spec.experiment.name.replace(" ", "-")
-                    target.mkdir()
-                paths = run.spec.experiment.figures(run.points, target, formats)
-                figures += [str(p.relative_to(folder.path)) for p in paths]
-                progress.advance(1)
+        figures = draw_figures(runs, folder.path, formats, plots, quiet) if plots else []
         doc["figures"] = figures
         write_json(folder.path / "results.json", doc)
         write_report(
