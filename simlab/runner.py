@@ -142,7 +142,9 @@ def build_spec(
                 f"{where('samples')}: {spec.samples} is not allowed here; at most {limit[0]:,}: "
                 f"{limit[1]}"
             )
-    names = [p.name for p in experiment.params] + list(experiment.claim_names)
+    # a choice (a string) has no value in a formula: naming it is an error before any work
+    numeric = [p.name for p in experiment.params if p.kind in ("float", "int", "bool")]
+    names = numeric + list(experiment.claim_names)
     spec.claims = [
         parse_claim(
             text,

@@ -137,6 +137,7 @@ BAD = [
     (["--claim", "var_after=__import__('os')"], "__import__"),
     (["--claim", "var_after=(1).__class__"], "attribute access"),
     (["--claim", "var_after=x + 1"], "unknown name 'x'"),
+    (["--claim", "var_after=weights + 1"], "unknown name 'weights'"),  # a choice: no value
     (["--claim", "var_after=1/(2*"], "not a valid expression"),
     (["--alpha", "2"], "--alpha"),
 ]
