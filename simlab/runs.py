@@ -109,7 +109,7 @@ def _can_spawn() -> bool:
 
 
 def draw_figures(
-    runs: list[ExperimentRun], root: Path, formats: tuple[str, ...], plots: bool, quiet: bool
+    runs: list[ExperimentRun], root: Path, formats: tuple[str, ...], quiet: bool
 ) -> list[str]:
     """Draw every run's figures under ``root`` (one folder per experiment when there are several).
 
@@ -184,7 +184,7 @@ def execute(
             folder.mark_partial("interrupted (Ctrl-C) before every point was simulated")
         write_yaml(folder.path / "config.yaml", _config_document(runs))
         write_checks_csv(folder.path / "checks.csv", checks)
-        figures = draw_figures(runs, folder.path, formats, plots, quiet) if plots else []
+        figures = draw_figures(runs, folder.path, formats, quiet) if plots else []
         doc["figures"] = figures
         write_json(folder.path / "results.json", doc)
         write_report(

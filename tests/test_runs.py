@@ -16,8 +16,8 @@ def _runs(workers):
 def test_figures_drawn_in_processes_match_figures_drawn_in_turn(tmp_path):
     (tmp_path / "one").mkdir()
     (tmp_path / "two").mkdir()
-    in_turn = draw_figures(_runs(1), tmp_path / "one", ("png",), True, True)
-    parallel = draw_figures(_runs(2), tmp_path / "two", ("png",), True, True)
+    in_turn = draw_figures(_runs(1), tmp_path / "one", ("png",), True)
+    parallel = draw_figures(_runs(2), tmp_path / "two", ("png",), True)
     assert in_turn == parallel and len(in_turn) >= 2
     assert in_turn[0].startswith("kept-units-binomial/")
     assert all((tmp_path / "two" / path).stat().st_size > 10_000 for path in parallel)
