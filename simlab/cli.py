@@ -157,6 +157,11 @@ class SimlabGroup(click.Group):
                 raise
             click.echo(f"simlab: error: {exc}", err=True)
             ctx.exit(2)
+        except click.UsageError as exc:  # click's own checks (choices, ranges): one line too
+            if _DEBUG["on"]:
+                raise
+            click.echo(f"simlab: error: {exc.format_message()}", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("simlab: interrupted", err=True)
             ctx.exit(130)

@@ -192,3 +192,18 @@ def test_check_without_seed_draws_one_root_seed_for_every_experiment(simlab, mon
     monkeypatch.setattr("simlab.cli.budget_specs", record)
     assert simlab("check").exit_code == 2
     assert len(seen) == 1 and isinstance(seen[0], int) and seen[0] > 2**64
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("check", "--budget", "bogus"), "Invalid value for '--budget'"),
+        (("calibrate", "--only", "bogus"), "Invalid value for '--only'"),
+        (("dropout", "--nope", "1"), "No such option '--nope'"),
+    ],
+)
+def test_click_checked_options_also_fail_in_one_line(simlab, args, message):
+    result = simlab(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("simlab: error: ") and message in lines[0]
