@@ -17,7 +17,7 @@ from simlab.engine.progress import NullProgress
 from simlab.engine.seeding import fresh_entropy
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, PointContext, PointResult
-from simlab.params import Param, count
+from simlab.params import Param
 from simlab.verdicts.checks import Check, decide, make_check
 from simlab.verdicts.claims import Claim, parse_claim
 from simlab.verdicts.estimates import Prediction
@@ -26,7 +26,15 @@ DEFAULT_ALPHA = 0.001
 
 #: run options shared by every experiment (CLI options and YAML keys of the same name)
 RUN_OPTIONS: tuple[Param, ...] = (
-    count("samples", 0, "number of independent samples per sweep point (1e6 is fine)"),
+    Param(
+        "samples",
+        "int",
+        0,
+        "number of independent samples per sweep point (1e6 is fine)",
+        low=1,
+        high=10**15,
+        sweep=False,
+    ),
     Param(
         "seed",
         "int",
@@ -35,8 +43,19 @@ RUN_OPTIONS: tuple[Param, ...] = (
         low=0,
         sweep=False,
     ),
-    count("workers", 0, "worker threads (default: one per core)"),
-    count("chunk_size", 0, "samples per chunk (default: the experiment's)"),
+    # Upper bounds: more threads than this only thrash (and thousands of them exhausted memory).
+    Param(
+        "workers", "int", 0, "worker threads (default: one per core)", low=1, high=256, sweep=False
+    ),
+    Param(
+        "chunk_size",
+        "int",
+        0,
+        "samples per chunk (default: the experiment's)",
+        low=1,
+        high=10**7,
+        sweep=False,
+    ),
     Param(
         "alpha",
         "float",
