@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from simlab.errors import SimlabInputError
+from simlab.figures import caption_of
 
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".pdf": None}
 
@@ -125,7 +126,11 @@ def _caption(experiment: str | None, stem: str) -> str:
     from simlab.experiments import REGISTRY
 
     exp = REGISTRY.get(experiment or "")
-    captions = getattr(exp, "figure_captions", {}) if exp else {}
+    if exp is not None and not callable(exp.figures):
+        caption = caption_of(exp.figures, stem)
+        if caption:
+            return caption
+    captions = getattr(exp, "figure_captions", {}) if exp else {}  # TRANSITION
     return captions.get(stem, stem.replace("_", " "))
 
 

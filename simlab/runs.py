@@ -96,7 +96,7 @@ def _config_document(runs: list[ExperimentRun]) -> dict[str, Any]:
 
 def _draw(experiment: Any, points: list, target: Path, formats: tuple[str, ...]) -> list[Path]:
     """One experiment's figures (a top-level function, so a worker process can run it)."""
-    return experiment.figures(points, target, formats)
+    return experiment.render_figures(points, target, formats)
 
 
 def _can_spawn() -> bool:

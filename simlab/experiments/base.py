@@ -1,22 +1,35 @@
-"""What every experiment provides, and the shared per-point context the runner hands it.
+"""The experiment protocol: what every experiment declares, and the one way a point is run.
 
 An experiment is one module: its parameters, its sampler (one chunk of samples -> mergeable
-statistics), the theory it checks, and its figures. The engine knows nothing of dropout; the
-verdict machinery knows nothing of ReLUs. To add an experiment, copy ``dropout.py``.
+statistics), the theory it checks, and the data its figures draw. :meth:`Experiment.run_point` is
+the same template for all of them:
+
+    setup(point, setup_rng)      fixed parts of the model (a weight matrix, the support of a law)
+    sampler(point, setup)        a picklable ``(rng, size) -> Stats`` for the engine
+    ctx.run(sampler, ...)        chunks on the engine, folded in chunk order (--target-se here)
+    stats.estimates()            what was measured, with standard errors
+    predict(simulated)           what theory says (never computed by the sampler's own code)
+    figure_data(simulated)       a frozen dataclass the experiment's figures draw
+
+The engine knows nothing of dropout; the verdict machinery knows nothing of ReLUs. To add an
+experiment, read ``docs/adding-an-experiment.md`` and copy ``dropout.py``.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
 from simlab.engine.executor import ChunkPlan, ChunkRun, RunInterrupted, run_chunks
 from simlab.engine.progress import NullProgress
+from simlab.engine.seeding import setup_rng
+from simlab.engine.stopping import ABSOLUTE, TargetSE
+from simlab.figures import FigureSpec, draw
 from simlab.params import Param
 from simlab.verdicts.estimates import (
     CountsEstimate,
@@ -27,6 +40,23 @@ from simlab.verdicts.estimates import (
 )
 
 Estimate = ScalarEstimate | VectorEstimate | CountsEstimate | ExactEstimate
+#: built-in predictions by quantity; a list when a quantity has several (each with a label)
+Predictions = dict[str, Prediction | list[Prediction]]
+
+
+class Stats(Protocol):
+    """Mergeable statistics of some samples: what a sampler returns for one chunk."""
+
+    def merge(self, other: Any) -> Any:
+        """The statistics of both sample sets together (``self`` first, in chunk order)."""
+
+    def estimates(self) -> Mapping[str, Estimate]:
+        """Every measured quantity, with its uncertainty."""
+
+
+StatsT = TypeVar("StatsT", bound=Stats)
+SetupT = TypeVar("SetupT")
+Sampler = Callable[[np.random.Generator, int], Any]
 
 
 @dataclass(frozen=True)
@@ -43,11 +73,43 @@ class WrongClaim:
 
 @dataclass(frozen=True)
 class Quantity:
-    """A measured quantity: its name (used in claims), its kind, and what it means."""
+    """A measured quantity: its name (used in claims), its kind, and what it means.
+
+    ``target`` says how ``--target-se`` reads for it: ``absolute`` (the standard error itself) or
+    ``relative`` (standard error over |estimate|). Quantities without a standard error
+    (``distribution``, ``exact``) have none.
+    """
 
     name: str
     kind: str  # statistical | distribution | exact
     description: str
+    target: str = ABSOLUTE
+
+    @property
+    def has_target(self) -> bool:
+        return self.kind == "statistical"
+
+
+@dataclass(frozen=True)
+class ConvergenceTrace:
+    """Scalar estimates at geometrically spaced sample counts (a convergence figure's data)."""
+
+    samples: tuple[int, ...]
+    estimates: tuple[Mapping[str, ScalarEstimate], ...]
+
+
+@dataclass(frozen=True)
+class Simulated(Generic[SetupT, StatsT]):
+    """One point after its simulation: what predictions and figure data are computed from."""
+
+    point: Mapping[str, Any]
+    setup: SetupT
+    stats: StatsT
+    estimates: Mapping[str, Estimate]
+    n_samples: int
+    #: the run's family-wise error rate (to judge what a negative control should do)
+    alpha: float
+    trace: ConvergenceTrace | None = None
 
 
 @dataclass
@@ -60,25 +122,43 @@ class PointContext:
     chunk_size: int
     workers: int
     target_se: float | None = None
-    #: the run's family-wise error rate (to judge what a negative control should do)
     alpha: float = 0.001
     progress: NullProgress = field(default_factory=NullProgress)
     #: set when Ctrl-C stopped this point's sampling part-way (see :meth:`run`)
     interrupted: bool = False
 
+    def setup_rng(self) -> np.random.Generator:
+        """The generator for this point's fixed parts (drawn once, before any chunk)."""
+        return setup_rng(self.entropy, self.point_index)
+
+    def stop_rule(self, quantities: tuple[Quantity, ...]) -> TargetSE | None:
+        """``--target-se`` for these quantities, or None when it was not asked for."""
+        if self.target_se is None:
+            return None
+        targets = {q.name: q.target for q in quantities if q.has_target}
+        return TargetSE(self.target_se, targets, min_samples=2 * self.chunk_size)
+
     def run(
         self,
-        sampler: Callable[[np.random.Generator, int], Any],
+        sampler: Sampler,
         label: str,
-        **options: Any,
+        *,
+        stop: TargetSE | None = None,
+        on_fold: Callable[[Any, int], None] | None = None,
+        should_stop: Callable[[Any, int], bool] | None = None,  # TRANSITION
     ) -> ChunkRun:
-        """Run ``sampler`` over this point's chunks (``options`` go to ``run_chunks``).
+        """Run ``sampler`` over this point's chunks, stopping early when ``stop`` is reached.
 
         On Ctrl-C the chunks folded so far are returned (and ``interrupted`` is set), so the
         point is still evaluated on what was simulated: the run is then kept as partial, its
         standard errors those of the samples it has. With nothing folded yet, the interruption
         propagates.
         """
+        if stop is not None:
+
+            def should_stop(acc: Any, n: int) -> bool:
+                return stop.reached(acc.estimates(), n)
+
         self.progress.start(label, self.samples)
         try:
             return run_chunks(
@@ -88,7 +168,8 @@ class PointContext:
                 point=self.point_index,
                 workers=self.workers,
                 progress=self.progress,
-                **options,
+                should_stop=should_stop,
+                on_fold=on_fold,
             )
         except RunInterrupted as exc:
             if exc.partial is None:
@@ -102,16 +183,42 @@ class PointResult:
     """What one sweep point produced."""
 
     params: dict[str, Any]
-    estimates: dict[str, Estimate]
-    #: built-in predictions by quantity; a list when a quantity has several (each with a label)
-    predictions: dict[str, Prediction | list[Prediction]]
+    estimates: Mapping[str, Estimate]
+    predictions: Predictions
     n_samples: int
     seconds: float
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: the experiment's figure data for this point (a frozen dataclass of its figures module)
+    figure: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)  # TRANSITION: goes with the last family
 
 
-class Experiment(ABC):
-    """Base class of all experiments (see :mod:`simlab.experiments.dropout` for an example)."""
+class _TraceRecorder:
+    """Keeps the scalar estimates at sample counts ~1.2x apart (log(samples) entries in all)."""
+
+    def __init__(self, samples: int) -> None:
+        self.samples = samples
+        self.next_mark = 0.0
+        self.points: list[tuple[int, dict[str, ScalarEstimate]]] = []
+
+    def __call__(self, acc: Any, n: int) -> None:
+        if n < self.next_mark and n < self.samples:
+            return
+        self.next_mark = n * 1.2
+        scalars = {k: e for k, e in acc.estimates().items() if isinstance(e, ScalarEstimate)}
+        self.points.append((n, scalars))
+
+    def trace(self) -> ConvergenceTrace:
+        return ConvergenceTrace(
+            tuple(n for n, _ in self.points), tuple(est for _, est in self.points)
+        )
+
+
+class Experiment(Generic[SetupT, StatsT]):
+    """Base class of all experiments (see :mod:`simlab.experiments.dropout` for an example).
+
+    A subclass declares the class attributes below and implements :meth:`setup`,
+    :meth:`sampler` and :meth:`predict` (and :meth:`figure_data` when it has figures).
+    """
 
     name: ClassVar[str]
     summary: ClassVar[str]
@@ -129,16 +236,13 @@ class Experiment(ABC):
     formulas: ClassVar[Mapping[str, str]] = {}
     #: known-wrong formulas that a run at the standard budget must reject (see ``calibrate``)
     known_wrong: ClassVar[tuple[WrongClaim, ...]] = ()
-    #: by figure file stem: the heading of the figure in the report (the claim and its formula)
-    figure_captions: ClassVar[Mapping[str, str]] = {}
+    #: the figures, as data: each has a file stem, a caption stating its claim, a renderer
+    figures: ClassVar[tuple[FigureSpec, ...]] = ()
+    #: keep a convergence trace of the scalar estimates (for a convergence figure)
+    traced: ClassVar[bool] = False
 
-    def param(self, name: str) -> Param:
-        return next(p for p in self.params if p.name == name)
-
-    def quantity(self, name: str) -> Quantity | None:
-        return next((q for q in self.quantities if q.name == name), None)
-
-    def validate(self, point: dict[str, Any], where: Callable[[str], str]) -> None:  # noqa: B027
+    # -- declared per experiment -------------------------------------------------------------
+    def validate(self, point: dict[str, Any], where: Callable[[str], str]) -> None:
         """Raise SimlabInputError for combinations of values that are not allowed.
 
         ``where(name)`` names the option or key (``--M`` or ``file.yaml: M``) for messages.
@@ -151,9 +255,64 @@ class Experiment(ABC):
         """
         return None
 
-    @abstractmethod
+    def label(self, point: Mapping[str, Any]) -> str:
+        """What the progress bar calls this point."""
+        return self.name
+
+    def setup(self, point: Mapping[str, Any], rng: np.random.Generator) -> SetupT:
+        """The fixed parts of the model at this point, drawn from ``rng`` (the point's setup
+        stream); ``None`` when there are none."""
+        return None  # type: ignore[return-value]
+
+    def sampler(self, point: Mapping[str, Any], setup: SetupT) -> Sampler:
+        """A picklable ``(rng, size) -> Stats`` simulating ``size`` independent samples."""
+        raise NotImplementedError
+
+    def predict(self, sim: Simulated[SetupT, StatsT]) -> Predictions:
+        """The built-in predictions at this point, by quantity."""
+        raise NotImplementedError
+
+    def figure_data(self, sim: Simulated[SetupT, StatsT]) -> Any:
+        """What this point contributes to the figures (a frozen dataclass), or None."""
+        return None
+
+    # -- the template ------------------------------------------------------------------------
     def run_point(self, point: dict[str, Any], ctx: PointContext) -> PointResult:
-        """Simulate one sweep point and return its estimates and built-in predictions."""
+        """Simulate one sweep point and return its estimates, predictions and figure data."""
+        start = time.perf_counter()
+        setup = self.setup(point, ctx.setup_rng())
+        recorder = _TraceRecorder(ctx.samples) if self.traced else None
+        run = ctx.run(
+            self.sampler(point, setup),
+            self.label(point),
+            stop=ctx.stop_rule(self.quantities),
+            on_fold=recorder,
+        )
+        sim = Simulated(
+            point=point,
+            setup=setup,
+            stats=run.stats,
+            estimates=run.stats.estimates(),
+            n_samples=run.n_samples,
+            alpha=ctx.alpha,
+            trace=recorder.trace() if recorder else None,
+        )
+        return PointResult(
+            params=dict(point),
+            estimates=sim.estimates,
+            predictions=self.predict(sim),
+            n_samples=run.n_samples,
+            seconds=time.perf_counter() - start,
+            figure=self.figure_data(sim),
+        )
+
+    def render_figures(
+        self, points: list[PointResult], folder: Path, formats: tuple[str, ...]
+    ) -> list[Path]:
+        """Draw this experiment's figures into ``folder``; return the files written."""
+        if callable(self.figures):  # TRANSITION: a family not yet on figure specs
+            return self.figures(points, folder, formats)
+        return draw(self.figures, points, folder, formats)
 
     def claim_values(self, result: PointResult, quantity: str) -> dict[str, Any]:
         """Values of the names a claim on ``quantity`` may use at this point."""
@@ -168,16 +327,8 @@ class Experiment(ABC):
             values[estimate.index_name] = estimate.index.astype(float)
         return values
 
-    def figures(
-        self, points: list[PointResult], folder: Path, formats: tuple[str, ...]
-    ) -> list[Path]:
-        """Render this experiment's figures into ``folder``; return the files written."""
-        return []
-
 
 def _numeric(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, int | float):
+    if isinstance(value, bool | int | float):
         return float(value)
     return None

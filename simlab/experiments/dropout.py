@@ -12,25 +12,25 @@ accumulated in float64.
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simlab.engine.seeding import setup_rng
 from simlab.errors import SimlabInputError
-from simlab.experiments.base import Experiment, PointContext, PointResult, Quantity, WrongClaim
+from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated, WrongClaim
+from simlab.experiments.dropout_figures import FIGURES, DropoutFigureData
 from simlab.masks import bernoulli_mask
 from simlab.params import Param, count
 from simlab.stats import CoMoments, Histogram, Moments
-from simlab.theory.relu import dropout_moments, relu_law
+from simlab.theory.relu import dropout_moments
 from simlab.verdicts.estimates import EXACT_IN_EXPECTATION, Prediction, ScalarEstimate
 
 # Per-sample features, each an average over the sample's units (or neighbour pairs).
 _FEATURES = ("h", "h2", "ht", "ht2", "ht_next")
-# Each quantity is a smooth function of the feature means; ``_GRADIENTS`` gives the delta method.
+# Each quantity is a smooth function of the feature means (``quantity_values_and_gradients``
+# gives the values and the gradients the delta method needs).
 QUANTITIES = (
     "mean_before",
     "second_before",
@@ -58,6 +58,17 @@ def quantity_values_and_gradients(f: np.ndarray) -> tuple[np.ndarray, np.ndarray
     grads[6, 2] = -2.0 * ht
     grads[6, 4] = 1.0
     return values, grads
+
+
+@dataclass(frozen=True)
+class DropoutSetup:
+    """The fixed parts of a point: W, each unit's pre-activation scale, the histogram bins."""
+
+    weights: np.ndarray
+    s: np.ndarray  # sigma_x ||w_i||: unit i's pre-activation is N(bias, s_i^2)
+    pair_rho: np.ndarray | None  # correlation of neighbouring pre-activations (Gaussian W)
+    edges_before: np.ndarray
+    edges_after: np.ndarray
 
 
 @dataclass
@@ -141,7 +152,7 @@ def draw_weights(rng: np.random.Generator, kind: str, n_units: int, n_in: int) -
     return rng.standard_normal((n_units, n_in)) / np.sqrt(n_in)
 
 
-class Dropout(Experiment):
+class Dropout(Experiment[DropoutSetup, DropoutStats]):
     name = "dropout"
     summary = "Moments of ReLU units before and after (inverted) dropout."
     params = (
@@ -197,16 +208,8 @@ class Dropout(Experiment):
             "divides by q twice: forgets that E[m^2] = E[m] = 1-p for a Bernoulli mask",
         ),
     )
-    figure_captions = {
-        "dropout_moments": "Moments of h = relu(z) before and after inverted dropout: "
-        "E[h] = μΦ(μ/s) + sφ(μ/s), E[h²] = (μ² + s²)Φ(μ/s) + μsφ(μ/s), E[h̃] = E[h], "
-        "E[h̃²] = E[h²]/q, so Var(h̃) = 1/(2(1−p)) − 1/(2π) at μ = 0, s = 1",
-        "dropout_laws": "The law of one unit: a point mass P(h = 0) = Φ(−μ/s) plus a normal "
-        "density for h > 0; after dropout P(h̃ = 0) = p + qΦ(−μ/s) and the kept part is "
-        "stretched by 1/q",
-        "dropout_convergence": "Monte Carlo error against samples: |estimate − theory| "
-        "falls like the standard error, ∝ 1/√n",
-    }
+    figures = FIGURES
+    traced = True
     budgets = {
         "quick": {"p": [0.1, 0.5, 0.8], "samples": 100_000},
         "standard": {"p": [0.1, 0.3, 0.5, 0.7], "samples": 1_000_000},
@@ -220,70 +223,43 @@ class Dropout(Experiment):
                 f"N = {point['N']}; M must be at most N (W W^T = I needs M <= N)"
             )
 
-    def run_point(self, point: dict[str, Any], ctx: PointContext) -> PointResult:
-        start = time.perf_counter()
-        weights = draw_weights(
-            setup_rng(ctx.entropy, ctx.point_index), point["weights"], point["M"], point["N"]
-        )
+    def label(self, point: Mapping[str, Any]) -> str:
+        return f"dropout p={point['p']:g}"
+
+    def setup(self, point: Mapping[str, Any], rng: np.random.Generator) -> DropoutSetup:
+        weights = draw_weights(rng, point["weights"], point["M"], point["N"])
         # Each unit's pre-activation is N(bias, sigma_x^2 ||w_i||^2); neighbours correlate
         # through w_i . w_{i+1} (zero for orthonormal rows).
         norms = np.linalg.norm(weights, axis=1)
-        s = point["sigma_x"] * norms
         pair_rho = None
         if point["weights"] == "gaussian":
             pair_rho = np.einsum("ij,ij->i", weights[:-1], weights[1:]) / (norms[:-1] * norms[1:])
-        q = 1.0 - point["p"]
-        predicted = dropout_moments(point["bias"], s, q, point["rescale"], pair_rho)
-
+        s = point["sigma_x"] * norms
         top = max(point["bias"], 0.0) + 5.0 * float(s.max())
         edges_before = np.linspace(0.0, top, _HIST_BINS + 1)
         edges_before[0] = np.finfo(np.float32).tiny  # exact zeros land in "below": the point mass
+        q = 1.0 - point["p"]
         edges_after = edges_before / q if point["rescale"] else edges_before
-        sampler = DropoutSampler(point, weights, (edges_before, edges_after))
+        return DropoutSetup(weights, s, pair_rho, edges_before, edges_after)
 
-        # The convergence trace is kept at geometrically spaced sample counts, so its size grows
-        # with log(samples), not with the number of chunks.
-        trace: list[tuple[int, np.ndarray, np.ndarray]] = []
-        next_mark = [0.0]
+    def sampler(self, point: Mapping[str, Any], setup: DropoutSetup) -> DropoutSampler:
+        return DropoutSampler(point, setup.weights, (setup.edges_before, setup.edges_after))
 
-        def record(acc: DropoutStats, n: int) -> None:
-            if n < next_mark[0] and n < ctx.samples:
-                return
-            next_mark[0] = n * 1.2
-            est = acc.estimates()
-            trace.append(
-                (
-                    n,
-                    np.array([est[k].value for k in QUANTITIES]),
-                    np.array([est[k].se for k in QUANTITIES]),
-                )
-            )
+    def predict(self, sim: Simulated[DropoutSetup, DropoutStats]) -> Predictions:
+        point = sim.point
+        predicted = dropout_moments(
+            point["bias"], sim.setup.s, 1.0 - point["p"], point["rescale"], sim.setup.pair_rho
+        )
+        return {k: Prediction(v, EXACT_IN_EXPECTATION) for k, v in predicted.as_dict().items()}
 
-        should_stop = None
-        if ctx.target_se is not None:
-
-            def should_stop(acc: DropoutStats, n: int) -> bool:
-                return n >= 2 * ctx.chunk_size and all(
-                    e.se <= ctx.target_se for e in acc.estimates().values()
-                )
-
-        run = ctx.run(sampler, f"dropout p={point['p']:g}", should_stop=should_stop, on_fold=record)
-        holds = EXACT_IN_EXPECTATION
-        return PointResult(
-            params=dict(point),
-            estimates=run.stats.estimates(),
-            predictions={k: Prediction(v, holds) for k, v in predicted.as_dict().items()},
-            n_samples=run.n_samples,
-            seconds=time.perf_counter() - start,
-            extras={"stats": run.stats, "trace": trace, "law_s": s, "q": q},
+    def figure_data(self, sim: Simulated[DropoutSetup, DropoutStats]) -> DropoutFigureData:
+        return DropoutFigureData(
+            hist_before=sim.stats.hist_before,
+            hist_after=sim.stats.hist_after,
+            law_s=sim.setup.s,
+            q=1.0 - sim.point["p"],
+            trace=sim.trace,
         )
 
-    def figures(
-        self, points: list[PointResult], folder: Path, formats: tuple[str, ...]
-    ) -> list[Path]:
-        from simlab.experiments import dropout_figures
 
-        return dropout_figures.render(points, folder, formats)
-
-
-__all__ = ["Dropout", "DropoutSampler", "draw_weights", "relu_law"]
+__all__ = ["Dropout", "DropoutSampler", "DropoutSetup", "DropoutStats", "draw_weights"]

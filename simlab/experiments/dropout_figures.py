@@ -2,13 +2,39 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simlab.experiments.base import PointResult
-from simlab.plotting import SIM_STYLE, THEORY_STYLE, new_figure, save
+from simlab.figures import FigureSpec
+from simlab.plotting import (
+    ERRORBAR_SE,
+    SIM_STYLE,
+    THEORY_STYLE,
+    finish_axes,
+    new_figure,
+    simulated_vs_theory,
+    sweep_axis,
+)
+from simlab.stats import Histogram
 from simlab.theory.relu import dropout_moments, relu_law
+
+if TYPE_CHECKING:
+    from simlab.experiments.base import ConvergenceTrace, PointResult
+
+
+@dataclass(frozen=True)
+class DropoutFigureData:
+    """What one point of ``simlab dropout`` contributes to its figures."""
+
+    hist_before: Histogram  # unit values h (exact zeros counted below the first edge)
+    hist_after: Histogram  # unit values after dropout
+    law_s: np.ndarray  # each unit's pre-activation standard deviation
+    q: float  # keep probability
+    trace: ConvergenceTrace  # scalar estimates at growing sample counts
+
 
 _PANELS = (
     ("before dropout", ("mean_before", "second_before", "var_before")),
@@ -25,25 +51,12 @@ _LABELS = {
 }
 
 
-def _swept(points: list[PointResult]) -> str:
-    """The parameter the sweep varies (p when it varies)."""
-    varying = [k for k in points[0].params if len({str(pt.params[k]) for pt in points}) > 1]
-    if "p" in varying or not varying:
-        return "p"
-    return varying[0]
+def _axis_label(axis: str) -> str:
+    return "drop probability p" if axis == "p" else axis
 
 
-def render(points: list[PointResult], folder: Path, formats: tuple[str, ...]) -> list[Path]:
-    """Write moments, laws and convergence figures; return the paths."""
-    return [
-        *_moments_figure(points, folder, formats),
-        *_laws_figure(points, folder, formats),
-        *_convergence_figure(points, folder, formats),
-    ]
-
-
-def _moments_figure(points, folder, formats):
-    axis = _swept(points)
+def moments_figure(points: Sequence[PointResult]):
+    axis = sweep_axis(points, "p")
     xs = np.array([float(pt.params[axis]) for pt in points])
     order = np.argsort(xs)
     fig, axes = new_figure(ncols=3)
@@ -56,7 +69,7 @@ def _moments_figure(points, folder, formats):
         for pt in points
     ):
         grid = np.linspace(0.0, max(0.95, xs.max()), 200)
-        s = base.extras["law_s"]
+        s = base.figure.law_s
         smooth = (
             grid,
             [
@@ -69,32 +82,17 @@ def _moments_figure(points, folder, formats):
             est = np.array([pt.estimates[name].value for pt in points])[order]
             se = np.array([pt.estimates[name].se for pt in points])[order]
             pred = np.array([float(pt.predictions[name].value) for pt in points])[order]
-            if smooth is not None:
-                ax.plot(
-                    smooth[0],
-                    [d[name] for d in smooth[1]],
-                    color=color,
-                    **THEORY_STYLE,
-                    label=f"{_LABELS[name]} theory",
-                )
-            else:
-                ax.plot(
-                    xs[order], pred, color=color, **THEORY_STYLE, label=f"{_LABELS[name]} theory"
-                )
-            ax.errorbar(
+            simulated_vs_theory(
+                ax,
                 xs[order],
                 est,
-                yerr=2 * se,
+                se,
+                pred if smooth is None else [d[name] for d in smooth[1]],
                 color=color,
-                mfc="white",
-                **SIM_STYLE,
-                label=f"{_LABELS[name]} simulated ±2 SE",
+                label=_LABELS[name],
+                theory_x=None if smooth is None else smooth[0],
             )
-        ax.set_title(title)
-        ax.set_xlabel(axis if axis != "p" else "drop probability p")
-        ax.set_ylabel("moment")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        finish_axes(ax, xlabel=_axis_label(axis), ylabel="moment", title=title)
     ax = axes[0, 2]
     offsets = np.linspace(-0.035, 0.035, 6) * (np.ptp(xs) or 1.0)
     for i, name in enumerate(
@@ -106,40 +104,42 @@ def _moments_figure(points, folder, formats):
         ax.errorbar(
             xs[order] + offsets[i],
             (est - pred) / np.abs(pred),
-            yerr=2 * se / np.abs(pred),
+            yerr=ERRORBAR_SE * se / np.abs(pred),
             color=f"C{i}",
             **SIM_STYLE,
             label=_LABELS[name],
         )
     ax.axhline(0.0, color="k", lw=1)
-    ax.set_title("relative deviation from theory (±2 SE)")
-    ax.set_xlabel(axis if axis != "p" else "drop probability p")
-    ax.set_ylabel("(simulated − predicted) / predicted")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncols=2)
+    finish_axes(
+        ax,
+        xlabel=_axis_label(axis),
+        ylabel="(simulated − predicted) / predicted",
+        title="relative deviation from theory (±2 SE)",
+        ncols=2,
+    )
     n = points[0].n_samples
     fig.suptitle(
         f"ReLU moments before and after dropout ({n:,} samples × "
         f"{points[0].params['M']} units per point)"
     )
-    return save(fig, folder, "dropout_moments", formats)
+    return fig
 
 
-def _pick_point(points: list[PointResult]) -> PointResult:
+def _pick_point(points: Sequence[PointResult]) -> PointResult:
     """The point whose p is closest to 0.5 (a typical setting) for single-point figures."""
     return min(points, key=lambda pt: abs(float(pt.params["p"]) - 0.5))
 
 
-def _laws_figure(points, folder, formats):
+def laws_figure(points: Sequence[PointResult]):
     pt = _pick_point(points)
-    stats = pt.extras["stats"]
-    s, q = pt.extras["law_s"], pt.extras["q"]
+    data: DropoutFigureData = pt.figure
+    s, q = data.law_s, data.q
     mu, rescale = pt.params["bias"], pt.params["rescale"]
     fig, axes = new_figure(ncols=2)
     panels = (
-        (stats.hist_before, relu_law(mu, s), "h = relu(z)", "before dropout"),
+        (data.hist_before, relu_law(mu, s), "h = relu(z)", "before dropout"),
         (
-            stats.hist_after,
+            data.hist_after,
             relu_law(mu, s, q, rescale),
             r"$\tilde h = m h / q$" if rescale else r"$\tilde h = m h$",
             f"after dropout (p = {pt.params['p']:g})",
@@ -152,7 +152,7 @@ def _laws_figure(points, folder, formats):
         dens_se = np.sqrt(hist.counts) / (total * widths)
         centers = 0.5 * (hist.edges[:-1] + hist.edges[1:])
         ax.stairs(dens, hist.edges, color="C0", lw=1.2, label="simulated density (h > 0)")
-        ax.errorbar(centers, dens, yerr=2 * dens_se, fmt="none", ecolor="C0", alpha=0.6)
+        ax.errorbar(centers, dens, yerr=ERRORBAR_SE * dens_se, fmt="none", ecolor="C0", alpha=0.6)
         grid = np.linspace(hist.edges[0], hist.edges[-1], 400)
         ax.plot(grid, density(grid), color="C3", **THEORY_STYLE, label="analytic density")
         zero_frac = hist.below / total
@@ -184,32 +184,26 @@ def _laws_figure(points, folder, formats):
             arrowprops=dict(arrowstyle="->", lw=0.8),
         )
         ax.set_ylim(0, top)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("density  (bar at 0: probability)")
-        ax.set_title(title)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        finish_axes(ax, xlabel=xlabel, ylabel="density  (bar at 0: probability)", title=title)
     fig.suptitle(
         f"Law of a unit: point mass at 0 plus a (scaled) normal tail "
-        f"({stats.hist_before.total:,} unit values)"
+        f"({data.hist_before.total:,} unit values)"
     )
-    return save(fig, folder, "dropout_laws", formats)
+    return fig
 
 
-def _convergence_figure(points, folder, formats):
-    from simlab.experiments.dropout import QUANTITIES
-
+def convergence_figure(points: Sequence[PointResult]):
     pt = _pick_point(points)
-    trace = pt.extras["trace"]
-    ns = np.array([t[0] for t in trace], dtype=float)
+    trace = pt.figure.trace
+    ns = np.array(trace.samples, dtype=float)
     fig, axes = new_figure()
     ax = axes[0, 0]
-    for i, name in enumerate(QUANTITIES):
+    for i, name in enumerate(_LABELS):
         if name not in ("mean_before", "var_before", "var_after"):
             continue
         pred = float(pt.predictions[name].value)
-        err = np.array([abs(t[1][i] - pred) for t in trace])
-        se = np.array([t[2][i] for t in trace])
+        err = np.array([abs(est[name].value - pred) for est in trace.estimates])
+        se = np.array([est[name].se for est in trace.estimates])
         color = f"C{i}"
         ax.loglog(
             ns, np.maximum(err, 1e-300), ".", color=color, ms=4, label=f"|{_LABELS[name]} − theory|"
@@ -218,9 +212,35 @@ def _convergence_figure(points, folder, formats):
         ax.loglog(
             ns, ref, "-", color=color, lw=1.2, alpha=0.8, label=f"SE ∝ 1/√n for {_LABELS[name]}"
         )
-    ax.set_xlabel("samples n")
-    ax.set_ylabel("absolute error")
-    ax.set_title(f"Convergence at p = {pt.params['p']:g}: errors fall like 1/√n")
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    return save(fig, folder, "dropout_convergence", formats)
+    finish_axes(
+        ax,
+        xlabel="samples n",
+        ylabel="absolute error",
+        title=f"Convergence at p = {pt.params['p']:g}: errors fall like 1/√n",
+        which="both",
+    )
+    return fig
+
+
+FIGURES = (
+    FigureSpec(
+        "dropout_moments",
+        "Moments of h = relu(z) before and after inverted dropout: "
+        "E[h] = μΦ(μ/s) + sφ(μ/s), E[h²] = (μ² + s²)Φ(μ/s) + μsφ(μ/s), E[h̃] = E[h], "
+        "E[h̃²] = E[h²]/q, so Var(h̃) = 1/(2(1−p)) − 1/(2π) at μ = 0, s = 1",
+        moments_figure,
+    ),
+    FigureSpec(
+        "dropout_laws",
+        "The law of one unit: a point mass P(h = 0) = Φ(−μ/s) plus a normal "
+        "density for h > 0; after dropout P(h̃ = 0) = p + qΦ(−μ/s) and the kept part is "
+        "stretched by 1/q",
+        laws_figure,
+    ),
+    FigureSpec(
+        "dropout_convergence",
+        "Monte Carlo error against samples: |estimate − theory| "
+        "falls like the standard error, ∝ 1/√n",
+        convergence_figure,
+    ),
+)
