@@ -8,11 +8,108 @@ came from (``--p`` or ``configs/x.yaml: p``), the value, and what is allowed.
 from __future__ import annotations
 
 import math
+import numbers
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from simlab.errors import SimlabInputError
+
+#: Longest value shown in a message, in characters; a longer one is cut with "...".
+SHOWN_CHARS = 80
+
+#: Longest number accepted as text, in characters (Python's own limit for int() is 4300 digits).
+_MAX_NUMBER_CHARS = 4000
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxstring = SHOWN_CHARS + 10
+_REPR.maxother = SHOWN_CHARS + 10
+for _attr in ("maxlist", "maxtuple", "maxdict", "maxset", "maxfrozenset", "maxdeque", "maxarray"):
+    setattr(_REPR, _attr, 8)
+
+
+def shorten(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """``repr(value)`` for a one-line message, at most ``limit`` characters (cut with "...").
+
+    Bounded whatever the value: a nested list of a billion items (a YAML alias bomb) or an integer
+    of thousands of digits is never rendered in full.
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 256:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a hostile __repr__ cannot come from YAML, but never fail on a message
+        text = f"<{type(value).__name__}>"
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def show_text(text: str, limit: int = SHOWN_CHARS) -> str:
+    """User text (a key, a path) for a one-line message: control characters escaped, cut."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _exact_int(raw: Any) -> int | None:
+    """``raw`` as an exact integer (from an int, an integral float or text), else None.
+
+    Text is read with :func:`int` (``"12345678901234567890123"``, ``"-3"``, ``"1_000"``), else as
+    an exact decimal (``"1e6"``, ``"2.5e3"``), never through a float. Only ASCII text is read. A
+    float (from YAML ``1.0e+6``) must be integral and at most 2**53, where floats are exact.
+    """
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, numbers.Integral):
+        return int(raw)
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text or not text.isascii() or len(text) > _MAX_NUMBER_CHARS:
+            return None
+        try:
+            return int(text, 10)
+        except ValueError:
+            pass
+        try:
+            number = Decimal(text)
+        except (InvalidOperation, ValueError):
+            return None
+        if not number.is_finite() or number.adjusted() > _MAX_NUMBER_CHARS:
+            return None
+        if number != number.to_integral_value():
+            return None
+        return int(number)
+    if isinstance(raw, numbers.Real):
+        value = float(raw)
+        # beyond 2**53 a float is not the integer that was written (1.0e+30 is 10**30 + 2**46...)
+        if not math.isfinite(value) or value != math.floor(value) or abs(value) > 2.0**53:
+            return None
+        return int(value)
+    return None
+
+
+def _finite_float(raw: Any) -> float | None:
+    """``raw`` as a finite float (from a number or ASCII text), else None."""
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, str):
+        text = raw.strip()
+        if not text.isascii() or len(text) > _MAX_NUMBER_CHARS:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    elif isinstance(raw, numbers.Real):
+        try:
+            value = float(raw)
+        except OverflowError:  # an integer beyond the float range
+            return None
+    else:
+        return None
+    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -50,9 +147,16 @@ class Param:
         return f"{what} in {lo}, {hi}"
 
     def convert_one(self, raw: Any, where: str) -> Any:
-        """Convert and validate one value (not a list)."""
-        bad = SimlabInputError(f"{where}: {raw!r} is not allowed; expected {self.allowed()}")
+        """Convert and validate one value (not a list).
+
+        Integers are exact: ``12345678901234567890123`` (a 128-bit seed, say) stays that integer,
+        from text, YAML or an override; ``1e6`` and ``1_000`` are accepted, a non-integral value
+        is refused. Numbers are never passed through ``float`` on the way to an integer.
+        """
+        bad = SimlabInputError(f"{where}: {shorten(raw)} is not allowed; expected {self.allowed()}")
         if self.kind == "choice":
+            if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+                raise bad
             value = str(raw).strip()
             if value not in self.choices:
                 raise bad
@@ -60,6 +164,8 @@ class Param:
         if self.kind == "bool":
             if isinstance(raw, bool):
                 return raw
+            if not isinstance(raw, str | int):
+                raise bad
             text = str(raw).strip().lower()
             if text in ("true", "yes", "1", "on"):
                 return True
@@ -68,18 +174,15 @@ class Param:
             raise bad
         if isinstance(raw, bool):
             raise bad
-        try:
-            number = float(raw) if isinstance(raw, str) else raw
-            number = float(number)
-        except (TypeError, ValueError):
-            raise bad from None
-        if not math.isfinite(number):
-            raise bad
         if self.kind == "int":
-            if number != int(number):
+            number = _exact_int(raw)
+            if number is None:
                 raise bad
-            value: float | int = int(number)
+            value: float | int = number
         else:
+            number = _finite_float(raw)
+            if number is None:
+                raise bad
             value = number
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             raise bad
@@ -98,7 +201,7 @@ class Param:
             return self.convert_one(raw, where)
         if not self.sweep:
             raise SimlabInputError(
-                f"{where}: {raw!r} is not allowed; this parameter takes one value"
+                f"{where}: {shorten(raw)} is not allowed; this parameter takes one value"
             )
         if len(items) == 0:
             raise SimlabInputError(
