@@ -167,3 +167,34 @@ class Histogram:
     def total(self) -> int:
         """Every sample counted, inside the bins or not."""
         return int(self.counts.sum()) + self.below + self.above
+
+
+class Collected:
+    """Per-instance arrays kept whole, for checks that need every instance (finite differences).
+
+    Merging only collects the chunks' arrays in chunk order; :attr:`arrays` joins them once, when
+    the point is evaluated (concatenating at every merge would copy the growing arrays once per
+    chunk: quadratic in the number of chunks).
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self._parts: list[dict[str, np.ndarray]] = [arrays]
+
+    def merge(self, other: Collected) -> Collected:
+        merged = type(self).__new__(type(self))
+        merged.__dict__.update(self.__dict__)
+        merged._parts = self._parts + other._parts
+        return merged
+
+    @property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every instance's arrays, joined along axis 0 in chunk order."""
+        if len(self._parts) > 1:
+            keys = self._parts[0]
+            self._parts = [{k: np.concatenate([p[k] for p in self._parts]) for k in keys}]
+        return self._parts[0]
+
+    @property
+    def count(self) -> int:
+        """Number of instances collected."""
+        return sum(len(next(iter(p.values()))) for p in self._parts) if self._parts[0] else 0

@@ -84,6 +84,8 @@ class Quantity:
     kind: str  # statistical | distribution | exact
     description: str
     target: str = ABSOLUTE
+    #: the claim name of the index of a per-entry quantity (``l`` for per-layer profiles)
+    index: str = ""
 
     @property
     def has_target(self) -> bool:
@@ -254,6 +256,31 @@ class Experiment(Generic[SetupT, StatsT]):
         Most experiments fold chunks into fixed-size statistics and need none.
         """
         return None
+
+    def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int] | None:
+        """Peak memory of a point: (bytes of its setup, bytes one chunk in flight holds).
+
+        The run refuses a point, before any work, whose setup plus ``2 x workers`` chunks in
+        flight would not fit the memory budget (see :mod:`simlab.runner`). None: always small.
+        """
+        return None
+
+    def claim_trial_values(self, point: Mapping[str, Any], quantity: str) -> dict[str, Any]:
+        """Stand-ins, of the right shapes, for every name a claim on ``quantity`` may use.
+
+        A claim is evaluated on these before the simulation, so a shape mismatch, a complex
+        result or a name unset at this point is refused up front. Values are arbitrary (ones);
+        only shapes and presence matter. Experiments whose claims use arrays beyond ``k`` and
+        the per-entry index extend this.
+        """
+        values = {k: _numeric(v) for k, v in point.items()}
+        values = {k: v for k, v in values.items() if v is not None}
+        spec = next((q for q in self.quantities if q.name == quantity), None)
+        if spec is not None and spec.kind == "distribution":
+            values["k"] = np.arange(4.0)
+        if spec is not None and spec.index:
+            values[spec.index] = np.arange(1.0, 4.0)
+        return values
 
     def label(self, point: Mapping[str, Any]) -> str:
         """What the progress bar calls this point."""
