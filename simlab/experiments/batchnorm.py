@@ -844,11 +844,14 @@ def batch_rank(Yc: np.ndarray) -> np.ndarray:
     return np.linalg.matrix_rank(Yc).astype(float)
 
 
-def _cond(Sigma: np.ndarray) -> np.ndarray:
-    """Condition number of a stack of PSD matrices (inf when singular, NaN-safe)."""
+def _cond(Sigma: np.ndarray, B: int) -> np.ndarray:
+    """Condition number of a stack of batch covariances from B samples (NaN-safe); inf when
+    numerically singular (smallest eigenvalue at or below ``bn.null_tolerance``, as the
+    whitenings decide it; not by the sign of a rounding-level eigenvalue)."""
     lam = np.linalg.eigvalsh(np.nan_to_num(Sigma))
+    tol = bn.null_tolerance(lam[..., -1], max(B, Sigma.shape[-1]))
     with np.errstate(divide="ignore", invalid="ignore"):
-        cond = np.where(lam[..., 0] > 0, lam[..., -1] / lam[..., 0], np.inf)
+        cond = np.where(lam[..., 0] > tol, lam[..., -1] / lam[..., 0], np.inf)
     bad = ~np.all(np.isfinite(Sigma), axis=(-2, -1))
     return np.where(bad, np.nan, cond)
 
@@ -875,7 +878,7 @@ class WhitenSampler:
         wc = bn.white_cov(results["bn"].Ytilde)
         corr = np.mean(wc[..., self.off] * self.sign, axis=-1)
         rank = batch_rank(results["zca"].Yc)
-        cond = _cond(results["zca"].Sigma)
+        cond = _cond(results["zca"].Sigma, B)
         return WhitenChunk(
             Moments.from_batch(corr[:, None]),
             Moments.from_batch(np.where(np.isfinite(cond), cond, 0.0)[:, None]),
@@ -900,7 +903,9 @@ def _whiten_checks(Y: np.ndarray, eps: float) -> dict[str, Any]:
     M = Sigma.shape[-1]
     lam = np.linalg.eigvalsh(np.nan_to_num(Sigma))
     top = lam[..., -1]
-    nonnull = lam > M * _EPS_MACHINE * top[..., None]
+    # numerically null eigenvalues count as exactly 0 (their rounding sign is the BLAS's choice)
+    nonnull = lam > bn.null_tolerance(top, max(Y.shape[-2], M))[..., None]
+    lam = np.where(nonnull, lam, 0.0)
     lam_min = np.min(np.where(nonnull, lam, np.inf), axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         # eps effect over the non-null spectrum (B <= M: the null directions are a true failure)

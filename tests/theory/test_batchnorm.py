@@ -13,6 +13,8 @@ import scipy.stats
 
 from simlab.theory import batchnorm as bn
 
+EPS_MACHINE = float(np.finfo(np.float64).eps)
+
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
@@ -357,6 +359,7 @@ def test_white_cov_is_identity_when_B_exceeds_M(method):
     Y = _correlated(rng, 200, 6)
     eps = 1e-5
     w = method(Y, eps)
+    assert (w.rank, w.singular) == (6, False)
     dev = bn.whitening_eps_deviation(w.Sigma, eps)["white_cov"]
     err = np.linalg.norm(bn.white_cov(w.Ytilde) - np.eye(6), 2)
     assert err == pytest.approx(dev, rel=1e-6)  # the deviation is exactly the eps effect
@@ -426,24 +429,74 @@ def test_bn_keeps_correlations():
     np.testing.assert_allclose(w.Ytilde, bn.bn_forward(Y, 1.0, 0.0, 0.0).Yhat, rtol=1e-12)
 
 
-def test_whitening_when_B_is_at_most_M():
+def _emulate_blas(monkeypatch, shift):
+    """Make ``eigh`` / ``eigvalsh`` return every rounding-level eigenvalue (|lambda| below
+    1e-10 lambda_max; the true ones here are ~1e-17) as ``shift * eps_machine * lambda_max``:
+    what another BLAS kernel may give for the null eigenvalues of a singular Sigma (issue 10:
+    +1.2e-17 on one CPU, a negative number on another)."""
+    real_eigh, real_eigvalsh = np.linalg.eigh, np.linalg.eigvalsh
+
+    def nudge(lam):
+        top = lam[..., -1:]
+        return np.where(np.abs(lam) < 1e-10 * top, shift * EPS_MACHINE * top, lam)
+
+    def eigh(a, *args, **kwargs):
+        lam, U = real_eigh(a, *args, **kwargs)
+        return nudge(lam), U
+
+    monkeypatch.setattr(np.linalg, "eigh", eigh)
+    monkeypatch.setattr(np.linalg, "eigvalsh", lambda a, *r, **k: nudge(real_eigvalsh(a, *r, **k)))
+
+
+# shifts within the measured rounding of null eigenvalues (< 2.3 eps_machine lambda_max; the
+# threshold is max(B, M) = 6 times that), of both signs, and exactly 0
+@pytest.mark.parametrize("shift", [None, -2.0, 0.0, 1e-3, 0.5, 2.0])
+def test_whitening_when_B_is_at_most_M(monkeypatch, shift):
+    """A singular Sigma is decided by a relative threshold (null_tolerance), never by the sign
+    of a rounding-level eigenvalue: flagged (rank, singular), null eigenvalues exactly 0, and at
+    eps = 0 the output is NaN for every method, whatever the BLAS kernel returns."""
+    if shift is not None:
+        _emulate_blas(monkeypatch, shift)
     rng = np.random.default_rng(16)
     M = 6
     for B in (6, 4):
         Y = _correlated(rng, B, M)
         w = bn.zca_whiten(Y, 1e-5)
+        assert (w.rank, w.singular) == (B - 1, True)
+        assert w.tol == pytest.approx(M * EPS_MACHINE * w.eigvals[-1])
+        np.testing.assert_array_equal(w.eigvals[: M - B + 1], 0.0)  # exactly, on every BLAS
+        assert np.all(w.eigvals[M - B + 1 :] > 1e-3)
         assert bn.effective_rank(w.Sigma) == B - 1
-        assert bn.condition_number(w.Sigma) > 1e10
+        assert bn.condition_number(w.Sigma) == math.inf
         # white_cov is no longer I: B - 1 unit eigenvalues, the rest ~0
         ev = np.linalg.eigvalsh(bn.white_cov(w.Ytilde))
         assert np.sum(ev > 0.5) == B - 1
-        assert bn.whitening_eps_deviation(w.Sigma, 1e-5)["white_cov"] == pytest.approx(1.0)
-        with np.errstate(all="raise"):  # eps = 0 and singular Sigma: not finite, never raises
-            z0 = bn.zca_whiten(Y, 0.0)
-            c0 = bn.cholesky_whiten(Y[:, :], 0.0) if B == 4 else None
-        assert not np.all(np.isfinite(z0.Ytilde))
-        if c0 is not None:
-            assert np.all(np.isnan(c0.Ytilde))
+        assert bn.whitening_eps_deviation(w.Sigma, 1e-5)["white_cov"] == 1.0
+        for method in (bn.zca_whiten, bn.pca_whiten, bn.cholesky_whiten):
+            with np.errstate(all="raise"):  # eps = 0 and singular Sigma: NaN, never raises
+                w0 = method(Y, 0.0)
+                w5 = method(Y, 1e-5)
+            assert (w0.rank, w0.singular) == (B - 1, True), method.__name__
+            assert np.all(np.isnan(w0.Ytilde)) and np.all(np.isnan(w0.W)), method.__name__
+            assert (w5.rank, w5.singular) == (B - 1, True), method.__name__
+            assert np.all(np.isfinite(w5.Ytilde)), method.__name__  # eps regularises
+        assert np.all(np.isnan(bn.inv_sqrtm_psd(w.Sigma, 0.0)))
+        assert np.isnan(bn.whitening_eps_deviation(w.Sigma, 0.0)["white_cov"])
+
+
+def test_singular_flags_per_batch_in_a_stack():
+    """In a stack, only the singular batch (a constant feature, B > M) is flagged and NaN at
+    eps = 0; the others are untouched."""
+    rng = np.random.default_rng(18)
+    Y = np.stack([_correlated(rng, 50, 4) for _ in range(3)])
+    Y[1, :, 2] = 7.0
+    for method in (bn.zca_whiten, bn.pca_whiten, bn.cholesky_whiten):
+        w = method(Y, 0.0)
+        np.testing.assert_array_equal(w.rank, [4, 3, 4])
+        np.testing.assert_array_equal(w.singular, [False, True, False])
+        assert np.all(np.isnan(w.Ytilde[1]))
+        np.testing.assert_allclose(bn.white_cov(w.Ytilde[[0, 2]]), [np.eye(4)] * 2, atol=1e-12)
+    assert bn.bn_standardize(Y, 0.0).singular is None  # BN does not use the spectrum
 
 
 def test_matrix_helpers():
@@ -466,6 +519,11 @@ def test_matrix_helpers():
     np.testing.assert_allclose(R @ (S + 0.1 * np.eye(5)) @ R, np.eye(5), atol=1e-12)
     assert bn.condition_number(np.diag([4.0, 2.0, 0.5])) == pytest.approx(8.0)
     assert bn.condition_number(np.diag([1.0, 0.0])) == math.inf
+    # numerically singular (below M eps_machine lambda_max), whatever the sign: inf, not 1e18
+    assert bn.condition_number(np.diag([1.0, 1e-18])) == math.inf
+    assert bn.condition_number(np.diag([1.0, -1e-18])) == math.inf
+    assert bn.condition_number(np.diag([1.0, 1e-12])) == pytest.approx(1e12)
+    assert bn.null_tolerance(3.0, 4) == 12 * EPS_MACHINE
     assert bn.effective_rank(np.diag([1.0, 1e-3, 0.0])) == 2
     assert bn.effective_rank(np.diag([1.0, 1e-3, 0.0]), tol=1e-2) == 1
     stack = np.stack([np.eye(3), np.diag([1.0, 1.0, 0.0])])
