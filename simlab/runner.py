@@ -7,10 +7,13 @@ checks (built-in and user claims) -> Holm-Bonferroni verdicts over the whole run
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from simlab.engine.executor import RunInterrupted, default_workers
 from simlab.engine.progress import NullProgress
@@ -153,7 +156,8 @@ def build_spec(
         chunk_size=options["chunk_size"] or experiment.default_chunk_size,
         target_se=options["target_se"],
     )
-    for point in spec.points():
+    points = spec.points()
+    for point in points:
         experiment.validate(point, where)
         limit = experiment.max_samples(point)
         if limit is not None and spec.samples > limit[0]:
@@ -161,6 +165,7 @@ def build_spec(
                 f"{where('samples')}: {spec.samples} is not allowed here; at most {limit[0]:,}: "
                 f"{limit[1]}"
             )
+        _check_memory(spec, point, where)
     # a choice (a string) has no value in a formula: naming it is an error before any work
     numeric = [p.name for p in experiment.params if p.kind in ("float", "int", "bool")]
     names = numeric + list(experiment.claim_names)
@@ -174,7 +179,61 @@ def build_spec(
         )
         for text in claims
     ]
+    for claim in spec.claims:
+        for point in points:
+            _trial_evaluate(experiment, claim, point)
     return spec
+
+
+def memory_budget() -> int:
+    """Bytes a run may plan to hold: half of this machine's physical memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 8 * 2**30
+
+
+def _check_memory(spec: RunSpec, point: dict[str, Any], where: Callable[[str], str]) -> None:
+    """Refuse, before any work, a point whose setup and chunks in flight would not fit."""
+    estimate = spec.experiment.memory_bytes(point, min(spec.chunk_size, spec.samples))
+    if estimate is None:
+        return
+    setup, per_chunk = estimate
+    in_flight = 2 * spec.workers if spec.workers > 1 else 1  # the executor's window
+    need = setup + in_flight * per_chunk
+    budget = memory_budget()
+    if need > budget:
+        setting = ", ".join(f"{k}={_short(v)}" for k, v in point.items())
+        raise SimlabInputError(
+            f"too large: the point {setting} needs about {need / 2**30:.3g} GiB "
+            f"(setup {setup / 2**30:.3g} GiB + {in_flight} chunks in flight x "
+            f"{per_chunk / 2**30:.3g} GiB), more than the {budget / 2**30:.3g} GiB allowed "
+            "(half this machine's memory); use smaller sizes, --chunk-size or --workers"
+        )
+
+
+def _short(value: Any) -> str:
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _trial_evaluate(exp: Experiment, claim: Claim, point: dict[str, Any]) -> None:
+    """Evaluate ``claim`` on stand-ins of the right shapes: fail before simulating, not after.
+
+    A claim written in the parameters alone is evaluated exactly as it will be after the run,
+    so a value that is not a finite number (``sqrt(-p)``) is refused too.
+    """
+    values = exp.claim_trial_values(point, claim.quantity)
+    setting = ", ".join(f"{k}={_short(v)}" for k, v in point.items())
+    try:
+        value = claim.evaluate(values)
+    except SimlabInputError as exc:
+        raise SimlabInputError(f"{exc} (at {setting})") from None
+    if set(claim.names) <= set(point) and not np.all(np.isfinite(value)):
+        raise SimlabInputError(
+            f"{claim.source} '{claim.quantity}={claim.expression}': evaluates to {value} at "
+            f"{setting}; a prediction must be a finite number"
+        )
 
 
 @dataclass

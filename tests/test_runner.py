@@ -48,3 +48,17 @@ def test_ctrl_c_keeps_the_point_it_interrupted_when_it_can_be_evaluated(need, ke
     run = simulate(spec)
     assert run.complete is False
     assert [p.n_samples for p in run.points] == kept
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["dropout", "--claim", "var_after=sqrt(-p)"], "a prediction must be a finite number"),
+        (["propagation", "signal", "--claim", "q=gain"], "no value given for 'gain'"),
+    ],
+)
+def test_claims_that_cannot_evaluate_are_refused_before_any_work(simlab, args, message):
+    result = simlab(*args, "--quiet", "--samples", "1000")
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert not (simlab.folder / "outputs").exists()  # nothing simulated, nothing written

@@ -223,6 +223,15 @@ class Dropout(Experiment[DropoutSetup, DropoutStats]):
                 f"N = {point['N']}; M must be at most N (W W^T = I needs M <= N)"
             )
 
+    def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
+        n_in, n_units = point["N"], point["M"]
+        # W in float64, the QR factorisation's copies of it, and its float32 copy in the sampler
+        setup = 8 * 4 * n_in * n_units
+        # per chunk: float32 inputs (size x N); h, kept and the float32 histogram copy (size x M);
+        # the mask bytes; the five float64 features
+        per_chunk = chunk_size * (4 * n_in + 13 * n_units + 5 * 8 * 3)
+        return setup, per_chunk
+
     def label(self, point: Mapping[str, Any]) -> str:
         return f"dropout p={point['p']:g}"
 

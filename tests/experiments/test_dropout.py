@@ -86,3 +86,31 @@ def test_workers_do_not_change_the_numbers():
     b = _run(samples=20_000, workers=2)
     for name in a.estimates:
         assert a.estimates[name] == b.estimates[name]
+
+
+def test_memory_estimate_bounds_the_measured_peak():
+    """memory_bytes is within a factor of 2 of the peak a chunk really allocates."""
+    import tracemalloc
+
+    from simlab.engine.seeding import chunk_rng, setup_rng
+
+    exp = Dropout()
+    point = {"p": 0.5, "N": 300, "M": 200, "sigma_x": 1.0, "bias": 0.0,
+             "weights": "orthonormal", "rescale": True}  # fmt: skip
+    setup_bytes, chunk_bytes = exp.memory_bytes(point, 2000)
+    tracemalloc.start()
+    setup = exp.setup(point, setup_rng(1, 0))
+    setup_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.reset_peak()
+    exp.sampler(point, setup)(chunk_rng(1, 0, 0), 2000)
+    chunk_peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert setup_peak / 2 <= setup_bytes <= 2 * setup_peak, (setup_bytes, setup_peak)
+    assert chunk_peak / 2 <= chunk_bytes <= 2 * chunk_peak, (chunk_bytes, chunk_peak)
+
+
+def test_an_oversize_point_is_refused_before_any_work(simlab):
+    result = simlab("dropout", "--N", "1e9", "--M", "100", "--quiet")
+    assert result.exit_code == 2, result.output
+    assert "needs about" in result.stderr and "GiB" in result.stderr
+    assert not (simlab.folder / "outputs").exists()  # refused before the run folder
