@@ -15,6 +15,7 @@ from typing import Any
 
 from simlab.errors import SimlabInputError
 from simlab.figures import caption_of
+from simlab.verdicts import format as fmt
 
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".pdf": None}
 
@@ -56,62 +57,26 @@ def _fmt(x: Any, digits: int = 5) -> str:
     return html.escape(str(x))
 
 
-def _measured(c: dict[str, Any]) -> str:
-    if c["kind"] == "statistical":
-        return f"{_fmt(c['estimate'])} ± {_fmt(c['se'], 2)}"
-    if c["kind"] == "distribution":
-        return f"TV {_fmt(c['estimate'], 3)}"
-    return f"max rel. error {_fmt(c['estimate'], 2)}"
-
-
-def _statistic(c: dict[str, Any]) -> str:
-    if c["kind"] == "statistical" and c.get("z") is not None:
-        return f"z = {c['z']:+.2f}"
-    if c["kind"] == "distribution" and c.get("statistic") is not None:
-        return f"χ² = {c['statistic']:.1f} ({c['dof']:g} dof)"
-    return "—"
-
-
-def _resolution(c: dict[str, Any]) -> str:
-    r = c.get("resolution")
-    if r is None or c["kind"] == "exact":
-        return f"tol {_fmt(c.get('tolerance'), 2)}" if c["kind"] == "exact" else "—"
-    if c.get("resolution_kind") == "relative":
-        return f"{r:.2%}"
-    if c["kind"] == "distribution":
-        return f"w = {r:.2g}"
-    return f"{r:.2g} (abs.)"
-
-
 def _checks_table(checks: list[dict[str, Any]]) -> str:
     rows = []
     for c in checks:
-        setting = ", ".join(f"{k}={v}" for k, v in c["params"].items()) or "—"
+        text = {k: html.escape(v) for k, v in fmt.row(c).items()}
         claim = html.escape(c["quantity"])
         if c.get("expression"):
             claim += f" = <code>{html.escape(c['expression'])}</code>"
         verdict = c.get("verdict") or "undefined"
-        expected = c.get("expected", "pass")
-        shown = verdict
-        if expected == "fail":
-            shown += " (expected)" if verdict == "fail" else " (expected fail)"
-        elif expected == "either":
-            shown += " (either expected)"
+        cells = "".join(
+            f"<td class=num>{text[col]}</td>"
+            for col in ("measured", "predicted", "statistic", "p-value", "resolution")
+        )
         rows.append(
-            f"<tr><td>{claim}</td><td>{html.escape(setting)}</td><td>{c['source']}</td>"
-            f"<td class=num>{_measured(c)}</td>"
-            f"<td class=num>{_fmt(c.get('predicted')) if c['kind'] == 'statistical' else '—'}</td>"
-            f"<td class=num>{_statistic(c)}</td><td class=num>{_fmt(c.get('p_value'), 2)}</td>"
-            f"<td class=num>{_resolution(c)}</td><td class={verdict}>{shown}</td>"
+            f"<tr><td>{claim}</td><td>{text['setting']}</td><td>{text['source']}</td>{cells}"
+            f"<td class={verdict}>{text['verdict']}</td>"
             f"<td class=note>{html.escape(c.get('holds') or '')}"
             f"{'<br>' + html.escape(c['note']) if c.get('note') else ''}</td></tr>"
         )
-    head = (
-        "<tr><th>claim</th><th>setting</th><th>source</th><th>measured</th><th>predicted</th>"
-        "<th>statistic</th><th>p-value</th><th>resolution</th><th>verdict</th>"
-        "<th>holds / notes</th></tr>"
-    )
-    return f"<table>{head}{''.join(rows)}</table>"
+    head = "".join(f"<th>{col}</th>" for col in fmt.COLUMNS) + "<th>holds / notes</th>"
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
 def _embed(path: Path) -> str | None:
