@@ -794,7 +794,9 @@ def claim_sqrtm(x: Any) -> np.ndarray:
 
 
 def claim_inv(x: Any) -> np.ndarray:
-    """Matrix inverse for claims (stacks too); a singular matrix gives NaN; a number: 1/x."""
+    """Matrix inverse for claims (stacks too); a number: 1/x. A numerically singular matrix
+    (smallest singular value at or below ``bn.null_tolerance`` of the largest, as
+    ``numpy.linalg.matrix_rank``) gives NaN, not the rounding-made inverse LAPACK may return."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim < 2:
         with np.errstate(divide="ignore"):
@@ -803,6 +805,9 @@ def claim_inv(x: Any) -> np.ndarray:
     out = np.full(flat.shape, np.nan)
     for k, m in enumerate(flat):
         if np.all(np.isfinite(m)):
+            sv = np.linalg.svd(m, compute_uv=False)
+            if not sv[-1] > bn.null_tolerance(sv[0], max(m.shape)):
+                continue
             try:
                 out[k] = np.linalg.inv(m)
             except np.linalg.LinAlgError:

@@ -288,6 +288,9 @@ def test_small_batches_no_white_cov_identity_and_nan_at_eps_zero():
     assert "white_cov" not in nan.predictions  # nothing to whiten with: no negative control
     c = _decided(exp, nan)["cross_cov"]
     assert c.verdict == "undefined" and c.as_expected and "NaN" in c.note
+    # every batch, not only those whose null eigenvalue rounded to <= 0 on this BLAS
+    assert np.all(np.isnan(nan.extras["kept"]["white"]))
+    assert np.all(np.isnan(nan.extras["kept"]["cross"]))
     assert math.isinf(nan.estimates["cond"].value)
 
 
@@ -320,6 +323,11 @@ def test_matrix_functions_accept_numbers_stacks_and_singular_input():
     np.testing.assert_allclose(root @ root, S, rtol=1e-12)
     np.testing.assert_allclose(claim_inv(S) @ S, np.broadcast_to(np.eye(2), S.shape), atol=1e-12)
     assert np.all(np.isnan(claim_inv(np.zeros((2, 2)))))
+    # numerically singular whatever the sign of the rounding-level singular direction: NaN, not
+    # an inverse of size 1e18 that another BLAS would return as inf or with the other sign
+    for tiny in (1e-18, -1e-18, 0.0):
+        assert np.all(np.isnan(claim_inv(np.diag([1.0, tiny]))))
+    np.testing.assert_allclose(claim_inv(np.diag([1.0, 1e-12])), np.diag([1.0, 1e12]))
     claim = parse_claim(
         "cross_cov=sqrtm(-Sigma)",
         quantities=["cross_cov"],
