@@ -33,6 +33,9 @@ running moments of ``K`` (and of ``K, M - K, K (M - K)`` for thinning) and integ
   spread), so the z-test is conservative: the noise floor never rejects a right value, and the
   check resolves a distance only down to about the floor, which its resolution states.
 
+``--target-se`` reads as an absolute standard error for every one of these (the engine stops a
+point at the first chunk boundary where all of them reach it).
+
 Negative controls (a known-false law checked on purpose: Binomial(M, p) with p and q swapped,
 Poisson(lam) at finite M, Poisson(lam) for the thinned count) carry the verdict they must give at
 this sample size, from the power of the chi-square test against the true law
@@ -47,10 +50,8 @@ derived from the number of workers.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,10 +60,19 @@ from scipy import stats
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import (
     Experiment,
-    PointContext,
     PointResult,
+    Predictions,
     Quantity,
+    Simulated,
     WrongClaim,
+)
+from simlab.experiments.kept_units_figures import (
+    BINOMIAL_FIGURES,
+    POISSON_LIMIT_FIGURES,
+    THINNING_FIGURES,
+    BinomialFigureData,
+    PoissonLimitFigureData,
+    ThinningFigureData,
 )
 from simlab.masks import choose_method, count_kept, count_kept_thinning
 from simlab.params import Param, count
@@ -87,8 +97,6 @@ from simlab.verdicts.gof import chi_square_gof, empirical_tv_noise_floor, pool_b
 #: order in which random numbers are consumed, hence the numbers of a run.
 CHUNK_UNITS = 1 << 20
 
-#: Family-wise error rate assumed when a run does not say (``simlab.runner.DEFAULT_ALPHA``).
-_DEFAULT_ALPHA = 1e-3
 #: Holm's strictest threshold is ``alpha / m``; a negative control is expected to fail only when it
 #: is rejected with probability >= 1 - alpha even at ``alpha / _FAMILY`` (families of up to 1000
 #: tests): a control then misses no more often than a correct claim raises a false alarm.
@@ -250,6 +258,49 @@ class KeptStats:
         return {"mean": mean, "var": var, "pmf": counts_estimate(self.hist)}
 
 
+@dataclass(frozen=True)
+class TVEstimate:
+    """The plug-in distance from the empirical law of K to Poisson(lam), with its error bound."""
+
+    empirical: float  # TV(P_n, Poisson(lam)) over the pmf check's bins
+    se: float  # root-mean-square of the bound TV(P_n, Binomial(M, lam/M)) on its error
+    floor_binomial: float  # E[TV(P_n, Binomial(M, lam/M))]: the bound's mean
+    n: int
+
+
+@dataclass
+class LimitStats:
+    """Kept counts at q = lam/M, and the two laws the distance estimate needs (never merged)."""
+
+    hist: np.ndarray  # counts of K = 0..kmax, then of K > kmax
+    law: np.ndarray  # Binomial(M, lam/M) on 0..kmax: bounds the error of the distance
+    poisson: np.ndarray  # Poisson(lam) on 0..kmax: what the distance is measured to
+
+    def merge(self, other: LimitStats) -> LimitStats:
+        return LimitStats(self.hist + other.hist, self.law, self.poisson)
+
+    def tv(self) -> TVEstimate:
+        """``TV(P_n, Poisson)``; off from the exact ``TV_M`` by at most ``TV(P_n, Binomial)``.
+
+        By the triangle inequality, on every run. That bound's mean is the binomial noise floor and
+        its variance about ``(1 - 2/pi) sum b (1 - b) / 4n`` (normal approximation per bin); their
+        root-mean-square is the standard error reported.
+        """
+        n = int(self.hist.sum())
+        empirical = chi_square_gof(self.hist, self.poisson).tv  # same bins as the pmf check
+        floor = empirical_tv_noise_floor(self.law, n)
+        b = _with_tail(self.law)
+        spread = (1.0 - 2.0 / math.pi) * float(np.sum(b * (1.0 - b))) / (4.0 * n)
+        return TVEstimate(empirical, math.sqrt(floor**2 + spread), floor, n)
+
+    def estimates(self) -> dict[str, Any]:
+        tv = self.tv()
+        return {
+            "pmf": counts_estimate(self.hist),
+            "tv": scalar_or_exact(tv.empirical, tv.se, tv.n),
+        }
+
+
 class FixedUnitsSampler:
     """``size`` trials of ``M`` units each, every unit kept with probability ``q``."""
 
@@ -257,9 +308,24 @@ class FixedUnitsSampler:
         self.M, self.q, self.kmax = M, q, kmax
         self.method = choose_method(q)  # a function of q alone: fixed for the point
 
+    def counts(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """The number of kept units of each of ``size`` trials, every unit decided."""
+        return count_kept(rng, size, self.M, self.q, method=self.method, chunk_units=CHUNK_UNITS)
+
     def __call__(self, rng: np.random.Generator, size: int) -> KeptStats:
-        kept = count_kept(rng, size, self.M, self.q, method=self.method, chunk_units=CHUNK_UNITS)
+        kept = self.counts(rng, size)
         return KeptStats(Moments.from_batch(kept.astype(np.float64)), _bincount(kept, self.kmax))
+
+
+class LimitSampler(FixedUnitsSampler):
+    """Trials of ``M`` units kept with probability ``lam/M``; each chunk carries the two laws."""
+
+    def __init__(self, M: int, q: float, law: np.ndarray, poisson: np.ndarray) -> None:
+        super().__init__(M, q, law.size - 1)
+        self.law, self.poisson = law, poisson
+
+    def __call__(self, rng: np.random.Generator, size: int) -> LimitStats:
+        return LimitStats(_bincount(self.counts(rng, size), self.kmax), self.law, self.poisson)
 
 
 @dataclass
@@ -318,21 +384,30 @@ class ThinningSampler:
         )
 
 
-def _simulate(sampler, label: str, ctx: PointContext, scalar_names: tuple[str, ...]):
-    """Run the chunks of one point; stop early at ``--target-se`` on the scalar quantities."""
-    should_stop = None
-    if ctx.target_se is not None and scalar_names:
+# --------------------------------------------------------------------------------------------------
+# memory: what a point holds (see Experiment.memory_bytes)
+# --------------------------------------------------------------------------------------------------
+#: Bytes per element of the mask counters' working arrays (at most CHUNK_UNITS elements), by
+#: method: ``bytes`` a random byte and a flag per unit; ``plain`` a double and a flag; the
+#: geometric skips an int64 gap, its running sum and its trial label per kept unit.
+_WORK_BYTES = {"bytes": 2, "plain": 9, "geometric": 24, "geometric_dropped": 24}
+#: Bytes per trial of a chunk: the int64 counts, their float64 copy and the moments' temporaries,
+#: the clipped copy the histogram bins (measured with tracemalloc: see the tests).
+_TRIAL_BYTES = 48
+#: Thinning also keeps M, K and M - K, the (K, D, K D) features and their co-moments, and the
+#: cumulative sums that split the concatenated units back into trials.
+_THINNING_TRIAL_BYTES = 200
 
-        def should_stop(acc, n: int) -> bool:
-            if n < 2 * ctx.chunk_size:
-                return False
-            est = acc.estimates()
-            return all(
-                not isinstance(est[k], ScalarEstimate) or est[k].se <= ctx.target_se
-                for k in scalar_names
-            )
 
-    return ctx.run(sampler, label, should_stop=should_stop)
+def _support_bound(mean: float, sd: float, cap: int | None = None) -> int:
+    """An upper bound of :func:`support_max` without evaluating the law's tail."""
+    top = int(math.ceil(mean + 40.0 * sd + 60.0))
+    return top if cap is None else min(top, cap)
+
+
+def _working_bytes(method: str, units: float) -> int:
+    """Peak bytes of the mask counters' working arrays for ``units`` units in one chunk."""
+    return int(_WORK_BYTES[method] * min(units, CHUNK_UNITS))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -349,13 +424,36 @@ def _lam_param(default: float, help: str) -> Param:
     return Param("lam", "float", default, help, low=0.0, high=_MAX_LAM, low_open=True)
 
 
+@dataclass(frozen=True)
+class CountSetup:
+    """The fixed parts of a point: the keep probability and the largest count binned alone."""
+
+    q: float
+    kmax: int
+
+
+@dataclass(frozen=True)
+class LimitSetup(CountSetup):
+    """A poisson-limit point: the exact law of K and its Poisson limit on 0..kmax."""
+
+    law: np.ndarray  # Binomial(M, lam/M)
+    poisson: np.ndarray  # Poisson(lam)
+
+
+@dataclass(frozen=True)
+class ThinningSetup(CountSetup):
+    """A thinning point: also the largest K and M - K the joint table keeps alone."""
+
+    jmax: int
+
+
 class _KeptUnits(Experiment):
-    """What the three kept-units experiments share: claims in ``k`` and ``q``, the figures."""
+    """What the three kept-units experiments share: claims in ``k`` and ``q``."""
 
     claim_names = ("k", "q")
     default_chunk_size = 1 << 16
 
-    def keep_probability(self, params: dict[str, Any]) -> float:
+    def keep_probability(self, params: Mapping[str, Any]) -> float:
         return 1.0 - params["p"]
 
     def claim_values(self, result: PointResult, quantity: str) -> dict[str, Any]:
@@ -363,16 +461,12 @@ class _KeptUnits(Experiment):
         values["q"] = self.keep_probability(result.params)
         return values
 
-    def figures(
-        self, points: list[PointResult], folder: Path, formats: tuple[str, ...]
-    ) -> list[Path]:
-        from simlab.experiments import kept_units_figures
-
-        return kept_units_figures.render(self.name, points, folder, formats)
-
-
-def _alpha(ctx: PointContext) -> float:
-    return ctx.alpha
+    def claim_trial_values(self, point: Mapping[str, Any], quantity: str) -> dict[str, Any]:
+        values = super().claim_trial_values(point, quantity)
+        values["q"] = self.keep_probability(point)
+        if "k" in values:  # the support the pmf claims are evaluated on
+            values["k"] = np.arange(self.setup(point, None).kmax + 1, dtype=float)
+        return values
 
 
 class KeptBinomial(_KeptUnits):
@@ -401,12 +495,7 @@ class KeptBinomial(_KeptUnits):
         WrongClaim("var=M*(1-p)", "the Poisson variance: forgets the factor p of M q p"),
         WrongClaim("mean=M*p", "counts the dropped units, not the kept ones"),
     )
-    figure_captions = {
-        "kept_units_binomial_pmf": "The law of the number K of kept units: every unit's mask is "
-        "simulated, and K follows Binomial(M, q), P(K = k) = C(M, k) q^k p^(M−k), q = 1 − p",
-        "kept_units_binomial_moments": "E[K] = M q and Var(K) = M q p: per unit, E[K]/M = q and "
-        "Var(K)/M = p q against the drop probability",
-    }
+    figures = BINOMIAL_FIGURES
     budgets = {
         "quick": {
             "M": 50,
@@ -425,41 +514,56 @@ class KeptBinomial(_KeptUnits):
                 f"{_MAX_M_BINOMIAL:.0e} (the pmf check bins every k from 0 to M)"
             )
 
-    def run_point(self, point: dict[str, Any], ctx: PointContext) -> PointResult:
-        start = time.perf_counter()
+    def label(self, point: Mapping[str, Any]) -> str:
+        return f"binomial M={point['M']} p={point['p']:g}"
+
+    def setup(self, point: Mapping[str, Any], rng: np.random.Generator | None) -> CountSetup:
         M, p = point["M"], point["p"]
         q = 1.0 - p
-        kmax = support_max(stats.binom(M, q), M * q, math.sqrt(M * q * p), cap=M)
-        sampler = FixedUnitsSampler(M, q, kmax)
-        run = _simulate(sampler, f"binomial M={M} p={p:g}", ctx, ("mean", "var"))
-        estimates = run.stats.estimates()
-        k = np.arange(kmax + 1)
+        return CountSetup(q, support_max(stats.binom(M, q), M * q, math.sqrt(M * q * p), cap=M))
+
+    def sampler(self, point: Mapping[str, Any], setup: CountSetup) -> FixedUnitsSampler:
+        return FixedUnitsSampler(point["M"], setup.q, setup.kmax)
+
+    def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
+        M, q = point["M"], 1.0 - point["p"]
+        kmax = _support_bound(M * q, math.sqrt(M * q * (1.0 - q)), cap=M)
+        setup = 3 * 8 * (kmax + 2)  # the support search, then two pmfs of the predictions
+        chunk = (
+            _TRIAL_BYTES * chunk_size
+            + 2 * 8 * (kmax + 2)
+            + _working_bytes(choose_method(q), M * chunk_size)
+        )
+        return setup, chunk
+
+    def predict(self, sim: Simulated[CountSetup, KeptStats]) -> Predictions:
+        M, p = sim.point["M"], sim.point["p"]
+        q = sim.setup.q
+        k = np.arange(sim.setup.kmax + 1)
         law = binomial_pmf(k, M, q)
-        swapped = binomial_pmf(k, M, p)
-        exact_law = "exact law: a sum of M independent Bernoulli(q) units"
-        predictions = {
+        return {
             "mean": Prediction(M * q, EXACT_IN_EXPECTATION),
             "var": Prediction(M * q * p, EXACT_IN_EXPECTATION),
             "pmf": [
-                Prediction(law, exact_law, label="Binomial(M, q)"),
+                Prediction(
+                    law,
+                    "exact law: a sum of M independent Bernoulli(q) units",
+                    label="Binomial(M, q)",
+                ),
                 _negative_control(
                     law,
-                    swapped,
-                    run.n_samples,
-                    _alpha(ctx),
+                    binomial_pmf(k, M, p),
+                    sim.n_samples,
+                    sim.alpha,
                     label="swapped Binomial(M, p) (negative control)",
                     holds="a wrong law (keeps with the drop probability)",
                 ),
             ],
         }
-        return PointResult(
-            params=dict(point),
-            estimates=estimates,
-            predictions=predictions,
-            n_samples=run.n_samples,
-            seconds=time.perf_counter() - start,
-            extras={"q": q, "law": law, "method": sampler.method},
-        )
+
+    def figure_data(self, sim: Simulated[CountSetup, KeptStats]) -> BinomialFigureData:
+        k = np.arange(sim.setup.kmax + 1)
+        return BinomialFigureData(q=sim.setup.q, law=binomial_pmf(k, sim.point["M"], sim.setup.q))
 
 
 class KeptPoissonLimit(_KeptUnits):
@@ -499,15 +603,7 @@ class KeptPoissonLimit(_KeptUnits):
             "tv=lam**2/M", "Le Cam's inequality is an upper bound, not the distance", {"M": 10}
         ),
     )
-    figure_captions = {
-        "kept_units_poisson_limit_tv": "Total variation between Binomial(M, lam/M) and "
-        "Poisson(lam) against M: exact TV_M, Le Cam's bound lam²/M, the Barbour–Hall band "
-        "(1/32) min(1, 1/lam) lam²/M ≤ TV_M ≤ (1 − e^−lam) lam/M, and the empirical TV, "
-        "which a sample resolves only above its noise floor",
-        "kept_units_poisson_limit_pmf": "The law of K at q = lam/M against Binomial(M, lam/M) "
-        "(exact) and Poisson(lam) (the M → ∞ limit): the residuals against Poisson are "
-        "systematic at small M and sampling noise at large M",
-    }
+    figures = POISSON_LIMIT_FIGURES
     budgets = {
         "quick": {"lam": 3.0, "M": [10, 100, 1000, 100_000], "samples": 500_000},
         "standard": {
@@ -522,7 +618,7 @@ class KeptPoissonLimit(_KeptUnits):
         },
     }
 
-    def keep_probability(self, params: dict[str, Any]) -> float:
+    def keep_probability(self, params: Mapping[str, Any]) -> float:
         return params["lam"] / params["M"]
 
     def validate(self, point: dict[str, Any], where: Callable[[str], str]) -> None:
@@ -533,99 +629,99 @@ class KeptPoissonLimit(_KeptUnits):
                 f"q = lam/M = {lam / M:.3g} must be at most 1, so M must be at least lam"
             )
 
-    def run_point(self, point: dict[str, Any], ctx: PointContext) -> PointResult:
-        start = time.perf_counter()
+    def label(self, point: Mapping[str, Any]) -> str:
+        return f"poisson-limit lam={point['lam']:g} M={point['M']}"
+
+    def setup(self, point: Mapping[str, Any], rng: np.random.Generator | None) -> LimitSetup:
         lam, M = point["lam"], point["M"]
         q = lam / M
         kmax = support_max(stats.binom(M, q), lam, math.sqrt(lam), cap=M)
-        sampler = FixedUnitsSampler(M, q, kmax)
-        run = _simulate(sampler, f"poisson-limit lam={lam:g} M={M}", ctx, ())
-        n = run.n_samples
-        hist = run.stats.hist
         k = np.arange(kmax + 1)
-        law = binomial_pmf(k, M, q)
-        pois = poisson_pmf(k, lam)
-        alpha = _alpha(ctx)
+        return LimitSetup(q, kmax, binomial_pmf(k, M, q), poisson_pmf(k, lam))
 
+    def sampler(self, point: Mapping[str, Any], setup: LimitSetup) -> LimitSampler:
+        return LimitSampler(point["M"], setup.q, setup.law, setup.poisson)
+
+    def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
+        lam, M = point["lam"], point["M"]
+        kmax = _support_bound(lam, math.sqrt(lam), cap=M)
+        chunk = (
+            _TRIAL_BYTES * chunk_size
+            + 4 * 8 * (kmax + 2)  # the histogram and the two laws each chunk carries
+            + _working_bytes(choose_method(lam / M), M * chunk_size)
+        )
+        return 3 * 8 * (kmax + 2), chunk
+
+    def predict(self, sim: Simulated[LimitSetup, LimitStats]) -> Predictions:
+        setup, point, n = sim.setup, sim.point, sim.n_samples
+        lam, M = point["lam"], point["M"]
         tv_exact = tv_binomial_poisson(M, lam)
-        tv_empirical = chi_square_gof(hist, pois).tv  # same bins as the pmf check
-        floor_binomial = empirical_tv_noise_floor(law, n)
-        floor_poisson = empirical_tv_noise_floor(pois, n)
-        # |TV(P_n, Pois) - TV_M| <= TV(P_n, Bin) for the empirical law P_n (triangle inequality);
-        # its mean is the binomial noise floor and its variance about (1 - 2/pi) sum b(1-b) / 4n
-        # (normal approximation per bin). Their root-mean-square bounds the estimate's error.
-        b = _with_tail(law)
-        spread = (1.0 - 2.0 / math.pi) * float(np.sum(b * (1.0 - b))) / (4.0 * n)
-        tv_se = math.sqrt(floor_binomial**2 + spread)
-
-        d = detectability(law, pois, n, alpha)
-        if d.expect == "fail":
-            words = (
-                f"M -> inf limit, not yet reached: TV_M = {tv_exact:.3g} at M = {M}, which "
-                f"{n:,} trials resolve (chi-square power {d.power:.2f} against Binomial(M, "
-                "lam/M)); the finite-M law is not yet Poisson, so this check must fail"
-            )
-        elif d.expect == "pass":
-            words = (
-                f"M -> inf limit: TV_M = {tv_exact:.2g} at M = {M} is below what {n:,} trials "
-                f"resolve (empirical-TV noise floor {floor_poisson:.2g}; rejected with "
-                f"probability {d.power_lenient:.2g} at level alpha): Poisson cannot be told from "
-                "the finite-M law at this sample size"
-            )
-        else:
-            words = (
-                f"M -> inf limit: TV_M = {tv_exact:.2g} at M = {M} is at the edge of what "
-                f"{n:,} trials resolve (rejected with probability {d.power_lenient:.2g} at level "
-                f"alpha, {d.power:.2g} at alpha/{_FAMILY}): either verdict is expected"
-            )
-        predictions = {
+        d = detectability(setup.law, setup.poisson, n, sim.alpha)
+        floor = empirical_tv_noise_floor(setup.poisson, n)
+        return {
             "pmf": [
                 Prediction(
-                    law,
+                    setup.law,
                     "exact law: a sum of M independent Bernoulli(lam/M) units",
                     label="Binomial(M, lam/M)",
                 ),
                 Prediction(
-                    pois,
+                    setup.poisson,
                     "M -> inf limit",
                     expect=d.expect,
                     label="Poisson(lam) limit",
-                    note=words,
+                    note=_limit_note(d, tv_exact, M, n, floor),
                 ),
             ],
             "tv": Prediction(
                 tv_exact,
                 "exact value; the empirical TV is off by at most TV(empirical law, "
-                f"Binomial(M, lam/M)), whose root-mean-square {tv_se:.2g} is the SE",
+                f"Binomial(M, lam/M)), whose root-mean-square {sim.stats.tv().se:.2g} is the SE",
                 calibrated=False,  # that SE is a deliberately cautious bound
             ),
         }
-        lower, upper = barbour_hall_bounds(M, lam)
-        return PointResult(
-            params=dict(point),
-            estimates={
-                "pmf": counts_estimate(hist),
-                "tv": scalar_or_exact(tv_empirical, tv_se, n),
-            },
-            predictions=predictions,
-            n_samples=n,
-            seconds=time.perf_counter() - start,
-            extras={
-                "q": q,
-                "law": law,
-                "poisson": pois,
-                "tv_exact": tv_exact,
-                "tv_empirical": tv_empirical,
-                "tv_se": tv_se,
-                "floor_poisson": floor_poisson,
-                "floor_binomial": floor_binomial,
-                "le_cam": le_cam_bound(M, lam),
-                "barbour_hall": (lower, upper),
-                "poisson_expect": d.expect,
-                "poisson_power": d.power,
-                "method": sampler.method,
-            },
+
+    def figure_data(self, sim: Simulated[LimitSetup, LimitStats]) -> PoissonLimitFigureData:
+        setup, n = sim.setup, sim.n_samples
+        lam, M = sim.point["lam"], sim.point["M"]
+        tv = sim.stats.tv()
+        d = detectability(setup.law, setup.poisson, n, sim.alpha)
+        return PoissonLimitFigureData(
+            q=setup.q,
+            law=setup.law,
+            poisson=setup.poisson,
+            tv_exact=tv_binomial_poisson(M, lam),
+            tv_empirical=tv.empirical,
+            tv_se=tv.se,
+            floor_binomial=tv.floor_binomial,
+            floor_poisson=empirical_tv_noise_floor(setup.poisson, n),
+            le_cam=le_cam_bound(M, lam),
+            barbour_hall=barbour_hall_bounds(M, lam),
+            poisson_expect=d.expect,
+            poisson_power=d.power,
         )
+
+
+def _limit_note(d: Detectability, tv_exact: float, M: int, n: int, floor: float) -> str:
+    """What the Poisson(lam) check of a poisson-limit point must do, and why."""
+    if d.expect == "fail":
+        return (
+            f"M -> inf limit, not yet reached: TV_M = {tv_exact:.3g} at M = {M}, which "
+            f"{n:,} trials resolve (chi-square power {d.power:.2f} against Binomial(M, "
+            "lam/M)); the finite-M law is not yet Poisson, so this check must fail"
+        )
+    if d.expect == "pass":
+        return (
+            f"M -> inf limit: TV_M = {tv_exact:.2g} at M = {M} is below what {n:,} trials "
+            f"resolve (empirical-TV noise floor {floor:.2g}; rejected with "
+            f"probability {d.power_lenient:.2g} at level alpha): Poisson cannot be told from "
+            "the finite-M law at this sample size"
+        )
+    return (
+        f"M -> inf limit: TV_M = {tv_exact:.2g} at M = {M} is at the edge of what "
+        f"{n:,} trials resolve (rejected with probability {d.power_lenient:.2g} at level "
+        f"alpha, {d.power:.2g} at alpha/{_FAMILY}): either verdict is expected"
+    )
 
 
 class KeptThinning(_KeptUnits):
@@ -665,12 +761,7 @@ class KeptThinning(_KeptUnits):
             "the multinomial covariance -M p q of a fixed M: with M ~ Poisson it vanishes",
         ),
     )
-    figure_captions = {
-        "kept_units_thinning_pmf": "The law of K when M ~ Poisson(lam) units are each kept "
-        "with probability q: K ~ Poisson(lam q), not Poisson(lam)",
-        "kept_units_thinning_joint": "The joint law of kept and dropped units against the "
-        "product Poisson(lam q) × Poisson(lam p): K and M − K are independent",
-    }
+    figures = THINNING_FIGURES
     budgets = {
         "quick": {
             "lam": 7.0,
@@ -682,43 +773,72 @@ class KeptThinning(_KeptUnits):
         "thorough": {"lam": [1.0, 7.0, 30.0], "p": [0.3, 0.7], "samples": 10_000_000},
     }
 
-    def run_point(self, point: dict[str, Any], ctx: PointContext) -> PointResult:
-        start = time.perf_counter()
-        lam, p = point["lam"], point["p"]
-        q = 1.0 - p
+    def label(self, point: Mapping[str, Any]) -> str:
+        return f"thinning lam={point['lam']:g} p={point['p']:g}"
+
+    def setup(self, point: Mapping[str, Any], rng: np.random.Generator | None) -> ThinningSetup:
+        lam, q = point["lam"], 1.0 - point["p"]
         kmax = support_max(stats.poisson(lam * q), lam * q, math.sqrt(lam * q))
-        jmax = int(math.ceil(lam + 8.0 * math.sqrt(lam) + 8.0))
-        sampler = ThinningSampler(lam, q, kmax, jmax)
-        run = _simulate(
-            sampler, f"thinning lam={lam:g} p={p:g}", ctx, ("mean", "var", "cov_kept_dropped")
+        return ThinningSetup(q, kmax, _joint_max(lam))
+
+    def sampler(self, point: Mapping[str, Any], setup: ThinningSetup) -> ThinningSampler:
+        return ThinningSampler(point["lam"], setup.q, setup.kmax, setup.jmax)
+
+    def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
+        lam, q = point["lam"], 1.0 - point["p"]
+        kmax = _support_bound(lam * q, math.sqrt(lam * q))
+        side = _joint_max(lam) + 2
+        chunk = (
+            _THINNING_TRIAL_BYTES * chunk_size
+            + 2 * 8 * (kmax + 2)
+            + 2 * 8 * side * side  # the joint table, counted then converted
+            + _working_bytes(choose_method(q), lam * chunk_size)
         )
-        k = np.arange(kmax + 1)
+        return 3 * 8 * (kmax + 2), chunk
+
+    def predict(self, sim: Simulated[ThinningSetup, ThinningStats]) -> Predictions:
+        lam, q = sim.point["lam"], sim.setup.q
+        k = np.arange(sim.setup.kmax + 1)
         law = poisson_pmf(k, lam * q)
-        unthinned = poisson_pmf(k, lam)
-        predictions = {
+        return {
             "mean": Prediction(lam * q, EXACT_IN_EXPECTATION),
             "var": Prediction(lam * q, EXACT_IN_EXPECTATION),
             "pmf": [
                 Prediction(law, "exact law (Poisson thinning)", label="Poisson(lam q)"),
                 _negative_control(
                     law,
-                    unthinned,
-                    run.n_samples,
-                    _alpha(ctx),
+                    poisson_pmf(k, lam),
+                    sim.n_samples,
+                    sim.alpha,
                     label="unthinned Poisson(lam) (negative control)",
                     holds="a wrong law (the law of M, not of K)",
                 ),
             ],
             "cov_kept_dropped": Prediction(0.0, EXACT_IN_EXPECTATION),
         }
-        return PointResult(
-            params=dict(point),
-            estimates=run.stats.estimates(),
-            predictions=predictions,
-            n_samples=run.n_samples,
-            seconds=time.perf_counter() - start,
-            extras={"q": q, "law": law, "joint": run.stats.joint, "method": sampler.method},
+
+    def figure_data(self, sim: Simulated[ThinningSetup, ThinningStats]) -> ThinningFigureData:
+        lam, q = sim.point["lam"], sim.setup.q
+        k = np.arange(sim.setup.kmax + 1)
+        j = np.arange(sim.setup.jmax + 1)
+        # The product law of (K, M - K) on the joint table's cells, its last row and column "more".
+        product = np.outer(
+            _with_tail(poisson_pmf(j, lam * q)), _with_tail(poisson_pmf(j, lam * (1.0 - q)))
         )
+        joint = sim.stats.joint
+        return ThinningFigureData(
+            q=q,
+            law=poisson_pmf(k, lam * q),
+            unthinned=poisson_pmf(k, lam),
+            joint=joint,
+            product=product,
+            joint_gof=chi_square_gof(joint.ravel(), product.ravel()),
+        )
+
+
+def _joint_max(lam: float) -> int:
+    """Largest K and M - K the joint table keeps in cells of their own (8 SD past lam)."""
+    return int(math.ceil(lam + 8.0 * math.sqrt(lam) + 8.0))
 
 
 __all__ = [
@@ -727,6 +847,7 @@ __all__ = [
     "KeptBinomial",
     "KeptPoissonLimit",
     "KeptThinning",
+    "LimitSampler",
     "ThinningSampler",
     "detectability",
 ]

@@ -7,26 +7,76 @@
   at a few M against Binomial(M, lam/M) and Poisson(lam).
 - ``kept_units_thinning_pmf`` / ``_joint``: the law of K against Poisson(lam q); the table of
   (K, M - K) against the product of Poisson(lam q) and Poisson(lam p).
+
+Each point's figure data is one of the frozen dataclasses below, filled by the experiment; the
+renderers only draw (the theory curves on smooth grids come from :mod:`simlab.theory.counts`).
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.colors import LogNorm
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullLocator
 
-from simlab.experiments.base import PointResult
-from simlab.plotting import SIM_STYLE, THEORY_STYLE, new_figure, save
-from simlab.theory.counts import (
-    barbour_hall_bounds,
-    le_cam_bound,
-    poisson_pmf,
-    tv_binomial_poisson,
+from simlab.figures import FigureSpec
+from simlab.plotting import (
+    ERRORBAR_SE,
+    SIM_STYLE,
+    THEORY_STYLE,
+    finish_axes,
+    new_figure,
+    setting_label,
+    simulated_vs_theory,
 )
-from simlab.verdicts.gof import chi_square_gof
+from simlab.theory.counts import barbour_hall_bounds, le_cam_bound, tv_binomial_poisson
+from simlab.verdicts.gof import GofResult
+
+if TYPE_CHECKING:
+    from simlab.experiments.base import PointResult
+
+
+@dataclass(frozen=True)
+class BinomialFigureData:
+    """What one ``kept-units binomial`` point contributes to its figures."""
+
+    q: float  # keep probability
+    law: np.ndarray  # Binomial(M, q) on 0..kmax
+
+
+@dataclass(frozen=True)
+class PoissonLimitFigureData:
+    """What one ``kept-units poisson-limit`` point contributes to its figures."""
+
+    q: float  # lam/M
+    law: np.ndarray  # Binomial(M, lam/M) on 0..kmax (the exact law)
+    poisson: np.ndarray  # Poisson(lam) on 0..kmax (the M -> inf limit)
+    tv_exact: float  # TV_M between the two laws
+    tv_empirical: float  # TV between the simulated counts and Poisson(lam)
+    tv_se: float  # root-mean-square bound on the empirical TV's error
+    floor_binomial: float  # E[empirical TV] to Binomial(M, lam/M): the bound's mean
+    floor_poisson: float  # E[empirical TV] if the law were Poisson(lam)
+    le_cam: float  # lam^2/M
+    barbour_hall: tuple[float, float]  # (lower, upper) bounds on TV_M
+    poisson_expect: str  # the verdict the Poisson(lam) check must give: fail, pass or either
+    poisson_power: float  # that check's chi-square power at the strictest Holm level
+
+
+@dataclass(frozen=True)
+class ThinningFigureData:
+    """What one ``kept-units thinning`` point contributes to its figures."""
+
+    q: float  # keep probability
+    law: np.ndarray  # Poisson(lam q) on 0..kmax
+    unthinned: np.ndarray  # Poisson(lam) on 0..kmax: the law of M, not of K
+    joint: np.ndarray  # counts of (K, M - K) on 0..jmax, the last row and column "more"
+    product: np.ndarray  # Poisson(lam q) x Poisson(lam p) on the same cells
+    joint_gof: GofResult  # chi-square of the table against the product (descriptive)
+
+
+Law = tuple[str, str, np.ndarray]  # legend label, short name, pmf on 0..kmax
 
 _MAX_PANELS = 4
 _EXPECT_STYLE = {
@@ -36,29 +86,6 @@ _EXPECT_STYLE = {
 }
 
 
-def render(
-    name: str, points: list[PointResult], folder: Path, formats: tuple[str, ...]
-) -> list[Path]:
-    """Write the figures of experiment ``name``; return the paths."""
-    if name.endswith("binomial"):
-        return [
-            *_pmf_figure(points, folder, formats, "kept_units_binomial_pmf", _binomial_laws),
-            *_binomial_moments_figure(points, folder, formats),
-        ]
-    if name.endswith("poisson-limit"):
-        return [
-            *_tv_figure(points, folder, formats),
-            *_pmf_figure(points, folder, formats, "kept_units_poisson_limit_pmf", _limit_laws),
-        ]
-    return [
-        *_pmf_figure(points, folder, formats, "kept_units_thinning_pmf", _thinning_laws),
-        *_joint_figure(points, folder, formats),
-    ]
-
-
-# --------------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------------
 def _value(estimate) -> tuple[float, float]:
     """Value and standard error of a scalar estimate (an exact one has no error)."""
     if hasattr(estimate, "se"):
@@ -66,13 +93,7 @@ def _value(estimate) -> tuple[float, float]:
     return float(estimate.reference[0]), 0.0
 
 
-def _setting(pt: PointResult) -> str:
-    return ", ".join(
-        f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in pt.params.items()
-    )
-
-
-def _pick(points: list[PointResult], most: int = _MAX_PANELS) -> list[PointResult]:
+def _pick(points: Sequence[PointResult], most: int = _MAX_PANELS) -> list[PointResult]:
     """Up to ``most`` points spread evenly over the sweep (first and last included)."""
     if len(points) <= most:
         return list(points)
@@ -90,111 +111,83 @@ def _window(probs: np.ndarray, counts: np.ndarray, n: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _binomial_laws(pt: PointResult) -> list[tuple[str, str, np.ndarray]]:
-    label = f"Binomial(M = {pt.params['M']}, q = {pt.extras['q']:.3g})"
-    return [(label, "Binomial(M, q)", pt.extras["law"])]
+def _integer_ticks(ax, *, y: bool = False) -> None:
+    from matplotlib.ticker import MaxNLocator
 
-
-def _limit_laws(pt: PointResult) -> list[tuple[str, str, np.ndarray]]:
-    lam, M = pt.params["lam"], pt.params["M"]
-    return [
-        (f"Binomial(M, lam/M), lam/M = {lam / M:.3g}", "Binomial(M, lam/M)", pt.extras["law"]),
-        (f"Poisson(lam = {lam:g})", "Poisson(lam)", pt.extras["poisson"]),
-    ]
-
-
-def _thinning_laws(pt: PointResult) -> list[tuple[str, str, np.ndarray]]:
-    lam = pt.params["lam"]
-    k = np.arange(pt.extras["law"].size)
-    return [
-        (f"Poisson(lam q = {lam * pt.extras['q']:.3g})", "Poisson(lam q)", pt.extras["law"]),
-        (f"Poisson(lam = {lam:g}): thinning forgotten", "Poisson(lam)", poisson_pmf(k, lam)),
-    ]
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if y:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 # --------------------------------------------------------------------------------------------------
 # pmf against analytic laws, with standardized residuals
 # --------------------------------------------------------------------------------------------------
-def _pmf_figure(points, folder, formats, stem, laws_of):
-    shown = _pick(points)
-    fig, axes = new_figure(
-        ncols=len(shown), nrows=2, width=max(4.6, 6.0 - 0.6 * len(shown)), height=3.4
-    )
-    colors = ("C3", "0.35")
-    markers = ("o", "s")
-    for col, pt in enumerate(shown):
-        est = pt.estimates["pmf"]
-        counts = est.counts.astype(float)
-        n = est.n
-        freq = counts / n
-        se = np.sqrt(freq * (1.0 - freq) / n)
-        laws = laws_of(pt)
-        lo, hi = _window(np.max([law for _, _, law in laws], axis=0), est.counts, n)
-        k = np.arange(lo, hi + 1)
-        ax = axes[0, col]
-        ax.bar(k, freq[k], width=0.8, color="C0", alpha=0.45, label="simulated")
-        ax.errorbar(
-            k, freq[k], yerr=2 * se[k], fmt="none", ecolor="C0", capsize=2, lw=1, label="±2 SE"
-        )
-        for i, (label, _, law) in enumerate(laws):
-            ax.plot(
-                k,
-                law[k],
-                marker=markers[i],
-                ms=3.5 if i == 0 else 3,
-                ls="-" if i == 0 else "--",
-                color=colors[i],
-                mfc=colors[i] if i == 0 else "none",
-                **{**THEORY_STYLE, "lw": 1.0},
-                label=label,
-            )
-        ax.set_title(_setting(pt), fontsize=9)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("k kept units")
-        ax.set_ylabel("P(K = k)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+def _binomial_laws(pt: PointResult) -> list[Law]:
+    data: BinomialFigureData = pt.figure
+    return [(f"Binomial(M = {pt.params['M']}, q = {data.q:.3g})", "Binomial(M, q)", data.law)]
 
-        ax = axes[1, col]
-        ax.axhspan(-2, 2, color="0.85", zorder=0, label="±2: sampling noise")
-        largest = 2.0
-        for i, (_, short, law) in enumerate(laws):
-            expected = n * law[k]
-            ok = (expected >= 5) & (law[k] < 1.0)  # a certain outcome has no spread
-            z = (counts[k][ok] - expected[ok]) / np.sqrt(expected[ok] * (1.0 - law[k][ok]))
-            largest = max(largest, float(np.abs(z).max(initial=0.0)))
-            ax.plot(
-                k[ok],
-                z,
-                marker=markers[i],
-                ms=3.5,
-                ls="none",
-                color=colors[i],
-                mfc=colors[i] if i == 0 else "none",
-                label=f"vs {short}",
-            )
-        ax.axhline(0.0, color="k", lw=0.8)
-        _residual_axis(ax, largest)
-        ax.set_xlim(axes[0, col].get_xlim())
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("k kept units")
-        ax.set_ylabel("(observed − expected) / SD")
-        ax.set_title("standardized residuals (bins expecting ≥ 5)", fontsize=9)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-    subset = "" if len(shown) == len(points) else f", {len(shown)} of {len(points)} points"
-    what = {
-        "kept_units_binomial_pmf": "Kept units out of M against Binomial(M, q)",
-        "kept_units_poisson_limit_pmf": "Kept units at q = lam/M: Binomial(M, lam/M) and its "
-        "Poisson(lam) limit",
-        "kept_units_thinning_pmf": "Kept units of a Poisson(lam) layer: Poisson(lam q)",
-    }[stem]
-    fig.suptitle(f"{what}\n({shown[0].n_samples:,} trials per point{subset})", fontsize=11)
-    return save(fig, folder, stem, formats)
+
+def _limit_laws(pt: PointResult) -> list[Law]:
+    data: PoissonLimitFigureData = pt.figure
+    return [
+        (f"Binomial(M, lam/M), lam/M = {data.q:.3g}", "Binomial(M, lam/M)", data.law),
+        (f"Poisson(lam = {pt.params['lam']:g})", "Poisson(lam)", data.poisson),
+    ]
+
+
+def _thinning_laws(pt: PointResult) -> list[Law]:
+    data: ThinningFigureData = pt.figure
+    lam = pt.params["lam"]
+    return [
+        (f"Poisson(lam q = {lam * data.q:.3g})", "Poisson(lam q)", data.law),
+        (f"Poisson(lam = {lam:g}): thinning forgotten", "Poisson(lam)", data.unthinned),
+    ]
+
+
+_LAW_STYLES = (
+    dict(marker="o", ms=3.5, ls="-", color="C3", mfc="C3"),
+    dict(marker="s", ms=3, ls="--", color="0.35", mfc="none"),
+)
+
+
+def _pmf_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
+    """Simulated frequencies as bars with +-2 SE, each law as points on a line."""
+    est = pt.estimates["pmf"]
+    freq = est.counts / est.n
+    se = np.sqrt(freq * (1.0 - freq) / est.n)
+    ax.bar(k, freq[k], width=0.8, color="C0", alpha=0.45, label="simulated")
+    ax.errorbar(k, freq[k], yerr=ERRORBAR_SE * se[k], fmt="none", ecolor="C0", capsize=2, lw=1,
+                label=f"±{ERRORBAR_SE:g} SE")  # fmt: skip
+    for style, (label, _, law) in zip(_LAW_STYLES, laws, strict=False):
+        ax.plot(k, law[k], **{**THEORY_STYLE, "lw": 1.0}, **style, label=label)
+    _integer_ticks(ax)
+    finish_axes(ax, xlabel="k kept units", ylabel="P(K = k)")
+    ax.set_title(setting_label(pt.params, list(pt.params)), fontsize=9)
+
+
+def _residual_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
+    """(observed - expected) / SD per bin expecting at least 5 counts, against each law."""
+    est = pt.estimates["pmf"]
+    counts, n = est.counts.astype(float), est.n
+    ax.axhspan(-2, 2, color="0.85", zorder=0, label="±2: sampling noise")
+    largest = 2.0
+    for style, (_, short, law) in zip(_LAW_STYLES, laws, strict=False):
+        expected = n * law[k]
+        ok = (expected >= 5) & (law[k] < 1.0)  # a certain outcome has no spread
+        z = (counts[k][ok] - expected[ok]) / np.sqrt(expected[ok] * (1.0 - law[k][ok]))
+        largest = max(largest, float(np.abs(z).max(initial=0.0)))
+        ax.plot(k[ok], z, **{**style, "ms": 3.5, "ls": "none"}, label=f"vs {short}")
+    ax.axhline(0.0, color="k", lw=0.8)
+    _residual_axis(ax, largest)
+    _integer_ticks(ax)
+    finish_axes(ax, xlabel="k kept units", ylabel="(observed − expected) / SD", loc="best")
+    ax.set_title("standardized residuals (bins expecting ≥ 5)", fontsize=9)
 
 
 def _residual_axis(ax, largest: float) -> None:
     """Linear within ±4, logarithmic beyond (so gross misfits and noise share one axis)."""
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
     top = max(4.0, 1.4 * largest)
     ax.set_yscale("symlog", linthresh=4.0, linscale=1.5)
     ax.set_ylim(-top, top)
@@ -205,199 +198,265 @@ def _residual_axis(ax, largest: float) -> None:
     ax.yaxis.set_minor_locator(NullLocator())
 
 
+def _pmf_figure(
+    points: Sequence[PointResult], what: str, laws_of: Callable[[PointResult], list[Law]]
+):
+    shown = _pick(points)
+    fig, axes = new_figure(
+        ncols=len(shown), nrows=2, width=max(4.6, 6.0 - 0.6 * len(shown)), height=3.4
+    )
+    for col, pt in enumerate(shown):
+        est = pt.estimates["pmf"]
+        laws = laws_of(pt)
+        lo, hi = _window(np.max([law for _, _, law in laws], axis=0), est.counts, est.n)
+        k = np.arange(lo, hi + 1)
+        _pmf_panel(axes[0, col], pt, laws, k)
+        _residual_panel(axes[1, col], pt, laws, k)
+        axes[1, col].set_xlim(axes[0, col].get_xlim())
+    subset = "" if len(shown) == len(points) else f", {len(shown)} of {len(points)} points"
+    fig.suptitle(f"{what}\n({shown[0].n_samples:,} trials per point{subset})", fontsize=11)
+    return fig
+
+
+def binomial_pmf_figure(points: Sequence[PointResult]):
+    return _pmf_figure(points, "Kept units out of M against Binomial(M, q)", _binomial_laws)
+
+
+def limit_pmf_figure(points: Sequence[PointResult]):
+    what = "Kept units at q = lam/M: Binomial(M, lam/M) and its Poisson(lam) limit"
+    return _pmf_figure(points, what, _limit_laws)
+
+
+def thinning_pmf_figure(points: Sequence[PointResult]):
+    return _pmf_figure(points, "Kept units of a Poisson(lam) layer: Poisson(lam q)", _thinning_laws)
+
+
 # --------------------------------------------------------------------------------------------------
 # binomial: moments against p
 # --------------------------------------------------------------------------------------------------
-def _binomial_moments_figure(points, folder, formats):
+_MOMENT_PANELS = (
+    ("mean", r"$E[K]/M$", lambda p: 1.0 - p, r"$q = 1 - p$", "mean of the kept count"),
+    ("var", r"$Var(K)/M$", lambda p: p * (1.0 - p), r"$p\,q$", "variance of the kept count"),
+)
+
+
+def binomial_moments_figure(points: Sequence[PointResult]):
     fig, axes = new_figure(ncols=2, nrows=2, width=5.0, height=3.3)
     grid = np.linspace(0.0, 1.0, 201)
-    panels = (
-        ("mean", r"$E[K]/M$", 1.0 - grid, r"$q = 1 - p$", "mean of the kept count"),
-        ("var", r"$Var(K)/M$", grid * (1.0 - grid), r"$p\,q$", "variance of the kept count"),
-    )
     Ms = sorted({pt.params["M"] for pt in points})
-    for col, (name, ylabel, curve, curve_label, title) in enumerate(panels):
+    for col, (name, ylabel, per_unit, curve_label, title) in enumerate(_MOMENT_PANELS):
         top, bottom = axes[0, col], axes[1, col]
-        top.plot(grid, curve, color="C3", **THEORY_STYLE, label=f"theory {curve_label}")
+        top.plot(grid, per_unit(grid), color="C3", **THEORY_STYLE, label=f"theory {curve_label}")
         for i, M in enumerate(Ms):
             pts = sorted((pt for pt in points if pt.params["M"] == M), key=lambda p: p.params["p"])
             ps = np.array([pt.params["p"] for pt in pts])
             vals = np.array([_value(pt.estimates[name]) for pt in pts])
             pred = np.array([float(pt.predictions[name].value) for pt in pts])
-            color = f"C{i % 3}"
-            label = f"simulated ±2 SE, M = {M}"
-            top.errorbar(ps, vals[:, 0] / M, yerr=2 * vals[:, 1] / M, color=color, mfc="white",
-                         **SIM_STYLE, label=label)  # fmt: skip
             scale = np.where(pred != 0, np.abs(pred), 1.0)
-            offset = 0.004 * (i - (len(Ms) - 1) / 2)  # side by side when several M share a p
-            bottom.errorbar(ps + offset, (vals[:, 0] - pred) / scale, yerr=2 * vals[:, 1] / scale,
-                            color=color, **SIM_STYLE, label=label)  # fmt: skip
-        top.set_title(title)
-        top.set_ylabel(ylabel)
+            color, label = f"C{i % 3}", f"M = {M}"
+            simulated_vs_theory(top, ps, vals[:, 0] / M, vals[:, 1] / M, color=color, label=label)
+            simulated_vs_theory(
+                bottom,
+                ps,
+                (vals[:, 0] - pred) / scale,
+                vals[:, 1] / scale,
+                color=color,
+                label=label,
+                offset=0.004 * (i - (len(Ms) - 1) / 2),  # side by side when several M share a p
+            )
         bottom.axhline(0.0, color="C3", lw=1.2)
-        bottom.set_title("relative deviation from theory", fontsize=10)
-        bottom.set_ylabel("(simulated − theory) / theory")
         for ax in (top, bottom):
-            ax.set_xlabel("drop probability p")
             ax.set_xlim(-0.02, 1.0)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
+        finish_axes(top, xlabel="drop probability p", ylabel=ylabel, title=title)
+        finish_axes(bottom, xlabel="drop probability p", ylabel="(simulated − theory) / theory")
+        bottom.set_title("relative deviation from theory", fontsize=10)
     fig.suptitle(
         f"K ~ Binomial(M, 1 − p): E K = M q, Var K = M q p "
         f"({points[0].n_samples:,} trials per point)"
     )
-    return save(fig, folder, "kept_units_binomial_moments", formats)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------------
 # poisson-limit: TV against M
 # --------------------------------------------------------------------------------------------------
-def _tv_figure(points, folder, formats):
+def _tv_theory(ax, lam: float, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The exact TV_M, Le Cam's bound and the Barbour-Hall band on a grid of M; (exact, lower)."""
+    exact = np.array([tv_binomial_poisson(int(m), lam) for m in grid])
+    bounds = np.array([barbour_hall_bounds(int(m), lam) for m in grid])
+    ax.fill_between(grid, bounds[:, 0], bounds[:, 1], color="C0", alpha=0.15,
+                    label=r"Barbour–Hall: $\frac{1}{32}\min(1,\frac{1}{\lambda})\frac{\lambda^2}{M}"
+                    r" \leq TV \leq (1-e^{-\lambda})\frac{\lambda}{M}$")  # fmt: skip
+    ax.plot(grid, [le_cam_bound(int(m), lam) for m in grid], color="C0", ls="--", lw=1.2,
+            label=r"Le Cam bound $\lambda^2/M$")  # fmt: skip
+    ax.plot(grid, exact, color="k", **THEORY_STYLE, label=r"exact $TV_M$ (theory)")
+    return exact, bounds[:, 0]
+
+
+def _tv_simulated(ax, pts: list[PointResult], grid: np.ndarray) -> np.ndarray:
+    """The noise floor (flat past the sweep) and the empirical TV by expected verdict."""
+    data: list[PoissonLimitFigureData] = [pt.figure for pt in pts]
+    Ms = np.array([pt.params["M"] for pt in pts], dtype=float)
+    floor_M = np.concatenate([[grid[0]], Ms, [grid[-1]]])
+    floor = [d.floor_poisson for d in data]
+    floor = np.array([floor[0], *floor, floor[-1]])  # it barely depends on M
+    ax.plot(floor_M, floor, color="0.4", ls=":", lw=1.8,
+            label="noise floor: E[empirical TV] if the law were Poisson")  # fmt: skip
+    ax.fill_between(floor_M, 1e-300, floor, color="0.6", alpha=0.15, lw=0)
+    emp = np.array([d.tv_empirical for d in data])
+    se = np.array([d.tv_se for d in data])
+    lower = np.minimum(se, emp * 0.9)  # keep the bars on a log axis
+    for expect, (color, label) in _EXPECT_STYLE.items():
+        sel = np.array([d.poisson_expect == expect for d in data])
+        if sel.any():
+            ax.errorbar(Ms[sel], emp[sel], yerr=[lower[sel], se[sel]], color=color,
+                        **{**SIM_STYLE, "ms": 6},
+                        label=f"empirical TV to Poisson ±1 RMS error — {label}")  # fmt: skip
+    return emp
+
+
+def poisson_limit_tv_figure(points: Sequence[PointResult]):
     lams = sorted({pt.params["lam"] for pt in points})
     fig, axes = new_figure(ncols=len(lams), width=8.0, height=6.4)
     for ax, lam in zip(axes[0], lams, strict=True):
         pts = sorted((pt for pt in points if pt.params["lam"] == lam), key=lambda p: p.params["M"])
-        Ms = np.array([pt.params["M"] for pt in pts], dtype=float)
-        lo_M = max(math.ceil(lam), int(Ms.min() / 1.5))
-        hi_M = int(Ms.max() * 1.5)
-        grid = np.unique(np.geomspace(lo_M, hi_M, 80).astype(int))
-        exact = np.array([tv_binomial_poisson(int(m), lam) for m in grid])
-        bounds = np.array([barbour_hall_bounds(int(m), lam) for m in grid])
-        ax.fill_between(
-            grid,
-            bounds[:, 0],
-            bounds[:, 1],
-            color="C0",
-            alpha=0.15,
-            label=r"Barbour–Hall: $\frac{1}{32}\min(1,\frac{1}{\lambda})\frac{\lambda^2}{M}"
-            r" \leq TV \leq (1-e^{-\lambda})\frac{\lambda}{M}$",
-        )
-        ax.plot(
-            grid,
-            [le_cam_bound(int(m), lam) for m in grid],
-            color="C0",
-            ls="--",
-            lw=1.2,
-            label=r"Le Cam bound $\lambda^2/M$",
-        )
-        ax.plot(grid, exact, color="k", **THEORY_STYLE, label=r"exact $TV_M$ (theory)")
-        floor = np.array([pt.extras["floor_poisson"] for pt in pts])
-        # The floor barely depends on M: extend it flat to the edges of the axes.
-        floor_M = np.concatenate([[grid[0]], Ms, [grid[-1]]])
-        floor = np.concatenate([[floor[0]], floor, [floor[-1]]])
-        ax.plot(
-            floor_M,
-            floor,
-            color="0.4",
-            ls=":",
-            lw=1.8,
-            label="noise floor: E[empirical TV] if the law were Poisson",
-        )
-        ax.fill_between(floor_M, 1e-300, floor, color="0.6", alpha=0.15, lw=0)
-        emp = np.array([pt.extras["tv_empirical"] for pt in pts])
-        se = np.array([pt.extras["tv_se"] for pt in pts])
-        lower = np.minimum(se, emp * 0.9)  # keep the bars on a log axis
-        for expect, (color, label) in _EXPECT_STYLE.items():
-            sel = np.array([pt.extras["poisson_expect"] == expect for pt in pts])
-            if not sel.any():
-                continue
-            ax.errorbar(
-                Ms[sel],
-                emp[sel],
-                yerr=[lower[sel], se[sel]],
-                color=color,
-                **{**SIM_STYLE, "ms": 6},
-                label=f"empirical TV to Poisson ±1 RMS error — {label}",
-            )
+        Ms = [pt.params["M"] for pt in pts]
+        lo_M = max(math.ceil(lam), int(min(Ms) / 1.5))
+        grid = np.unique(np.geomspace(lo_M, int(max(Ms) * 1.5), 80).astype(int))
+        exact, lower_bound = _tv_theory(ax, lam, grid)
+        emp = _tv_simulated(ax, pts, grid)
         ax.set_xscale("log")
         ax.set_yscale("log")
         top = max(float(exact.max()), float(emp.max()), float(le_cam_bound(lo_M, lam)))
-        bottom = min(float(exact.min()), float(bounds[:, 0].min()))
+        bottom = min(float(exact.min()), float(lower_bound.min()))
         ax.set_ylim(bottom / 2, min(1.5, top * 2))
         ax.set_xlim(grid[0] / 1.1, grid[-1] * 1.1)
-        ax.set_xlabel("number of units M (q = lam/M)")
-        ax.set_ylabel("total variation distance to Poisson(lam)")
-        n = pts[0].n_samples
-        ax.set_title(f"lam = {lam:g}, {n:,} trials per M", fontsize=10)
-        ax.grid(alpha=0.3, which="major")
         ax.grid(alpha=0.08, which="minor")
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=2)
+        finish_axes(
+            ax,
+            xlabel="number of units M (q = lam/M)",
+            ylabel="total variation distance to Poisson(lam)",
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.14),
+            ncols=2,
+        )
+        ax.set_title(f"lam = {lam:g}, {pts[0].n_samples:,} trials per M", fontsize=10)
     fig.suptitle(
         "Binomial(M, lam/M) → Poisson(lam): the distance falls like 1/M;\n"
         "a sample resolves it only above its noise floor (grey)",
         fontsize=11,
     )
-    return save(fig, folder, "kept_units_poisson_limit_tv", formats)
+    return fig
 
 
 # --------------------------------------------------------------------------------------------------
 # thinning: the joint table of (K, M - K)
 # --------------------------------------------------------------------------------------------------
-def _joint_figure(points, folder, formats):
+def thinning_joint_figure(points: Sequence[PointResult]):
+    from matplotlib.colors import LogNorm
+
     # A point with both kept and dropped units (p near 1/2) shows the independence best.
     pt = min(points, key=lambda r: abs(r.params["p"] - 0.5))
-    lam, q = pt.params["lam"], pt.extras["q"]
-    p = 1.0 - q
-    table = pt.extras["joint"].astype(float)
-    side = table.shape[0]  # 0..jmax and one last row/column for "more"
+    data: ThinningFigureData = pt.figure
+    lam, p = pt.params["lam"], pt.params["p"]
+    table = data.joint.astype(float)
     n = float(table.sum())
-    j = np.arange(side - 1)
-
-    def with_tail(probs: np.ndarray) -> np.ndarray:
-        return np.append(probs, max(0.0, 1.0 - float(probs.sum())))
-
-    product = np.outer(with_tail(poisson_pmf(j, lam * q)), with_tail(poisson_pmf(j, lam * p)))
-    expected = n * product
-    gof = chi_square_gof(table.ravel(), product.ravel())
+    expected = n * data.product
     keep_k = np.flatnonzero((expected.sum(axis=1) >= 0.5) | (table.sum(axis=1) > 0))
     keep_d = np.flatnonzero((expected.sum(axis=0) >= 0.5) | (table.sum(axis=0) > 0))
     rk, rd = max(int(keep_k.max()) + 1, 6), max(int(keep_d.max()) + 1, 6)
-    obs, exp_ = table[:rk, :rd] / n, product[:rk, :rd]
+    obs, exp_ = table[:rk, :rd] / n, data.product[:rk, :rd]
     positive = np.concatenate([obs[obs > 0], exp_[exp_ > 0]])
     norm = LogNorm(vmin=max(positive.min(), 0.5 / n), vmax=positive.max())
     fig, axes = new_figure(ncols=3, width=4.6, height=4.3)
     extent = (-0.5, rd - 0.5, -0.5, rk - 0.5)
-    for ax, data, title in (
-        (
-            axes[0, 0],
-            np.ma.masked_equal(obs, 0.0),
-            "simulated frequency of (K, M − K)\n(white: none observed)",
-        ),
-        (axes[0, 1], exp_, f"product law\nPoisson({lam * q:.3g}) × Poisson({lam * p:.3g})"),
-    ):
-        im = ax.imshow(
-            data, origin="lower", norm=norm, cmap="viridis", extent=extent, aspect="auto"
-        )
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("M − K dropped units")
-        ax.set_ylabel("K kept units")
-        _integer_ticks(ax)
+    lam_q, lam_p = lam * data.q, lam * (1.0 - data.q)
+    for ax, shown, title in (
+        (axes[0, 0], np.ma.masked_equal(obs, 0.0),
+         "simulated frequency of (K, M − K)\n(white: none observed)"),
+        (axes[0, 1], exp_, f"product law\nPoisson({lam_q:.3g}) × Poisson({lam_p:.3g})"),
+    ):  # fmt: skip
+        im = ax.imshow(shown, origin="lower", norm=norm, cmap="viridis", extent=extent,
+                       aspect="auto")  # fmt: skip
+        _joint_axes(ax, title)
     fig.colorbar(im, ax=axes[0, :2], shrink=0.85, label="probability")
     with np.errstate(divide="ignore", invalid="ignore"):
         resid = (table[:rk, :rd] - expected[:rk, :rd]) / np.sqrt(expected[:rk, :rd])
     resid = np.ma.masked_where(expected[:rk, :rd] < 5, resid)
     ax = axes[0, 2]
     ax.set_facecolor("0.9")
-    im = ax.imshow(
-        resid, origin="lower", cmap="RdBu_r", vmin=-4, vmax=4, extent=extent, aspect="auto"
-    )
+    im = ax.imshow(resid, origin="lower", cmap="RdBu_r", vmin=-4, vmax=4, extent=extent,
+                   aspect="auto")  # fmt: skip
     fig.colorbar(im, ax=ax, shrink=0.85, label="(observed − expected) / √expected")
-    ax.set_title("standardized residuals (cells expecting ≥ 5;\ngrey: fewer)", fontsize=10)
-    ax.set_xlabel("M − K dropped units")
-    ax.set_ylabel("K kept units")
-    _integer_ticks(ax)
+    _joint_axes(ax, "standardized residuals (cells expecting ≥ 5;\ngrey: fewer)")
+    gof = data.joint_gof
     fig.suptitle(
         f"Thinning at lam = {lam:g}, p = {p:g}: K and M − K are independent Poissons "
         f"({int(n):,} trials)\njoint table against the product law: χ² = {gof.statistic:.1f} "
         f"on {gof.dof} dof, p = {gof.p_value:.2g} (descriptive, not one of the run's verdicts)",
         fontsize=10,
     )
-    return save(fig, folder, "kept_units_thinning_joint", formats)
+    return fig
 
 
-def _integer_ticks(ax) -> None:
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+def _joint_axes(ax, title: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("M − K dropped units")
+    ax.set_ylabel("K kept units")
+    _integer_ticks(ax, y=True)
 
 
-__all__ = ["render"]
+BINOMIAL_FIGURES = (
+    FigureSpec(
+        "kept_units_binomial_pmf",
+        "The law of the number K of kept units: every unit's mask is simulated, and K follows "
+        "Binomial(M, q), P(K = k) = C(M, k) q^k p^(M−k), q = 1 − p",
+        binomial_pmf_figure,
+    ),
+    FigureSpec(
+        "kept_units_binomial_moments",
+        "E[K] = M q and Var(K) = M q p: per unit, E[K]/M = q and Var(K)/M = p q against the "
+        "drop probability",
+        binomial_moments_figure,
+    ),
+)
+POISSON_LIMIT_FIGURES = (
+    FigureSpec(
+        "kept_units_poisson_limit_tv",
+        "Total variation between Binomial(M, lam/M) and Poisson(lam) against M: exact "
+        "TV_M = ½ Σ_k |Bin(k; M, lam/M) − Pois(k; lam)|, Le Cam's bound lam²/M, the Barbour–Hall "
+        "band (1/32) min(1, 1/lam) lam²/M ≤ TV_M ≤ (1 − e^−lam) lam/M, and the empirical TV, "
+        "which a sample resolves only above its noise floor",
+        poisson_limit_tv_figure,
+    ),
+    FigureSpec(
+        "kept_units_poisson_limit_pmf",
+        "The law of K at q = lam/M is exactly Binomial(M, lam/M), C(M, k) q^k (1 − q)^(M−k), and "
+        "tends to Poisson(lam), e^−lam lam^k / k!, as M → ∞: the residuals against Poisson are "
+        "systematic at small M and sampling noise at large M",
+        limit_pmf_figure,
+    ),
+)
+THINNING_FIGURES = (
+    FigureSpec(
+        "kept_units_thinning_pmf",
+        "The law of K when M ~ Poisson(lam) units are each kept with probability q: "
+        "K ~ Poisson(lam q), P(K = k) = e^−lam q (lam q)^k / k!, not Poisson(lam)",
+        thinning_pmf_figure,
+    ),
+    FigureSpec(
+        "kept_units_thinning_joint",
+        "The joint law of kept and dropped units is the product P(K = k, M − K = j) = "
+        "Pois(k; lam q) Pois(j; lam p): K and M − K are independent",
+        thinning_joint_figure,
+    ),
+)
+
+__all__ = [
+    "BINOMIAL_FIGURES",
+    "POISSON_LIMIT_FIGURES",
+    "THINNING_FIGURES",
+    "BinomialFigureData",
+    "PoissonLimitFigureData",
+    "ThinningFigureData",
+]

@@ -231,7 +231,7 @@ def test_thinning_covariance_is_zero_and_its_standard_error_honest():
     # -7 q p; the simulated one is zero within its SE (checked above) and its joint table matches
     # the product law cell by cell.
     r = _run(exp, {"lam": 7.0, "p": 0.3}, 200_000)
-    table = r.extras["joint"]
+    table = r.figure.joint
     assert table.sum() == 200_000
     k = np.arange(table.shape[0] - 1)
     product = np.outer(poisson_pmf(k, 4.9), poisson_pmf(k, 2.1))
@@ -299,8 +299,8 @@ def test_tv_estimate_is_the_exact_distance_within_its_error_bound():
     # At large M the empirical distance is all noise: it sits near the noise floor, far above
     # TV_M, and the check says the sample cannot resolve it.
     r = _run(exp, {"lam": 3.0, "M": 100_000}, 400_000)
-    assert r.extras["tv_exact"] < 0.02 * r.extras["floor_poisson"]
-    assert 0.3 < r.extras["tv_empirical"] / r.extras["floor_poisson"] < 3.0
+    assert r.figure.tv_exact < 0.02 * r.figure.floor_poisson
+    assert 0.3 < r.figure.tv_empirical / r.figure.floor_poisson < 3.0
     (tv_check,) = [c for c in _checks(exp, r) if c.quantity == "tv"]
     assert tv_check.verdict == "pass" and "too noisy to decide" in tv_check.note
 
