@@ -109,6 +109,28 @@ def test_workers_1_and_2_give_identical_checks(simlab):
     assert json.dumps(one["checks"]) == json.dumps(two["checks"])
 
 
+@pytest.mark.parametrize(
+    "args,target",
+    [
+        # tv is statistical: --target-se stops poisson-limit too (it used to be ignored)
+        (("poisson-limit", "--M", "10"), 0.004),
+        (("binomial", "--M", "20"), 0.01),
+        (("thinning",), 0.01),
+    ],
+)
+def test_target_se_stops_at_a_chunk_boundary_whatever_the_workers(simlab, args, target):
+    common = ("kept-units", *args, "--samples", "1e6", "--chunk-size", "5000", "--seed", "4",
+              "--quiet", "--no-plots", "--target-se", str(target))  # fmt: skip
+    one = simlab.json(*common, "--workers", "1", "--out", "a")
+    two = simlab.json(*common, "--workers", "2", "--out", "b")
+    assert json.dumps(one["checks"]) == json.dumps(two["checks"])
+    done = one["experiments"][0]["samples_done"]
+    assert 10_000 <= done < 1_000_000 and done % 5000 == 0, done
+    statistical = [c for c in one["checks"] if c["se"] is not None]
+    assert statistical and all(c["se"] <= target for c in statistical)
+    assert {c["n"] for c in one["checks"] if c.get("n")} <= {done}
+
+
 def test_the_config_file_runs_all_three_with_overrides(simlab):
     doc = simlab.json(
         "run", str(CONFIG), "samples=3e4", "poisson-limit.M=[10,100000]", "binomial.p=0.3",

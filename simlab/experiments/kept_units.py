@@ -387,27 +387,46 @@ class ThinningSampler:
 # --------------------------------------------------------------------------------------------------
 # memory: what a point holds (see Experiment.memory_bytes)
 # --------------------------------------------------------------------------------------------------
-#: Bytes per element of the mask counters' working arrays (at most CHUNK_UNITS elements), by
-#: method: ``bytes`` a random byte and a flag per unit; ``plain`` a double and a flag; the
-#: geometric skips an int64 gap, its running sum and its trial label per kept unit.
-_WORK_BYTES = {"bytes": 2, "plain": 9, "geometric": 24, "geometric_dropped": 24}
-#: Bytes per trial of a chunk: the int64 counts, their float64 copy and the moments' temporaries,
-#: the clipped copy the histogram bins (measured with tracemalloc: see the tests).
-_TRIAL_BYTES = 48
-#: Thinning also keeps M, K and M - K, the (K, D, K D) features and their co-moments, and the
-#: cumulative sums that split the concatenated units back into trials.
-_THINNING_TRIAL_BYTES = 200
+#: Bytes of a point's setup besides its arrays (scipy's frozen law), measured with tracemalloc.
+_SETUP_BASE = 50_000
+#: Bytes per entry of the grid :func:`support_max` searches: the grid, its tail, the comparison.
+_GRID_BYTES = 48
+#: Bytes per unit decided by the byte comparison: a random byte and a flag for a fixed M; also a
+#: running int64 sum and a tie flag when all trials' units are laid end to end (thinning).
+_UNIT_BYTES, _SEGMENT_UNIT_BYTES = 3, 12
+#: Bytes per kept (or dropped) unit found by geometric skips: its gap, position and trial label.
+_EVENT_BYTES = 32
+#: Bytes per trial: the int64 counts, their float64 copy, the moments' temporaries; thinning adds
+#: M and M - K, the (K, D, K D) features, their co-moments and the trials' unit offsets.
+_TRIAL_BYTES, _THINNING_TRIAL_BYTES = 32, 100
 
 
-def _support_bound(mean: float, sd: float, cap: int | None = None) -> int:
-    """An upper bound of :func:`support_max` without evaluating the law's tail."""
-    top = int(math.ceil(mean + 40.0 * sd + 60.0))
-    return top if cap is None else min(top, cap)
+def _memory(
+    mean: float,
+    sd: float,
+    q: float,
+    units: float,
+    chunk_size: int,
+    *,
+    cap: int | None = None,
+    thinning: bool = False,
+    table: int = 0,
+) -> tuple[int, int]:
+    """(setup bytes, bytes per chunk in flight) of a count law of this ``mean`` and ``sd``.
 
-
-def _working_bytes(method: str, units: float) -> int:
-    """Peak bytes of the mask counters' working arrays for ``units`` units in one chunk."""
-    return int(_WORK_BYTES[method] * min(units, CHUNK_UNITS))
+    ``units`` per trial are decided (on average), at most :data:`CHUNK_UNITS` at a time; ``table``
+    is the bytes of any further table a chunk's statistics hold.
+    """
+    grid = mean + 40.0 * sd + 61.0  # what support_max searches; kmax is at most this
+    kmax = grid if cap is None else min(grid, cap)
+    if choose_method(q) == "bytes":
+        per_unit = _SEGMENT_UNIT_BYTES if thinning else _UNIT_BYTES
+        work = per_unit * min(units * chunk_size, CHUNK_UNITS)
+    else:
+        work = _EVENT_BYTES * min(min(q, 1.0 - q) * units * chunk_size, CHUNK_UNITS)
+    trials = (_THINNING_TRIAL_BYTES if thinning else _TRIAL_BYTES) * chunk_size
+    histograms = 4 * 8 * (kmax + 2)  # a chunk's histogram, its merge, the laws it carries
+    return int(_SETUP_BASE + _GRID_BYTES * grid), int(trials + work + histograms + table)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -527,14 +546,7 @@ class KeptBinomial(_KeptUnits):
 
     def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
         M, q = point["M"], 1.0 - point["p"]
-        kmax = _support_bound(M * q, math.sqrt(M * q * (1.0 - q)), cap=M)
-        setup = 3 * 8 * (kmax + 2)  # the support search, then two pmfs of the predictions
-        chunk = (
-            _TRIAL_BYTES * chunk_size
-            + 2 * 8 * (kmax + 2)
-            + _working_bytes(choose_method(q), M * chunk_size)
-        )
-        return setup, chunk
+        return _memory(M * q, math.sqrt(M * q * point["p"]), q, M, chunk_size, cap=M)
 
     def predict(self, sim: Simulated[CountSetup, KeptStats]) -> Predictions:
         M, p = sim.point["M"], sim.point["p"]
@@ -644,13 +656,7 @@ class KeptPoissonLimit(_KeptUnits):
 
     def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
         lam, M = point["lam"], point["M"]
-        kmax = _support_bound(lam, math.sqrt(lam), cap=M)
-        chunk = (
-            _TRIAL_BYTES * chunk_size
-            + 4 * 8 * (kmax + 2)  # the histogram and the two laws each chunk carries
-            + _working_bytes(choose_method(lam / M), M * chunk_size)
-        )
-        return 3 * 8 * (kmax + 2), chunk
+        return _memory(lam, math.sqrt(lam), lam / M, M, chunk_size, cap=M)
 
     def predict(self, sim: Simulated[LimitSetup, LimitStats]) -> Predictions:
         setup, point, n = sim.setup, sim.point, sim.n_samples
@@ -786,15 +792,9 @@ class KeptThinning(_KeptUnits):
 
     def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
         lam, q = point["lam"], 1.0 - point["p"]
-        kmax = _support_bound(lam * q, math.sqrt(lam * q))
         side = _joint_max(lam) + 2
-        chunk = (
-            _THINNING_TRIAL_BYTES * chunk_size
-            + 2 * 8 * (kmax + 2)
-            + 2 * 8 * side * side  # the joint table, counted then converted
-            + _working_bytes(choose_method(q), lam * chunk_size)
-        )
-        return 3 * 8 * (kmax + 2), chunk
+        table = 2 * 8 * side * side  # the joint table, counted then converted
+        return _memory(lam * q, math.sqrt(lam * q), q, lam, chunk_size, thinning=True, table=table)
 
     def predict(self, sim: Simulated[ThinningSetup, ThinningStats]) -> Predictions:
         lam, q = sim.point["lam"], sim.setup.q

@@ -8,23 +8,31 @@ trials) at M = 10 (must fail) and M = 1e5 (must pass).
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import math
+import pickle
+import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy import stats
 
 from simlab.engine.progress import NullProgress
+from simlab.experiments import kept_units_figures
 from simlab.experiments.base import PointContext
 from simlab.experiments.kept_units import (
     FixedUnitsSampler,
     KeptBinomial,
     KeptPoissonLimit,
     KeptThinning,
+    LimitSampler,
     ThinningSampler,
     detectability,
     support_max,
 )
+from simlab.experiments.kept_units_figures import PoissonLimitFigureData
 from simlab.theory.counts import binomial_pmf, poisson_pmf, tv_binomial_poisson
 from simlab.verdicts.checks import decide, make_check
 from simlab.verdicts.claims import parse_claim
@@ -202,6 +210,13 @@ def test_fixed_units_sampler_decides_units(M, q):
     assert abs(float(chunk.moments.mean) - M * q) < 5 * math.sqrt(M * q * (1 - q) / 20_000)
 
 
+def test_poisson_limit_sampler_decides_units():
+    k = np.arange(40)
+    sampler = LimitSampler(100_000, 3e-5, binomial_pmf(k, 100_000, 3e-5), poisson_pmf(k, 3.0))
+    chunk = sampler(_NoCountSamplers(np.random.default_rng(3)), 20_000)
+    assert chunk.hist.sum() == 20_000 and chunk.estimates()["tv"].n == 20_000
+
+
 def test_thinning_sampler_draws_poisson_only_for_the_number_of_units():
     sampler = ThinningSampler(7.0, 0.7, 200, 40)
     chunk = sampler(_NoCountSamplers(np.random.default_rng(4), poisson_calls_allowed=1), 20_000)
@@ -361,3 +376,99 @@ def test_scalar_estimate_fields_are_plain_floats():
         est = r.estimates[name]
         assert isinstance(est, ScalarEstimate)
         assert isinstance(est.value, float) and isinstance(est.se, float) and est.n == 20_000
+
+
+# --------------------------------------------------------------------------------------------------
+# the protocol: picklable samplers, figures as data, memory, claims tried before the run
+# --------------------------------------------------------------------------------------------------
+EXPERIMENTS = (
+    (KeptBinomial(), [{"M": 20, "p": 0.3}, {"M": 20, "p": 0.7}]),
+    (KeptPoissonLimit(), [{"lam": 3.0, "M": 10}, {"lam": 3.0, "M": 1000}]),
+    (KeptThinning(), [{"lam": 5.0, "p": 0.3}, {"lam": 5.0, "p": 0.6}]),
+)
+
+
+@pytest.mark.parametrize("exp,points", EXPERIMENTS, ids=lambda e: getattr(e, "name", ""))
+def test_samplers_pickle_and_replay_the_same_chunk(exp, points):
+    point = points[0]
+    sampler = exp.sampler(point, exp.setup(point, np.random.default_rng(0)))
+    copy = pickle.loads(pickle.dumps(sampler))
+    one = sampler(np.random.default_rng(5), 3000).estimates()
+    two = copy(np.random.default_rng(5), 3000).estimates()
+    assert np.array_equal(one["pmf"].counts, two["pmf"].counts)
+    assert one.keys() == two.keys() == {q.name for q in exp.quantities}
+
+
+@pytest.mark.parametrize("exp,points", EXPERIMENTS, ids=lambda e: getattr(e, "name", ""))
+def test_every_figure_has_a_caption_and_renders(exp, points, tmp_path):
+    assert exp.figures
+    for spec in exp.figures:
+        assert len(spec.caption) > 40 and ("=" in spec.caption or "~" in spec.caption), spec
+    results = [_run(exp, point, 20_000, index=i, chunk_size=5000) for i, point in enumerate(points)]
+    paths = exp.render_figures(results, tmp_path, ("png",))
+    assert sorted(p.name for p in paths) == sorted(f"{s.stem}.png" for s in exp.figures)
+    assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_poisson_limit_figure_data_is_typed_and_consistent():
+    exp = KeptPoissonLimit()
+    r = _run(exp, {"lam": 3.0, "M": 10}, 50_000, chunk_size=10_000)
+    data = r.figure
+    assert isinstance(data, PoissonLimitFigureData)
+    assert data.tv_exact == r.predictions["tv"].value
+    assert (data.tv_empirical, data.tv_se) == (r.estimates["tv"].value, r.estimates["tv"].se)
+    assert data.barbour_hall[0] <= data.tv_exact <= min(data.barbour_hall[1], data.le_cam)
+    assert data.poisson_expect == "fail" and data.floor_binomial < data.tv_se
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        data.tv_exact = 0.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "exp,point",
+    [
+        (KeptBinomial(), {"M": 50, "p": 0.3}),
+        (KeptBinomial(), {"M": 100_000, "p": 0.001}),
+        (KeptPoissonLimit(), {"lam": 3.0, "M": 100_000}),
+        (KeptThinning(), {"lam": 7.0, "p": 0.3}),
+    ],
+)
+def test_memory_estimate_is_within_a_factor_two_of_the_measured_peak(exp, point):
+    chunk = 16_384
+    tracemalloc.start()
+    try:
+        setup = exp.setup(point, np.random.default_rng(0))
+        sampler = exp.sampler(point, setup)
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        sampler(np.random.default_rng(1), chunk)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    _, per_chunk = exp.memory_bytes(point, chunk)
+    assert 0.5 < per_chunk / peak < 2.0, (per_chunk, peak)
+
+
+def test_claims_are_tried_on_the_real_support_and_q():
+    exp = KeptPoissonLimit()
+    point = {"lam": 3.0, "M": 100_000}
+    values = exp.claim_trial_values(point, "pmf")
+    assert values["q"] == 3e-5 and values["k"].shape == (exp.setup(point, None).kmax + 1,)
+    claim = parse_claim("pmf=comb(M,k)*q**k*(1-q)**(M-k)", quantities=["pmf", "tv"],
+                        names=["lam", "M", "k", "q"])  # fmt: skip
+    assert np.all(np.isfinite(claim.evaluate(values)))
+    assert "k" not in exp.claim_trial_values(point, "tv")
+    assert KeptBinomial().claim_trial_values({"M": 10, "p": 0.25}, "var")["q"] == 0.75
+
+
+def test_the_figures_module_imports_neither_the_experiment_nor_matplotlib():
+    # One way only (the experiment imports its figures), and drawing alone pays for matplotlib:
+    # the module's top-level imports (TYPE_CHECKING aside) name neither.
+    source = Path(kept_units_figures.__file__).read_text()
+    imported = []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Import):
+            imported += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            imported.append(node.module or "")
+    assert "simlab.figures" in imported
+    assert not [m for m in imported if m.startswith(("matplotlib", "simlab.experiments"))]
