@@ -6,9 +6,9 @@ Run as ``python benchmarks/bench_propagation.py [--networks 8] [--inputs 32] [--
 Workload: independent Kaiming networks (fresh weights each), ``inputs`` Gaussian inputs per
 network, and per input the forward statistics q_l, A_l and the backward r_l of ``l = g^T h_L``.
 
-- experiment: :class:`simlab.experiments.propagation.SignalSampler`, i.e. float32 weights drawn
-  as stacks, every input of a network in one matrix product per layer (``networks.forward`` with
-  reused buffers, ``networks.backward_signal``), float64 statistics;
+- experiment: :class:`simlab.experiments.propagation_signal.SignalSampler`, i.e. float32
+  weights drawn as stacks, every input of a network in one matrix product per layer
+  (``networks.forward`` with reused buffers, ``networks.backward_signal``), float64 statistics;
 - naive: float64, one weight matrix drawn at a time, then one matrix-vector product per input per
   layer forward and backward.
 
@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from simlab import networks as nw
-from simlab.experiments.propagation import PropagationSignal, SignalSampler, SignalSetup
+from simlab.experiments.propagation_signal import PropagationSignal, SignalSampler, SignalSetup
 
 
 def naive_network(rng: np.random.Generator, widths: tuple[int, ...], inputs: int):

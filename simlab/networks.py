@@ -12,7 +12,9 @@ leading "network" axes, ``(S, n_l, n_{l-1})``, to push inputs through S independ
 once (``numpy.matmul`` broadcasting); the leading axes of ``x``, the weights and the biases
 broadcast together.
 
-The analytic predictions these are compared with live in :mod:`simlab.theory.meanfield`.
+The analytic predictions these are compared with live in :mod:`simlab.theory.meanfield`, which
+states every init's variance from its own table: the draws here never read it (a prediction that
+shared the sampler's code would pass whatever mistake they share).
 """
 
 from __future__ import annotations
@@ -23,11 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from simlab.theory.meanfield import (
-    PropagationInputError,
-    resolve_gain,
-    weight_variance,
-)
+from simlab.theory.meanfield import INITS, PropagationInputError, resolve_gain
 
 DISTS: tuple[str, ...] = ("normal", "uniform")
 """Entry distributions of equal variance for the i.i.d. inits."""
@@ -70,6 +68,38 @@ def _haar_semi_orthogonal(
     return np.ascontiguousarray(w, dtype=dtype)
 
 
+def entry_variance(init: str, fan_in: int, fan_out: int, gain: float | None) -> float:
+    """The variance each entry of a ``(fan_out, fan_in)`` matrix is drawn with, under ``init``.
+
+    The sampler's own statement of the inits (PyTorch's ``kaiming_normal_`` with mode fan_in or
+    fan_out and ReLU gain sqrt 2, ``xavier_normal_`` with gain 1, LeCun, ``nn.Linear``'s
+    ``U(+-1/sqrt(fan_in))``, a plain gain over fan_in; a semi-orthogonal matrix times g has
+    entries of variance g^2 / max(fan_in, fan_out)). Deliberately not
+    :func:`simlab.theory.meanfield.weight_variance`: the predictions are checked against draws
+    made from this table.
+    """
+    if init not in INITS:
+        raise PropagationInputError(
+            f"init: {init!r} is not allowed; choose one of {', '.join(INITS)}"
+        )
+    for name, fan in (("fan_in", fan_in), ("fan_out", fan_out)):
+        if isinstance(fan, bool) or int(fan) != fan or fan < 1:
+            raise PropagationInputError(
+                f"{name}: {fan!r} is not allowed; it must be a positive integer"
+            )
+    g = resolve_gain(init, gain)
+    variances = {
+        "kaiming": lambda: 2.0 / fan_in,
+        "kaiming_fan_out": lambda: 2.0 / fan_out,
+        "xavier": lambda: 2.0 / (fan_in + fan_out),
+        "lecun": lambda: 1.0 / fan_in,
+        "torch_default": lambda: 1.0 / (3.0 * fan_in),
+        "orthogonal": lambda: g * g / max(fan_in, fan_out),
+        "gain": lambda: g * g / fan_in,
+    }
+    return variances[init]()
+
+
 def draw_weights(
     rng: np.random.Generator,
     init: str,
@@ -89,7 +119,7 @@ def draw_weights(
         Source of randomness.
     init : str
         One of :data:`simlab.theory.meanfield.INITS`; the per-entry variance is
-        :func:`~simlab.theory.meanfield.weight_variance`.
+        :func:`entry_variance`.
     fan_in, fan_out : int
         ``n_{l-1}`` and ``n_l``.
     dist : {"normal", "uniform"}
@@ -112,7 +142,7 @@ def draw_weights(
         raise PropagationInputError(
             f"dist: {dist!r} is not allowed; choose one of {', '.join(DISTS)}"
         )
-    var = weight_variance(init, fan_in, fan_out, gain)  # validates init, widths and gain
+    var = entry_variance(init, fan_in, fan_out, gain)  # validates init, widths and gain
     shape = (*_shape(size), fan_out, fan_in)
     if init == "orthogonal":
         g = resolve_gain(init, gain)
@@ -423,6 +453,12 @@ class MLPGradients:
         ``16 * float64 eps * max(1, loss) / step``, whatever the size of the entry (measured
         errors are 10 to 100 times smaller). Below it a relative error means nothing, so an
         exact check reads ``|a - f| <= rtol * max(|a|, |f|) + rounding``.
+    h : list of numpy.ndarray or None
+        Analytic only: the forward values ``h[l] = h_l``, ``(B, n_l)``, for ``l = 0..L``.
+    dsigma : list of numpy.ndarray or None
+        Analytic only: ``dsigma[l - 1] = sigma'(z_l)``, ``(B, n_l)``.
+    ybar : numpy.ndarray or None
+        Analytic only: ``softmax(h_L)``, ``(B, n_L)``, the one the gradient ``dl/dh_L`` uses.
     """
 
     loss: float
@@ -433,6 +469,9 @@ class MLPGradients:
     db: list[np.ndarray]
     valid: dict[str, list[np.ndarray]] | None = None
     rounding: float | None = None
+    h: list[np.ndarray] | None = None
+    dsigma: list[np.ndarray] | None = None
+    ybar: np.ndarray | None = None
 
     QUANTITIES = ("dh", "delta", "dW", "db")
 
@@ -513,13 +552,16 @@ def mlp_loss_and_grads(
     delta: list[np.ndarray] = [np.empty(0)] * L
     dW: list[np.ndarray] = [np.empty(0)] * L
     db: list[np.ndarray] = [np.empty(0)] * L
+    slopes = [dsigma(z) for z in zs]
     dh[L] = ybar * y.sum(axis=-1, keepdims=True) - y
     for k in range(L, 0, -1):
-        delta[k - 1] = dsigma(zs[k - 1]) * dh[k]
+        delta[k - 1] = slopes[k - 1] * dh[k]
         dW[k - 1] = delta[k - 1].T @ hs[k - 1]
         db[k - 1] = delta[k - 1].sum(axis=0)
         dh[k - 1] = delta[k - 1] @ ws[k - 1]
-    return MLPGradients(float(losses.sum()), losses, dh, delta, dW, db)
+    return MLPGradients(
+        float(losses.sum()), losses, dh, delta, dW, db, h=hs, dsigma=slopes, ybar=ybar
+    )
 
 
 class _Tail:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-SIGNAL = ("propagation", "signal", "--L", "6", "--width", "16", "--samples", "300", "--seed", "3")
+SIGNAL = ("propagation", "signal", "--L", "6", "--samples", "300", "--seed", "3")
 
 
 def test_signal_run_writes_checks_and_figures(simlab, tmp_path):
@@ -34,6 +34,8 @@ def test_signal_run_writes_checks_and_figures(simlab, tmp_path):
 def test_xavier_claim_passes_and_a_wrong_decay_fails(simlab):
     doc = simlab.json(
         *SIGNAL,
+        "--width",
+        "16",
         "--init",
         "xavier",
         "--no-plots",

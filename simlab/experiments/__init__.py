@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment
-from simlab.experiments.batchnorm import BatchnormGrads, BatchnormStats, BatchnormWhiten
+from simlab.experiments.batchnorm_grads import BatchnormGrads
+from simlab.experiments.batchnorm_stats import BatchnormStats
+from simlab.experiments.batchnorm_whiten import BatchnormWhiten
 from simlab.experiments.dropout import Dropout
 from simlab.experiments.kept_units import KeptBinomial, KeptPoissonLimit, KeptThinning
-from simlab.experiments.propagation import (
-    PropagationCorrelation,
-    PropagationGrads,
-    PropagationSignal,
-)
+from simlab.experiments.propagation_correlation import PropagationCorrelation
+from simlab.experiments.propagation_grads import PropagationGrads
+from simlab.experiments.propagation_signal import PropagationSignal
 
 REGISTRY: dict[str, Experiment] = {
     exp.name: exp

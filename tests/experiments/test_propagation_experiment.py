@@ -9,15 +9,10 @@ import pytest
 from simlab import networks as nw
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import PointContext
-from simlab.experiments.propagation import (
-    PropagationCorrelation,
-    PropagationGrads,
-    PropagationSignal,
-    SignalSampler,
-    SignalSetup,
-    WidthsParam,
-    network_widths,
-)
+from simlab.experiments.propagation_correlation import PropagationCorrelation, equal_norm_pair
+from simlab.experiments.propagation_grads import PropagationGrads
+from simlab.experiments.propagation_network import WidthsParam, network_widths
+from simlab.experiments.propagation_signal import PropagationSignal, SignalSampler, SignalSetup
 from simlab.runner import build_spec, decide_runs, simulate
 from simlab.theory import meanfield as mf
 from simlab.verdicts.checks import decide, make_check
@@ -123,7 +118,7 @@ def test_rescaled_float32_network_gives_the_plain_networks_statistics():
 )
 def test_forward_and_backward_recursions_hold_in_the_experiment(overrides):
     result = _run(SIGNAL, 1500, chunk=500, inputs=8, **overrides)
-    setup = result.extras["setup"]
+    setup = result.figure
     for name, pred in (("q", setup.q_pred), ("r", setup.r_pred)):
         est = result.estimates[name]
         tol = np.asarray(result.predictions[name].tolerance)
@@ -136,16 +131,16 @@ def test_forward_and_backward_recursions_hold_in_the_experiment(overrides):
 def test_kaiming_is_flat_xavier_halves_and_the_wrong_one_is_far():
     kaiming = _run(SIGNAL, 600, chunk=300, L=10, width=32)
     xavier = _run(SIGNAL, 600, chunk=300, L=10, width=32, init="xavier")
-    assert np.allclose(kaiming.extras["setup"].q_pred, 2.0)
+    assert np.allclose(kaiming.figure.q_pred, 2.0)
     q = xavier.estimates["q"]
-    np.testing.assert_allclose(xavier.extras["setup"].q_pred, 2.0 ** -np.arange(10))
+    np.testing.assert_allclose(xavier.figure.q_pred, 2.0 ** -np.arange(10))
     assert np.all(np.abs(q.values / 2.0 ** -np.arange(10) - 1) < 6 * q.se / q.values)
     assert abs(q.values[-1] / 2.0**-10 - 1) > 20 * q.se[-1] / q.values[-1]  # one halving off
 
 
 def test_dead_networks_lower_r_by_their_probability_at_tiny_width():
     result = _run(SIGNAL, 20_000, chunk=5000, L=5, width=4, inputs=4)
-    setup = result.extras["setup"]
+    setup = result.figure
     est = result.estimates["r"]
     p_dead = 1 - (1 - 2.0**-4) ** 4
     deficit = 1 - est.values[3] / setup.r_pred[3]  # r_{L-1}
@@ -241,15 +236,15 @@ def test_arccos_map_is_the_gaussian_integral(rho):
 
     value, _ = integrate.quad(integrand, 0, np.inf, epsabs=1e-13)
     assert mf.arccos_map(rho) == pytest.approx(value / 0.5, abs=1e-10)
-    pred = _run(CORRELATION, 2, L=2, width=4, rho0=rho).extras["prediction"]
+    pred = _run(CORRELATION, 2, L=2, width=4, rho0=rho).figure.prediction
     assert pred[0] == pytest.approx(value / 0.5, abs=1e-10)
 
 
 @pytest.mark.parametrize("rho0", [0.0, 0.9, -0.5])
 def test_simulated_correlations_follow_the_map_within_the_stated_tolerance(rho0):
     result = _run(CORRELATION, 120, chunk=40, L=12, width=64, rho0=rho0, inputs=8)
-    est, pred = result.estimates["rho"], result.extras["prediction"]
-    tol = result.extras["tolerance"]
+    est, pred = result.estimates["rho"], result.figure.prediction
+    tol = result.figure.tolerance
     assert np.all(tol == pytest.approx(0.75 / 64 + 1e-5))
     assert np.all(np.abs(est.values - pred) < tol + 4 * est.se)
     # the finite-width bias is visible at this size: the check must not be an exact z-test
@@ -258,8 +253,6 @@ def test_simulated_correlations_follow_the_map_within_the_stated_tolerance(rho0)
 
 
 def test_equal_norm_pairs_have_the_exact_cosine():
-    from simlab.experiments.propagation import equal_norm_pair
-
     x = equal_norm_pair(np.random.default_rng(1), (3, 5, 7), 0.3)
     a, b = x[:, :5], x[:, 5:]
     np.testing.assert_allclose(np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1))
@@ -291,16 +284,16 @@ def test_backprop_agrees_with_finite_differences(activation, widths):
 
 def test_grad_claims_on_the_names():
     result = _run(GRADS, 4, chunk=2, widths="5,4,6,3", activation="tanh")
-    st = result.extras["stats"]
-    good = st.names["d_hL"]["ybar"] - st.names["d_hL"]["y"]
+    names = {q: result.estimates[q].names for q in result.estimates}
+    good = names["d_hL"]["ybar"] - names["d_hL"]["y"]
     wrong = -good  # the SPEC's y - ybar: the negative gradient
-    w_claim = st.names["d_W"]["delta"] * st.names["d_W"]["h_prev"]
+    w_claim = names["d_W"]["delta"] * names["d_W"]["h_prev"]
     for quantity, value, verdict in (
         ("d_hL", good, "pass"),
         ("d_hL", wrong, "fail"),
         ("d_W", w_claim, "pass"),
-        ("d_b", st.names["d_b"]["delta"], "pass"),
-        ("delta", st.names["delta"]["dh"] * st.names["delta"]["dsigma"], "pass"),
+        ("d_b", names["d_b"]["delta"], "pass"),
+        ("delta", names["delta"]["dh"] * names["delta"]["dsigma"], "pass"),
     ):
         from simlab.verdicts.estimates import Prediction
 
