@@ -10,6 +10,7 @@ applies to every entry that has it.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,35 +19,191 @@ import yaml
 
 from simlab.errors import SimlabInputError
 from simlab.experiments import REGISTRY, get_experiment
-from simlab.runner import RunSpec, build_spec
+from simlab.params import shorten, show_text
+from simlab.runner import RUN_OPTIONS, RunSpec, build_spec
+
+#: Largest run file read, in bytes; a larger one (or an endless one such as /dev/zero) is refused.
+MAX_FILE_BYTES = 1 << 20
+
+#: Most values (scalars, lists and mappings, each alias counted as the whole value it stands for)
+#: a document may expand to. A "billion laughs" file of a few hundred bytes expands to 10**9.
+MAX_YAML_VALUES = 100_000
 
 
-def _read(path: Path) -> Any:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise SimlabInputError(f"{path}: cannot read the file ({exc.strerror})") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+class _Refused(Exception):
+    """A document the loader will not build (reason, line and column as one message)."""
+
+
+class SafeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing duplicate keys and aliases that expand beyond a bound.
+
+    Aliases are allowed (``&a``/``*a`` to share a list) as long as the whole document, every
+    alias counted as what it stands for, has at most :data:`MAX_YAML_VALUES` values; a recursive
+    alias is refused.
+    """
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _check_expansion(node)
+        return node
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:  # unhashable: the base class says so
+                    continue
+                if duplicate:
+                    mark = key_node.start_mark
+                    raise _Refused(
+                        f"duplicate key {shorten(key)} at line {mark.line + 1}, "
+                        f"column {mark.column + 1} (each key may appear once)"
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_expansion(root: Any) -> None:
+    """Refuse a node graph that expands to more than MAX_YAML_VALUES values, or a cycle."""
+    if root is None:
+        return
+    sizes: dict[int, int] = {}
+    path: set[int] = set()  # the nodes being expanded: the current chain of ancestors
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if done:
+            path.discard(key)
+            size = 1 + sum(sizes[id(c)] for c in children)
+            if size > MAX_YAML_VALUES:
+                mark = node.start_mark
+                raise _Refused(
+                    f"the value at line {mark.line + 1} expands to more than "
+                    f"{MAX_YAML_VALUES:,} values (through aliases, *name); refused"
+                )
+            sizes[key] = size
+            continue
+        if key in sizes:
+            continue
+        path.add(key)
+        stack.append((node, True))
+        for child in children:
+            if id(child) in path:
+                mark = child.start_mark
+                raise _Refused(
+                    f"a recursive alias (a value that contains itself) at line {mark.line + 1}"
+                )
+            if id(child) not in sizes:
+                stack.append((child, False))
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
+
+
+def _yaml_error(exc: Exception) -> str:
+    """One line for an error raised while loading YAML (never the whole input)."""
+    if isinstance(exc, _Refused):
+        return str(exc)
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = exc.character
+        shown = f"U+{char:04X}" if isinstance(char, int) else shorten(char)
+        return f"a character YAML does not allow ({shown}) at character {exc.position + 1}"
+    if isinstance(exc, yaml.YAMLError):
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise SimlabInputError(f"{path}: malformed YAML{where}: {problem}") from None
+        return f"malformed YAML{where}: {show_text(problem)}"
+    # PyYAML's constructors raise plain errors on some values (p: 2024-13-45, !!int abc)
+    return f"malformed YAML: {type(exc).__name__}: {show_text(str(exc))}"
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with :class:`SafeLoader`.
+
+    Raises
+    ------
+    SimlabInputError
+        With a one-line reason (no file name: the caller adds it).
+    """
+    try:
+        return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a SafeLoader subclass
+    except (yaml.YAMLError, _Refused, RecursionError, ValueError, TypeError, AttributeError) as exc:
+        raise SimlabInputError(_yaml_error(exc)) from None
+
+
+def _decode(data: bytes, shown: str) -> str:
+    head = data[:64]
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+        len(head) >= 4 and (not any(head[1::2]) or not any(head[0::2])) and any(head)
+    ):
+        raise SimlabInputError(f"{shown}: the file looks like UTF-16 text; save it as UTF-8")
+    if b"\0" in data:
+        raise SimlabInputError(f"{shown}: a binary file (it holds NUL bytes), not YAML text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SimlabInputError(
+            f"{shown}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None
+
+
+def _read(path: Path) -> Any:
+    shown = show_text(str(path), 300)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise SimlabInputError(f"{shown}: cannot read the file ({exc.strerror})") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise SimlabInputError(
+            f"{shown}: the file is larger than {MAX_FILE_BYTES / 2**20:g} MiB; a run file is a "
+            "few lines of YAML"
+        )
+    text = _decode(data, shown)
+    try:
+        return load_yaml(text)
+    except SimlabInputError as exc:
+        raise SimlabInputError(f"{shown}: {exc}") from None
 
 
 def _entry_name(entry: dict[str, Any]) -> str:
     return str(entry.get("name") or entry.get("experiment", "")).replace(" ", "-")
 
 
+#: Longest override value read, in characters.
+MAX_OVERRIDE_CHARS = 100_000
+
+
 def _parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise SimlabInputError(f"override {text!r}: expected KEY=VALUE, e.g. p=0.3 or samples=1e6")
+        raise SimlabInputError(
+            f"override {shorten(text)}: expected KEY=VALUE, e.g. p=0.3 or samples=1e6"
+        )
+    if len(value) > MAX_OVERRIDE_CHARS:
+        raise SimlabInputError(
+            f"override {show_text(key)}: the value is {len(value):,} characters long; "
+            f"the limit is {MAX_OVERRIDE_CHARS:,}"
+        )
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
-    except yaml.YAMLError:
+        parsed = load_yaml(value) if value.strip() else ""
+    except SimlabInputError:  # not YAML: the text itself (then validated as the key's value)
         parsed = value
     return key.split("."), parsed
 
@@ -60,19 +217,31 @@ def _set(entry: dict[str, Any], keys: list[str], value: Any) -> None:
     elif len(keys) == 1:
         entry[keys[0]] = value
     else:
-        raise SimlabInputError(f"override {'.'.join(keys)}: unknown key")
+        raise SimlabInputError(f"override {show_text('.'.join(keys))}: unknown key")
 
 
 def apply_overrides(entries: list[dict[str, Any]], overrides: list[str], multi: bool) -> None:
-    """Apply ``key=value`` overrides to the entries in place."""
+    """Apply ``key=value`` overrides to the entries in place.
+
+    The same key given twice is an error (which one was meant?), not a silent last-wins.
+    """
+    given: set[str] = set()
     for text in overrides:
         keys, value = _parse_override(text)
+        dotted = ".".join(keys)
+        if dotted in given:
+            raise SimlabInputError(
+                f"override {show_text(dotted)}: given twice; give each key once "
+                "(a comma list sweeps: p=0.1,0.3)"
+            )
+        given.add(dotted)
         if multi and keys[0] not in ("claims",) and len(keys) > 1:
             targets = [e for e in entries if _entry_name(e) == keys[0]]
             if not targets:
-                names = ", ".join(_entry_name(e) for e in entries)
+                names = ", ".join(show_text(_entry_name(e)) for e in entries)
                 raise SimlabInputError(
-                    f"override {text!r}: no experiment named {keys[0]!r}; names: {names}"
+                    f"override {shorten(text)}: no experiment named {shorten(keys[0])}; "
+                    f"names: {names}"
                 )
             for entry in targets:
                 _set(entry, keys[1:], value)
@@ -91,36 +260,59 @@ def _claims_of(entry: dict[str, Any], where: Callable[[str], str]) -> list[str]:
         for expression in items:
             if not isinstance(expression, str | int | float) or isinstance(expression, bool):
                 raise SimlabInputError(
-                    f"{where('claims')}: {quantity}: expected an expression string, "
-                    f"got {expression!r}"
+                    f"{where('claims')}: {shorten(quantity)}: expected an expression string, "
+                    f"got {shorten(expression)}"
                 )
             texts.append(f"{quantity}={expression}")
     return texts
 
 
+def _check_keys(entry: dict[str, Any], experiment: Any, where: Callable[[str], str]) -> None:
+    """Unknown keys and null values, named in one short line before any other work."""
+    params = {p.name: p for p in (*experiment.params, *RUN_OPTIONS)}
+    for key, value in entry.items():
+        param = params.get(key) if isinstance(key, str) else None
+        if param is None:
+            raise SimlabInputError(
+                f"{where(key)}: unknown key; allowed: {', '.join(sorted(params))}"
+            )
+        if value is None and param.default is not None:
+            raise SimlabInputError(
+                f"{where(key)}: null (an empty value) is not allowed; give "
+                f"{param.allowed()}, or leave the key out for the default ({param.default})"
+            )
+
+
 def load_run_file(path: Path, overrides: list[str], **run_options: Any) -> list[RunSpec]:
     """Read, override and validate a YAML run file into run specifications."""
     data = _read(path)
+    shown = show_text(str(path), 300)
+    if data is None:
+        raise SimlabInputError(f"{shown}: the file is empty; expected 'experiment: NAME' and keys")
     if not isinstance(data, dict):
         raise SimlabInputError(
-            f"{path}: expected a mapping with 'experiment:' (or 'experiments:' a list)"
+            f"{shown}: expected a mapping with 'experiment:' (or 'experiments:' a list)"
         )
     multi = "experiments" in data
     if multi:
         entries = data["experiments"]
         shared = {k: v for k, v in data.items() if k != "experiments"}
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
-            raise SimlabInputError(f"{path}: experiments: expected a list of mappings")
+            raise SimlabInputError(f"{shown}: experiments: expected a list of mappings")
+        if not entries:
+            raise SimlabInputError(
+                f"{shown}: experiments: the list is empty; give at least one experiment"
+            )
         entries = [{**shared, **e} for e in entries]
     else:
         entries = [dict(data)]
     apply_overrides(entries, overrides, multi)
     specs = []
     for i, entry in enumerate(entries):
-        prefix = f"{path}: experiments[{i}]." if multi else f"{path}: "
+        prefix = f"{shown}: experiments[{i}]." if multi else f"{shown}: "
 
-        def where(key: str, prefix: str = prefix) -> str:
-            return f"{prefix}{key}"
+        def where(key: Any, prefix: str = prefix) -> str:
+            return f"{prefix}{show_text(str(key))}"
 
         name = entry.pop("experiment", None)
         entry.pop("name", None)
@@ -128,11 +320,17 @@ def load_run_file(path: Path, overrides: list[str], **run_options: Any) -> list[
             raise SimlabInputError(
                 f"{where('experiment')}: missing; allowed: {', '.join(REGISTRY)}"
             )
-        experiment = get_experiment(str(name), where("experiment"))
+        if not isinstance(name, str) or name not in REGISTRY:
+            raise SimlabInputError(
+                f"{where('experiment')}: unknown experiment {shorten(name)}; "
+                f"allowed: {', '.join(REGISTRY)}"
+            )
+        experiment = get_experiment(name, where("experiment"))
         claims = _claims_of(entry, where)
         entry.pop("claims", None)
         for key, value in run_options.items():
             if value is not None:
                 entry[key] = value
+        _check_keys(entry, experiment, where)
         specs.append(build_spec(experiment, entry, claims, where, claim_source=where("claims")))
     return specs

@@ -138,3 +138,105 @@ def test_shipped_config_is_valid(simlab):
     failed = [c for c in json.loads(result.stdout)["checks"] if c["verdict"] != "pass"]
     assert {c["expression"] for c in failed} == {"(1/2 - 1/(2*pi))/(1-p)"}
     assert len(failed) == 4
+
+
+def _bomb(levels: int = 9) -> str:
+    """A "billion laughs" document: 9**levels strings from a few hundred bytes."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels + 1):
+        lines.append(f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines)
+
+
+HOSTILE_FILES = [
+    # (file bytes, what the one-line message must say)
+    ((f"experiment: dropout\n{_bomb()}\np: *a9\n").encode(), "expands to more than 100,000"),
+    (b"experiment: dropout\np: &a [1, *a]\n", "recursive alias"),
+    ("experiment: dropout\np: 0.3\n".encode("utf-16"), "UTF-16"),
+    ("experiment: dropout\np: 0.3\n".encode("utf-16-le"), "UTF-16"),
+    (bytes(range(256)), "binary file"),
+    ("experiment: dropout\n# café\n".encode("latin-1"), "not UTF-8 text (byte 0xe9"),
+    (b"", "the file is empty"),
+    (b"experiments: []\n", "experiments: the list is empty"),
+    (b"experiment: dropout\np: 0.1\nN: 3\np: 0.2\n", "duplicate key 'p' at line 4"),
+    (b"experiments:\n  - {experiment: dropout, N: 3, N: 4}\n", "duplicate key 'N'"),
+    (b"experiment: dropout\np: null\n", "p: null (an empty value) is not allowed"),
+    (b"experiment: dropout\nsamples:\n", "samples: null (an empty value) is not allowed"),
+    (b"experiment: dropout\np: " + b"[" * 5000 + b"]" * 5000 + b"\n", "nested too deeply"),
+    (b"experiment: dropout\nN: " + b"1" * 5000 + b"\n", "malformed YAML"),
+    (b"experiment: dropout\np: 2024-13-45\n", "malformed YAML"),
+    (b"experiment: dropout\np: \x1b[31m\n", "a character YAML does not allow (U+001B)"),
+    (b"experiment: dropout\n'[bold red]x[/]': 1\n", "[bold red]x[/]: unknown key"),
+    (b'experiment: dropout\n"\\e[31mred": 1\n', "\\x1b[31mred: unknown key"),
+    (b"experiment: [1, 2]\n", "unknown experiment [1, 2]"),
+    (b"experiment: dropout\n1: 2\n", "1: unknown key"),
+    (b"experiment: dropout\np: !!python/object/apply:os.system ['echo hi']\n", "malformed"),
+    (b"experiment: dropout\nN: '" + b"9" * 3000 + b".5'\n", "N: '99999999999999"),
+    (b"experiment: dropout\n" + b"#" * (1 << 20) + b"\n", "larger than 1 MiB"),
+]
+
+
+@pytest.mark.parametrize("data,message", HOSTILE_FILES)
+def test_hostile_files_are_one_short_line(simlab, tmp_path, data, message):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(data)
+    result = simlab("run", str(path))
+    assert result.exit_code == 2
+    line = result.stderr.strip()
+    assert "\n" not in line and str(path) in line and message in line, line
+    assert len(line) < 600, line  # a value is never echoed whole
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_an_endless_file_is_refused_without_reading_it_all(simlab):
+    result = simlab("run", "/dev/zero")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "simlab: error: /dev/zero: the file is larger than 1 MiB; a run file is a few lines of YAML"
+    )
+
+
+def test_long_values_are_cut_in_messages(simlab, tmp_path):
+    path = tmp_path / "long.yaml"
+    path.write_text("experiment: dropout\np: '" + "x" * 100_000 + "'\n")
+    result = simlab("run", str(path))
+    assert result.exit_code == 2
+    assert "p: 'xxxxxxxx" in result.stderr and "..." in result.stderr
+    assert len(result.stderr) < 400
+    result = simlab("run", str(path), "N=" + "y" * 50_000)
+    assert result.exit_code == 2 and len(result.stderr) < 400
+
+
+def test_aliases_within_bounds_and_merge_keys_still_work(simlab, tmp_path):
+    path = tmp_path / "shared.yaml"
+    path.write_text(
+        "seed: 3\nsamples: 2000\nsmall: &small {N: 8, M: 4}\nexperiments:\n"
+        "  - {<<: *small, experiment: dropout, name: a, p: 0.2}\n"
+        "  - {<<: *small, experiment: dropout, name: b, p: 0.4}\n"
+    )
+    result = simlab("run", str(path), "--out", "r", "--quiet", "--no-plots")
+    # 'small' is not a key of dropout: merge keys work, and the holder is refused by name
+    assert result.exit_code == 2 and "experiments[0].small: unknown key" in result.stderr
+    path.write_text(
+        "seed: 3\nsamples: 2000\nexperiments:\n"
+        "  - &one {experiment: dropout, name: a, N: 8, M: 4, p: &ps [0.2, 0.4]}\n"
+        "  - {<<: *one, name: b, p: *ps, N: 16}\n"
+    )
+    result = simlab("run", str(path), "--out", "r", "--quiet", "--no-plots")
+    assert result.exit_code == 0, result.stderr
+    assert {c["params"]["p"] for c in _checks(tmp_path / "r")} == {0.2, 0.4}
+
+
+def test_an_override_given_twice_is_an_error(simlab, config):
+    result = simlab("run", str(config), "p=0.1", "p=0.2")
+    assert result.exit_code == 2
+    assert "override p: given twice" in result.stderr
+
+
+def test_a_null_is_allowed_where_the_default_is_unset(simlab, config, tmp_path):
+    path = tmp_path / "seedless.yaml"
+    path.write_text(CONFIG.replace("seed: 99", "seed: null"))
+    result = simlab("run", str(path), "--out", "r", "--quiet", "--no-plots")
+    assert result.exit_code == 0, result.stderr
+    seed = json.loads((tmp_path / "r" / "results.json").read_text())["seed"]
+    assert isinstance(seed, int) and seed > 2**64
