@@ -12,6 +12,7 @@ import numpy as np
 
 _SETUP = 0  # fixed parts of the model drawn once per sweep point (a weight matrix, say)
 _CHUNK = 1  # the samples themselves, one stream per chunk
+_STUDY = 2  # studies a point's figures show beside its checks (an eps sweep, say)
 
 
 def fresh_entropy() -> int:
@@ -27,3 +28,17 @@ def setup_rng(entropy: int, point: int) -> np.random.Generator:
 def chunk_rng(entropy: int, point: int, chunk: int) -> np.random.Generator:
     """The generator for chunk ``chunk`` of sweep point ``point``."""
     return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(_CHUNK, point, chunk)))
+
+
+def study_rng(setup: np.random.Generator, study: int) -> np.random.Generator:
+    """The generator for study ``study`` of the sweep point whose setup generator is ``setup``.
+
+    Stream ``(2, point, study)``: apart from the setup and the chunks, so a figure's study (an
+    eps sweep, a rank-against-B curve) never shifts the numbers a check is made of. Taking it does
+    not draw from ``setup``.
+    """
+    seq = setup.bit_generator.seed_seq
+    _, point = seq.spawn_key
+    return np.random.default_rng(
+        np.random.SeedSequence(seq.entropy, spawn_key=(_STUDY, point, study))
+    )

@@ -10,15 +10,13 @@ import pytest
 
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import PointContext
-from simlab.experiments.batchnorm import (
-    BatchnormGrads,
-    BatchnormStats,
+from simlab.experiments.batchnorm_grads import BatchnormGrads, GradStats
+from simlab.experiments.batchnorm_stats import BatchnormStats, draw_input, probe_batch
+from simlab.experiments.batchnorm_whiten import (
     BatchnormWhiten,
     claim_inv,
     claim_sqrtm,
-    draw_input,
     expected_sample_correlation,
-    probe_batch,
 )
 from simlab.runner import checks_for, decide_runs
 from simlab.verdicts.checks import decide, make_check
@@ -241,10 +239,10 @@ def test_gradient_claims_are_array_expressions(grads_point):
 
 
 def test_the_figure_data_separates_right_from_wrong(grads_point):
-    tol = grads_point.extras["tol"]
-    for q, errors in grads_point.extras["rel_errors"].items():
+    tol = grads_point.figure.tol
+    for q, errors in grads_point.figure.rel_errors.items():
         assert np.all(errors[np.isfinite(errors)] <= tol), q
-    for _label, (_q, errors) in grads_point.extras["wrong"].items():
+    for _label, (_q, errors) in grads_point.figure.wrong.items():
         assert np.nanmax(errors) > 0.1
 
 
@@ -289,8 +287,8 @@ def test_small_batches_no_white_cov_identity_and_nan_at_eps_zero():
     c = _decided(exp, nan)["cross_cov"]
     assert c.verdict == "undefined" and c.as_expected and "NaN" in c.note
     # every batch, not only those whose null eigenvalue rounded to <= 0 on this BLAS
-    assert np.all(np.isnan(nan.extras["kept"]["white"]))
-    assert np.all(np.isnan(nan.extras["kept"]["cross"]))
+    assert np.all(np.isnan(nan.estimates["white_cov"].reference))
+    assert np.all(np.isnan(nan.estimates["cross_cov"].reference))
     assert math.isinf(nan.estimates["cond"].value)
 
 
@@ -298,7 +296,7 @@ def test_random_correlation_matrix_and_validation():
     exp = BatchnormWhiten()
     result = exp.run_point({**WHITEN, "corr": "random"}, _ctx(300, chunk=100))
     assert all(c.verdict == "pass" for c in _decided(exp, result).values())
-    C = result.extras["C"]
+    C = result.figure.C
     np.testing.assert_allclose(np.diag(C), 1.0)
     with pytest.raises(SimlabInputError, match="rho"):
         exp.validate({**WHITEN, "M": 8, "rho": -0.2}, lambda k: f"--{k}")
@@ -364,15 +362,12 @@ def test_runner_builds_and_decides_user_claims_for_all_three():
         assert all(c.verdict == "pass" for c in run.checks), [c.id for c in run.checks]
 
 
-def test_grad_chunks_merge_like_concatenation_in_chunk_order():
-    import numpy as np
-
-    from simlab.experiments.batchnorm import GradChunk
-
+def test_grad_stats_merge_like_concatenation_in_chunk_order():
     parts = [{"a": np.arange(3) + 10 * i, "b": np.ones((3, 2)) * i} for i in range(4)]
-    merged = GradChunk(parts[0])
+    merged = GradStats(parts[0], 1e-5)
     for part in parts[1:]:
-        merged = merged.merge(GradChunk(part))
+        merged = merged.merge(GradStats(part, 1e-5))
+    assert merged.eps == 1e-5
     assert np.array_equal(merged.arrays["a"], np.concatenate([p["a"] for p in parts]))
     assert np.array_equal(merged.arrays["b"], np.concatenate([p["b"] for p in parts]))
     assert merged.arrays["a"] is merged.arrays["a"]  # joined once, then kept
