@@ -154,6 +154,7 @@ class CorrelationSampler:
             x = equal_norm_pair(rng, (S, B, widths[0]), self.rho0).astype(np.float32)
             fwd = nw.forward(x, weights, keep="z")
             rows.append(np.stack([_cosines(np.maximum(z, 0.0), B) for z in fwd.z], axis=1))
+            del weights, x, fwd  # not alive while the next stack is drawn
         return CorrelationStats(CoMoments.from_batch(np.concatenate(rows)))
 
 

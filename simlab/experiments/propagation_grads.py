@@ -271,14 +271,17 @@ class PropagationGrads(Experiment[None, GradsStats]):
         )
 
     def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
-        """Per chunk: 9 float64-sized arrays per kept entry (the instance's, then joined), the
-        float64 network, and the finite differences' stacks of about 2^21 numbers (four alive:
-        the perturbed pre-activations both ways and a layer above them)."""
+        """Per chunk: about 50 bytes per kept entry (five fields and up to two claim names),
+        twice (the instances' arrays, then joined); the float64 network; the finite
+        differences' stacks (up to ``max_entries`` perturbed copies of a layer's
+        pre-activations, both ways, and the layers above them)."""
         widths = network_widths(point)
         entries = _per_instance_entries(widths)
         network = 8 * 3 * weight_floats(widths)
-        fd = 8 * 4 * min(2**21, max(entries, 1) * max(widths))
-        return 0, 2 * 9 * 8 * entries * chunk_size + network + fd
+        largest = max(widths[k] * widths[k - 1] for k in range(1, len(widths)))
+        copies = min(int(point["max_entries"]), largest)
+        fd = 8 * 6 * min(2**21, copies * max(widths))
+        return 0, 2 * 50 * entries * chunk_size + network + fd + 2**16
 
     def claim_trial_values(self, point: Mapping[str, Any], quantity: str) -> dict[str, Any]:
         """The claim names of ``quantity`` as ones of one instance's length."""

@@ -618,16 +618,17 @@ class PropagationSignal(Experiment[SignalSetup, SignalStats]):
         )
 
     def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
-        """Per stack of S networks: float32 weights twice (forward, rescaled backward), every
-        z_l kept (float32) with its mask, inputs and g, float64 per-input statistics; per chunk
-        the float64 feature rows and the copies the moment sums make of them."""
+        """Per stack of S networks: float32 weights and, for the layers whose backward unit
+        differs, their rescaled copies; every z_l kept (float32); inputs and g; float64
+        per-input statistics. Per chunk: the float64 feature rows and the copies the moment sums
+        make of them."""
         widths = network_widths(point)
         L, B = len(widths) - 1, int(point["inputs"])
         S = stack_size(widths, B, chunk_size)
         units = sum(widths[1:])
-        per_net = 8 * weight_floats(widths) + B * (5 * units + 4 * (widths[0] + widths[-1]))
-        per_net += B * 8 * (3 * L + 4) + 2 * B * 4 * max(widths[1:])
-        features = 8 * chunk_size * (2 * L + 3) * 6
+        per_net = 6 * weight_floats(widths) + B * (4 * units + 4 * (widths[0] + widths[-1]))
+        per_net += B * 8 * (3 * L + 4)
+        features = 8 * chunk_size * (2 * L + 3) * 4
         return 64 * (2 * L + 3) ** 2, S * per_net + features
 
     def claim_values(self, result: PointResult, quantity: str) -> dict[str, Any]:

@@ -1,7 +1,10 @@
 """Mean-field predictions for deep ReLU MLPs: forward q_l, backward r_l, finite width, correlations.
 
 No random numbers here: every function is a closed form or a deterministic recursion, so it can
-be tested exactly and the samplers in :mod:`simlab.networks` can be tested against it.
+be tested exactly and the samplers in :mod:`simlab.networks` can be tested against it. Nothing
+here is shared with those samplers: each init's variance is stated in :data:`INIT_VARIANCE`, and
+the weights are drawn from :func:`simlab.networks.entry_variance`, a table of their own (a
+mistake made once in a shared helper would pass every check).
 
 Network and notation (SPEC section 1.4)
 ---------------------------------------
@@ -124,6 +127,27 @@ def resolve_gain(init: str, gain: float | None) -> float | None:
     return float(gain)
 
 
+#: Var(W_l) of each init as (numerator, fan): numerator / fan, where a numerator of None is the
+#: square of the gain (He et al. 2015; Glorot & Bengio 2010; LeCun et al. 1998; PyTorch's
+#: nn.Linear draws U(+-1/sqrt(fan_in)), of variance 1/(3 fan_in); Saxe et al. 2014 for orthogonal)
+INIT_VARIANCE: dict[str, tuple[float | None, str]] = {
+    "kaiming": (2.0, "fan_in"),
+    "kaiming_fan_out": (2.0, "fan_out"),
+    "xavier": (2.0, "fan_in + fan_out"),
+    "lecun": (1.0, "fan_in"),
+    "torch_default": (1.0, "3 fan_in"),
+    "orthogonal": (None, "max(fan_in, fan_out)"),
+    "gain": (None, "fan_in"),
+}
+_FANS = {
+    "fan_in": lambda fan_in, fan_out: fan_in,
+    "fan_out": lambda fan_in, fan_out: fan_out,
+    "fan_in + fan_out": lambda fan_in, fan_out: fan_in + fan_out,
+    "3 fan_in": lambda fan_in, fan_out: 3.0 * fan_in,
+    "max(fan_in, fan_out)": lambda fan_in, fan_out: max(fan_in, fan_out),
+}
+
+
 def weight_variance(init: str, fan_in: int, fan_out: int, gain: float | None = None) -> float:
     """Per-entry variance of a weight matrix of shape ``(fan_out, fan_in)`` under ``init``.
 
@@ -158,19 +182,10 @@ def weight_variance(init: str, fan_in: int, fan_out: int, gain: float | None = N
     fan_in = _check_positive_int("fan_in", fan_in)
     fan_out = _check_positive_int("fan_out", fan_out)
     g = resolve_gain(init, gain)
-    if init == "kaiming":
-        return 2.0 / fan_in
-    if init == "kaiming_fan_out":
-        return 2.0 / fan_out
-    if init == "xavier":
-        return 2.0 / (fan_in + fan_out)
-    if init == "lecun":
-        return 1.0 / fan_in
-    if init == "torch_default":
-        return 1.0 / (3.0 * fan_in)
-    if init == "orthogonal":
-        return g * g / max(fan_in, fan_out)
-    return g * g / fan_in  # init == "gain"
+    numerator, fan = INIT_VARIANCE[init]
+    if numerator is None:  # the gain's square
+        numerator = g * g
+    return numerator / _FANS[fan](fan_in, fan_out)
 
 
 def widths_from(L: int, width: int | Sequence[int]) -> tuple[int, ...]:

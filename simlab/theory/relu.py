@@ -57,12 +57,6 @@ def relu_cross(mu: float, s1: np.ndarray, s2: np.ndarray, rho: np.ndarray) -> np
     return half * (integrand * weights[None, :]).sum(axis=1)
 
 
-def arccos_kernel(rho: np.ndarray | float) -> np.ndarray:
-    """``E[relu(u) relu(v)] / E[relu(u)^2]`` for standard normals of correlation ``rho``."""
-    rho = np.clip(np.asarray(rho, float), -1.0, 1.0)
-    return (np.sqrt(1.0 - rho * rho) + (np.pi - np.arccos(rho)) * rho) / np.pi
-
-
 @dataclass(frozen=True)
 class DropoutMoments:
     """The seven predicted quantities of SPEC 1.1, pooled over units."""

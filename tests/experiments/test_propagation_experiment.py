@@ -329,3 +329,120 @@ def test_grads_finite_differences_are_accurate_where_plain_ones_were_not():
     exact = [c for c in run.checks if c.kind == "exact"]
     assert exact and all(c.verdict == "pass" for c in exact)
     assert max(c.estimate / c.tolerance for c in exact) < 0.2
+
+
+# ------------------------------------------------------------------------------ the protocol
+
+
+@pytest.mark.parametrize("init", ["kaiming_fan_out", "kaiming"])
+def test_a_fan_swap_planted_in_the_sampler_fails_the_builtin_check(monkeypatch, init):
+    """The prediction states each init's variance from its own table: a sampler that swaps
+    fan_in and fan_out (at unequal widths) is caught by the built-in q and r checks."""
+    point = dict(L=4, widths="8,32,8,32,8", init=init, inputs=8)
+    honest = nw.entry_variance
+
+    def swapped(init, fan_in, fan_out, gain):
+        return honest(init, fan_out, fan_in, gain)
+
+    verdicts = {
+        c.quantity: c.verdict for c in _builtin_checks(SIGNAL, _run(SIGNAL, 800, 400, **point))
+    }
+    assert verdicts["q"] == verdicts["r"] == "pass"
+    monkeypatch.setattr(nw, "entry_variance", swapped)
+    assert mf.weight_variance(init, 8, 32) != swapped(init, 8, 32, None)  # theory untouched
+    planted = _builtin_checks(SIGNAL, _run(SIGNAL, 800, 400, **point))
+    verdicts = {c.quantity: c.verdict for c in planted}
+    assert verdicts["q"] == verdicts["r"] == "fail", planted
+
+
+@pytest.mark.parametrize(
+    ("exp", "overrides"),
+    [
+        (SIGNAL, {"L": 2, "width": 32, "inputs": 4}),
+        (CORRELATION, {"L": 4, "width": 16, "inputs": 4, "rho0": 0.3}),
+    ],
+)
+def test_target_se_stops_at_a_chunk_boundary_whatever_the_workers(exp, overrides):
+    import pickle
+
+    def run(workers):
+        ctx = PointContext(
+            entropy=7, point_index=0, samples=4000, chunk_size=100, workers=workers, target_se=0.05
+        )
+        return exp.run_point(_point(exp, **overrides), ctx)
+
+    one, two = run(1), run(2)
+    assert 200 <= one.n_samples < 4000 and one.n_samples % 100 == 0
+    assert one.n_samples == two.n_samples
+    for name, est in one.estimates.items():
+        assert pickle.dumps(est) == pickle.dumps(two.estimates[name])  # byte-identical
+        value = getattr(est, "values", getattr(est, "value", None))
+        assert np.all(est.se <= 0.05 * np.abs(value))  # relative, entry by entry
+
+
+def _small_points(exp):
+    if exp is SIGNAL:
+        return [_run(SIGNAL, 64, 32, L=3, width=w, inputs=4) for w in (8, 16)]
+    if exp is CORRELATION:
+        return [_run(CORRELATION, 32, 16, L=4, width=16, inputs=4, rho0=r) for r in (0.0, 0.9)]
+    return [_run(GRADS, 2, 1, widths=w, activation="tanh") for w in ("5,4,6,3", "8,6,4")]
+
+
+@pytest.mark.parametrize("exp", [SIGNAL, CORRELATION, GRADS], ids=lambda e: e.name)
+def test_every_figure_has_a_caption_and_renders(exp, tmp_path):
+    assert exp.figures and all(spec.caption.strip() for spec in exp.figures)
+    paths = exp.render_figures(_small_points(exp), tmp_path, ("png",))
+    assert sorted(p.stem for p in paths) == sorted(spec.stem for spec in exp.figures)
+    assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+@pytest.mark.parametrize(
+    ("exp", "overrides", "chunk"),
+    [
+        (SIGNAL, {"L": 6, "width": 96, "inputs": 16}, 64),
+        (CORRELATION, {"L": 6, "width": 96, "inputs": 16}, 32),
+        (GRADS, {"widths": "24,40,24,10", "activation": "relu"}, 4),
+    ],
+    ids=["signal", "correlation", "grads"],
+)
+def test_memory_estimate_is_within_a_factor_two_of_the_measured_peak(exp, overrides, chunk):
+    import tracemalloc
+
+    point = _point(exp, **overrides)
+    setup = exp.setup(point, np.random.default_rng(0))
+    sampler = exp.sampler(point, setup)
+    sampler(np.random.default_rng(0), 1)  # first-call allocations (caches) out of the way
+    tracemalloc.start()
+    sampler(np.random.default_rng(1), chunk)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    _, per_chunk = exp.memory_bytes(point, chunk)
+    assert 0.5 < per_chunk / peak < 2.0, (per_chunk, peak)
+
+
+def test_claims_are_tried_on_stand_ins_of_the_real_shapes():
+    point = _point(SIGNAL, L=3, widths="4,8,2,6", init="xavier")
+    q = SIGNAL.claim_trial_values(point, "q")
+    assert q["l"].shape == q["n"].shape == q["c"].shape == (3,)
+    r = SIGNAL.claim_trial_values(point, "r")
+    assert r["l"].shape == r["n"].shape == r["c"].shape == (4,)
+    rho = CORRELATION.claim_trial_values(_point(CORRELATION, L=7), "rho")
+    assert rho["l"].shape == (7,)
+    d_w = GRADS.claim_trial_values(_point(GRADS, widths="5,4,6,3"), "d_W")
+    assert d_w["delta"].shape == d_w["h_prev"].shape == (5 * 4 + 4 * 6 + 6 * 3,)
+    spec = build_spec(SIGNAL, {"L": 3, "widths": "4,8,2,6"}, ["q=c*l", "r=n*l"], _where)
+    assert len(spec.claims) == 2
+
+
+def test_stats_merge_in_chunk_order_and_pickle():
+    import pickle
+
+    point = _point(GRADS, widths="5,4,6,3", activation="relu")
+    sampler = pickle.loads(pickle.dumps(GRADS.sampler(point, None)))
+    a, b = sampler(np.random.default_rng(1), 2), sampler(np.random.default_rng(2), 1)
+    merged = a.merge(b)
+    joined = np.concatenate([a.field("d_W", "analytic"), b.field("d_W", "analytic")])
+    np.testing.assert_array_equal(merged.field("d_W", "analytic"), joined)
+    for exp in (SIGNAL, CORRELATION):
+        p = _point(exp, L=2, width=8, inputs=2)
+        pickle.loads(pickle.dumps(exp.sampler(p, exp.setup(p, np.random.default_rng(0)))))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from simlab.theory.meanfield import arccos_map
 from simlab.theory.relu import (
-    arccos_kernel,
     dropout_moments,
     relu_cross,
     relu_law,
@@ -45,10 +45,10 @@ def test_cross_moment_against_2d_quadrature(mu, rho):
     assert relu_cross(mu, [s1], [s2], [rho])[0] == pytest.approx(value, rel=1e-7)
 
 
-def test_cross_moment_reduces_to_the_arccos_kernel():
+def test_cross_moment_reduces_to_the_arccos_map():
     rho = np.array([-0.9, 0.0, 0.5, 0.99])
     got = relu_cross(0.0, np.ones(4), np.ones(4), rho) / 0.5
-    np.testing.assert_allclose(got, arccos_kernel(rho), rtol=1e-9)
+    np.testing.assert_allclose(got, arccos_map(rho), rtol=1e-9)
 
 
 def test_law_integrates_to_one_and_matches_the_mean():
