@@ -226,8 +226,8 @@ class BatchnormGrads(Experiment[None, GradStats]):
 
     def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
         # per chunk: the kept instance and its references (~GRAD_BYTES_PER_ENTRY per entry) and
-        # the finite differences' working arrays (~30 batch-shaped float64 arrays)
-        return 0, chunk_size * point["B"] * point["M"] * (GRAD_BYTES_PER_ENTRY + 30 * 8)
+        # the finite differences' working arrays (~7 batch-shaped float64 arrays at a time)
+        return 0, chunk_size * point["B"] * point["M"] * (GRAD_BYTES_PER_ENTRY + 7 * 8)
 
     def label(self, point: Mapping[str, Any]) -> str:
         return describe(self.name, point)

@@ -508,10 +508,10 @@ class BatchnormStats(Experiment[StatsSetup, StatsChunk]):
 
     def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
         B, N, M = point["B"], point["N"], point["M"]
-        # the feature map, the probe batch; the eps study normalises about 2^20 numbers at once
-        # (input, centred, xhat, Yhat, H and the squares: ~10 arrays)
+        # the feature map, the probe batch; the eps study normalises one block of variances at
+        # once (input, centred, xhat, Yhat, H and the squares: ~10 arrays of the block's size)
         batches = int(np.clip((1 << 22) // B, 200, _STUDY_BATCHES))
-        study = 10 * 8 * max(1 << 20, batches * B)
+        study = 10 * 8 * max(1 << 16, batches * B)
         setup = 8 * (M * N + M + B * M) + study
         # per chunk: one block of X, Y and bn_forward's arrays (~9 of Y's size), the kept batches
         block = min(chunk_size, max(1, _BLOCK_NUMBERS // (B * max(N, M))))

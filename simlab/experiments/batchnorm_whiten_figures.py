@@ -305,8 +305,8 @@ FIGURES = (
     FigureSpec(
         "batchnorm_whiten_time",
         "Wall time per batch against M (a measurement of this machine, not a check): BN is "
-        "O(BM); whitening pays O(BM²) to form Σ and O(M³) for its eigendecomposition, so the "
-        "fitted log-log slopes are about 1 for BN and 2 to 3 for whitening",
+        "O(BM), t ∝ M; whitening pays O(BM²) to form Σ = Ycᵀ Yc/B and O(M³) for its "
+        "eigendecomposition, t ∝ M² to M³: the fitted log-log slopes",
         time_figure,
     ),
 )
