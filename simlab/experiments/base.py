@@ -81,7 +81,9 @@ class Quantity:
     """
 
     name: str
-    kind: str  # statistical | distribution | exact
+    #: statistical | distribution | exact, or descriptive (shown, never tested or targeted:
+    #: a wall time, a condition number whose mean need not exist)
+    kind: str
     description: str
     target: str = ABSOLUTE
     #: the claim name of the index of a per-entry quantity (``l`` for per-layer profiles)
@@ -135,9 +137,9 @@ class PointContext:
 
     def stop_rule(self, quantities: tuple[Quantity, ...]) -> TargetSE | None:
         """``--target-se`` for these quantities, or None when it was not asked for."""
-        if self.target_se is None:
-            return None
         targets = {q.name: q.target for q in quantities if q.has_target}
+        if self.target_se is None or not targets:
+            return None  # nothing to stop on: never compute estimates at every chunk for it
         return TargetSE(self.target_se, targets, min_samples=2 * self.chunk_size)
 
     def run(
