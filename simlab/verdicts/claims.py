@@ -178,7 +178,8 @@ def _arity(fn: Callable[..., Any]) -> tuple[int, float] | None:
     """(fewest, most) positional arguments ``fn`` takes, or None when that cannot be told.
 
     A numpy ufunc takes exactly ``nin``: its optional positional ``out`` argument would let a claim
-    write into the caller's arrays, so it is never allowed.
+    write into the caller's arrays, so it is never allowed; likewise a function's positional
+    parameters stop before one named ``out`` (``np.sum(a, axis, dtype, out)``).
     """
     if isinstance(fn, np.ufunc):
         return fn.nin, fn.nin
@@ -188,6 +189,8 @@ def _arity(fn: Callable[..., Any]) -> tuple[int, float] | None:
         return None
     fewest, most = 0, 0.0
     for p in sig.parameters.values():
+        if p.name == "out":  # numpy functions (np.sum, np.prod): never write into an input
+            break
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             most += 1
             if p.default is p.empty:
@@ -333,6 +336,14 @@ def _build_tree(
     _Refused
         With the reason (no claim prefix) when the expression is not allowed.
     """
+    # Python folds look-alike letters into ASCII (NFKC: fullwidth 'ｐ' and bold '𝐩' both parse
+    # as 'p', fullwidth '＿＿' as '__'): the claim shown would not be the claim evaluated.
+    for column, char in enumerate(expression, start=1):
+        if not char.isascii():
+            raise _Refused(
+                f"the character {_show(repr(char))} (U+{ord(char):04X}) at column {column} is "
+                "not allowed; write claims in ASCII (e.g. 'p', '-', 'pi')"
+            )
     # Newlines (e.g. from a folded YAML string) are just spaces; same length keeps the columns.
     source = expression.replace("\r", " ").replace("\n", " ")
     try:
