@@ -91,12 +91,8 @@ def _caption(experiment: str | None, stem: str) -> str:
     from simlab.experiments import REGISTRY
 
     exp = REGISTRY.get(experiment or "")
-    if exp is not None and not callable(exp.figures):
-        caption = caption_of(exp.figures, stem)
-        if caption:
-            return caption
-    captions = getattr(exp, "figure_captions", {}) if exp else {}  # TRANSITION
-    return captions.get(stem, stem.replace("_", " "))
+    caption = caption_of(exp.figures, stem) if exp is not None else None
+    return caption or stem.replace("_", " ")
 
 
 def _experiment_of(doc: dict[str, Any], figure: str) -> str | None:

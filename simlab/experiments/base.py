@@ -149,7 +149,6 @@ class PointContext:
         *,
         stop: TargetSE | None = None,
         on_fold: Callable[[Any, int], None] | None = None,
-        should_stop: Callable[[Any, int], bool] | None = None,  # TRANSITION
     ) -> ChunkRun:
         """Run ``sampler`` over this point's chunks, stopping early when ``stop`` is reached.
 
@@ -158,6 +157,7 @@ class PointContext:
         standard errors those of the samples it has. With nothing folded yet, the interruption
         propagates.
         """
+        should_stop = None
         if stop is not None:
 
             def should_stop(acc: Any, n: int) -> bool:
@@ -193,7 +193,6 @@ class PointResult:
     seconds: float
     #: the experiment's figure data for this point (a frozen dataclass of its figures module)
     figure: Any = None
-    extras: dict[str, Any] = field(default_factory=dict)  # TRANSITION: goes with the last family
 
 
 class _TraceRecorder:
@@ -339,8 +338,6 @@ class Experiment(Generic[SetupT, StatsT]):
         self, points: list[PointResult], folder: Path, formats: tuple[str, ...]
     ) -> list[Path]:
         """Draw this experiment's figures into ``folder``; return the files written."""
-        if callable(self.figures):  # TRANSITION: a family not yet on figure specs
-            return self.figures(points, folder, formats)
         return draw(self.figures, points, folder, formats)
 
     def claim_values(self, result: PointResult, quantity: str) -> dict[str, Any]:
