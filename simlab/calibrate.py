@@ -111,6 +111,9 @@ class Calibration:
     families: list[tuple[np.ndarray, np.ndarray, bool]] = field(default_factory=list)
     wrong: list[WrongResult] = field(default_factory=list)
     parts: tuple[str, ...] = ("correct", "wrong")
+    #: False when Ctrl-C or SIGTERM stopped it: ``seeds`` are then the seeds finished
+    complete: bool = True
+    seeds_requested: list[int] = field(default_factory=list)
 
     def false_alarm_curve(self, alphas: np.ndarray) -> np.ndarray:
         """Fraction of seeds with a false alarm when the same runs are decided at each alpha."""
@@ -148,16 +151,18 @@ class Calibration:
         n = len(self.seeds)
         ks, ks_p = self.ks_uniform()
         return {
+            "status": "complete" if self.complete else "partial",
             "budget": self.budget,
             "parts": list(self.parts),
             "seeds": self.seeds,
+            "seeds_requested": self.seeds_requested or self.seeds,
             "alpha": self.alpha,
             "false_alarm_runs": self.false_alarms,
-            "false_alarm_rate": self.false_alarms / n,
+            "false_alarm_rate": self.false_alarms / n if n else None,
             "false_alarm_rate_ci95": clopper_pearson(self.false_alarms, n),
             "alpha_wide": self.alpha_wide,
             "false_alarm_runs_wide": self.false_alarms_wide,
-            "false_alarm_rate_wide": self.false_alarms_wide / n,
+            "false_alarm_rate_wide": self.false_alarms_wide / n if n else None,
             "false_alarm_rate_wide_ci95": clopper_pearson(self.false_alarms_wide, n),
             "correct_checks_per_run": self.correct_checks_per_run,
             "p_values_tested": len(self.p_values),
@@ -226,27 +231,77 @@ def calibrate(
     progress: NullProgress | None = None,
     parts: tuple[str, ...] = PARTS,
 ) -> Calibration:
-    """Run the correct built-ins and/or the wrong-formula library once per seed."""
+    """Run the correct built-ins and/or the wrong-formula library once per seed.
+
+    Ctrl-C (or SIGTERM) stops the calibration: the seeds finished before it are kept and the
+    result is marked incomplete (``complete`` is False, ``seeds`` lists the finished ones,
+    ``seeds_requested`` all). A seed is counted whole or not at all, so a partial calibration is
+    exactly a calibration over fewer seeds.
+    """
     progress = progress or NullProgress()
-    result = Calibration(budget, list(seeds), alpha, alpha_wide, parts=tuple(parts))
+    result = Calibration(budget, [], alpha, alpha_wide, parts=tuple(parts))
+    result.seeds_requested = list(seeds)
     groups = _wrong_groups() if "wrong" in parts else []
     result.wrong = [record for _, _, members in groups for _, record in members]
     for seed in seeds:
-        if "correct" in parts:
-            _correct_runs(result, seed, workers, progress)
+        try:
+            commit = _one_seed(result, groups, seed, workers, progress)
+        except KeyboardInterrupt:  # outside the engine's chunks: the seed is unfinished
+            commit = None
+        if commit is None:
+            result.complete = False
+            break
+        commit()
+        result.seeds.append(seed)
+    return result
+
+
+class _Interrupted(Exception):
+    """A run of this seed was cut short by Ctrl-C: the seed is dropped."""
+
+
+def _simulate_whole(spec: Any, progress: NullProgress) -> Any:
+    run = simulate(spec, progress)
+    if not run.complete:
+        raise _Interrupted
+    return run
+
+
+def _one_seed(
+    result: Calibration,
+    groups: list[tuple[Experiment, dict[str, Any], list[tuple[WrongClaim, WrongResult]]]],
+    seed: int,
+    workers: Any,
+    progress: NullProgress,
+) -> Any:
+    """Simulate one seed; return a function that records it, or None if it was interrupted."""
+    try:
+        correct = None
+        if "correct" in result.parts:
+            specs = budget_specs(result.budget, seed, workers)
+            correct = [_simulate_whole(spec, progress) for spec in specs]
+        wrong = []
         for exp, params, members in groups:
-            raw = {**budget_raw(exp, budget), **params, "seed": seed}
+            raw = {**budget_raw(exp, result.budget), **params, "seed": seed}
             if workers is not None:
                 raw["workers"] = workers
             claims = [w.claim for w, _ in members]
             spec = build_spec(exp, raw, claims, lambda k, n=exp.name: f"known_wrong {n}: {k}")
-            run = simulate(spec, progress)
-            decide_runs([run], alpha)
+            wrong.append((_simulate_whole(spec, progress), members))
+    except _Interrupted:
+        return None
+
+    def commit() -> None:
+        if correct is not None:
+            _record_correct(result, correct)
+        for run, members in wrong:
+            decide_runs([run], result.alpha)
             for number, (_, record) in enumerate(members, start=1):
                 record.record(
                     [c for c in run.checks if c.source == "user" and f"#{number}/" in c.id]
                 )
-    return result
+
+    return commit
 
 
 def _false_alarm(family: tuple[np.ndarray, np.ndarray, bool], alpha: float) -> bool:
@@ -256,9 +311,8 @@ def _false_alarm(family: tuple[np.ndarray, np.ndarray, bool], alpha: float) -> b
     return exact_alarm or bool(np.any(np.asarray(rejected) & correct))
 
 
-def _correct_runs(result: Calibration, seed: int, workers: Any, progress: NullProgress) -> None:
+def _record_correct(result: Calibration, runs: list[Any]) -> None:
     """One seed of the course's built-in claims: false alarms at both rates, and p-values."""
-    runs = [simulate(spec, progress) for spec in budget_specs(result.budget, seed, workers)]
     decide_runs(runs, result.alpha)
     correct = [c for run in runs for c in run.checks if c.expected == "pass"]
     result.correct_checks_per_run = len(correct)

@@ -12,15 +12,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import click
+from simlab import interrupts
 
-from simlab import __version__
-from simlab.course import BUDGETS, budget_specs
-from simlab.errors import SimlabInputError
-from simlab.experiments import REGISTRY
-from simlab.experiments.base import Experiment
-from simlab.runner import RUN_OPTIONS, ExperimentRun, build_spec
-from simlab.runs import execute
+try:  # NumPy, SciPy and matplotlib load here: Ctrl-C meanwhile ends quietly, not in a traceback
+    import click
+
+    from simlab import __version__
+    from simlab.console import printable
+    from simlab.course import BUDGETS, budget_specs
+    from simlab.errors import SimlabInputError
+    from simlab.experiments import REGISTRY
+    from simlab.experiments.base import Experiment
+    from simlab.runner import RUN_OPTIONS, ExperimentRun, build_spec
+    from simlab.runs import execute
+except KeyboardInterrupt as _exc:
+    sys.stderr.write("simlab: interrupted\n")
+    raise SystemExit(interrupts.exit_status(_exc)) from None
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 FORMATS = ("png", "svg", "pdf")
@@ -133,7 +140,9 @@ def experiment_command(exp: Experiment, name: str) -> click.Command:
                     help=f"{p.help} [default: {p.default}; {p.allowed()}; {p.sweep_syntax}]",
                 )
             )
-    command = click.Command(
+    for param, p in zip(params, exp.params, strict=True):
+        param.sweepable = p.sweep and p.kind != "bool"  # type: ignore[attr-defined]
+    command = OnceCommand(
         name, callback=callback, params=params, help=exp.summary, context_settings=CONTEXT
     )
     for decorate in reversed(_run_option_decorators()):
@@ -146,8 +155,104 @@ def _finish(code: int) -> None:
         sys.exit(code)
 
 
-class SimlabGroup(click.Group):
-    """Turns bad input into one line and exit status 2, and a bug into one line and status 1."""
+def _error(message: str) -> None:
+    """The one-line form of every input error: ``simlab: error: ...`` on stderr."""
+    click.echo(f"simlab: error: {printable(message)}", err=True)
+
+
+class _OncePerOption:
+    """Each option may be given once: ``--p 0.1 --p 0.2`` is an error, not a silent last-wins.
+
+    A sweep is one comma list (``--p 0.1,0.2``); options meant to repeat (``--claim``) say so
+    with ``multiple=True``.
+    """
+
+    def make_parser(self, ctx: click.Context) -> Any:
+        parser = super().make_parser(ctx)  # type: ignore[misc]
+        parse = parser.parse_args
+
+        def parse_once(args: list[str]) -> Any:
+            opts, largs, order = parse(args=args)
+            seen: dict[str, int] = {}
+            for param in order:
+                if isinstance(param, click.Option) and not (param.multiple or param.count):
+                    seen[param.name] = seen.get(param.name, 0) + 1
+            for param in order:
+                times = seen.get(param.name, 0)
+                if times > 1:
+                    hint = (
+                        f" (a sweep is one comma list: {param.opts[0]} A,B)"
+                        if getattr(param, "sweepable", False)
+                        else ""
+                    )
+                    raise click.UsageError(
+                        f"{param.opts[0]}: given {times} times; give it once{hint}", ctx
+                    )
+            return opts, largs, order
+
+        parser.parse_args = parse_once
+        return parser
+
+
+class OnceCommand(_OncePerOption, click.Command):
+    """A command whose options may each be given once."""
+
+
+def _usage_message(exc: click.UsageError) -> str:
+    """click's usage errors in one line (a group without its command lists the commands)."""
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError) and exc.ctx is not None:
+        group = exc.ctx.command
+        names = group.list_commands(exc.ctx) if isinstance(group, click.Group) else []
+        path = exc.ctx.command_path
+        where = f"{path.partition(' ')[2]}: " if " " in path else ""
+        return (
+            f"{where}missing command; one of {', '.join(names)} "
+            f"('{path} --help' says what each does)"
+        )
+    return exc.format_message()
+
+
+class SubGroup(_OncePerOption, click.Group):
+    """A family of experiments (``simlab kept-units binomial``)."""
+
+    command_class = OnceCommand
+
+
+class SimlabGroup(_OncePerOption, click.Group):
+    """Turns bad input into one line and exit status 2, and a bug into one line and status 1.
+
+    Ctrl-C and SIGTERM end with 130 and 143 (what was done is kept by the command itself).
+    """
+
+    command_class = OnceCommand
+    group_class = SubGroup
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """click's own errors outside a command (``simlab --bogus``, ``simlab`` alone) in one
+        line too, and Ctrl-C while the arguments are read without click's ``Aborted!``."""
+        try:
+            rv = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            if not standalone_mode or _DEBUG["on"]:
+                raise
+            _error(_usage_message(exc))
+            sys.exit(2)
+        except click.ClickException as exc:
+            if not standalone_mode:
+                raise
+            _error(exc.format_message())
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort as exc:
+            if not standalone_mode:
+                raise
+            if isinstance(exc.__cause__, KeyboardInterrupt):
+                click.echo("simlab: interrupted", err=True)
+                sys.exit(interrupts.exit_status(exc.__cause__))
+            click.echo("simlab: aborted", err=True)
+            sys.exit(1)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -155,24 +260,26 @@ class SimlabGroup(click.Group):
         except SimlabInputError as exc:
             if _DEBUG["on"]:
                 raise
-            click.echo(f"simlab: error: {exc}", err=True)
+            _error(str(exc))
             ctx.exit(2)
         except click.UsageError as exc:  # click's own checks (choices, ranges): one line too
             if _DEBUG["on"]:
                 raise
-            click.echo(f"simlab: error: {exc.format_message()}", err=True)
+            _error(_usage_message(exc))
             ctx.exit(2)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             click.echo("simlab: interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(interrupts.exit_status(exc))
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
         except Exception as exc:  # a bug: say so in one line unless asked for the traceback
             if _DEBUG["on"]:
                 raise
             click.echo(
-                f"simlab: internal error: {type(exc).__name__}: {exc} "
-                "(rerun with --debug for the traceback)",
+                printable(
+                    f"simlab: internal error: {type(exc).__name__}: {exc} "
+                    "(rerun with --debug for the traceback)"
+                ),
                 err=True,
             )
             ctx.exit(1)
@@ -195,7 +302,7 @@ def _register_experiments() -> None:
             continue
         group = groups.get(parts[0])
         if group is None:
-            group = click.Group(parts[0], help=f"{parts[0]} experiments.", context_settings=CONTEXT)
+            group = SubGroup(parts[0], help=f"{parts[0]} experiments.", context_settings=CONTEXT)
             groups[parts[0]] = group
             cli.add_command(group)
         group.add_command(experiment_command(exp, parts[1]))
@@ -325,39 +432,43 @@ def calibrate_command(
     """Measure false alarms on correct claims and power against known-wrong formulas."""
     import json as _json
 
-    from rich.markup import escape
     from rich.table import Table
 
-    from simlab.calibrate import calibrate, figures
-    from simlab.console import stderr_console
+    from simlab.calibrate import calibrate
+    from simlab.console import safe, stderr_console
     from simlab.engine.progress import get_progress
-    from simlab.output import RunFolder, versions, write_json
+    from simlab.output import RunFolder, versions
 
     fmts = _formats(formats)
-    folder = RunFolder("calibrate", out)
-    with get_progress(not quiet) as progress:
-        cal = calibrate(
-            budget,
-            list(range(first_seed, first_seed + seeds)),
-            alpha,
-            alpha_wide,
-            workers,
-            progress,
-            parts=(only,) if only else ("correct", "wrong"),
-        )
+    folder = RunFolder("calibrate", out).open()  # the destination is checked before any work
+    try:
+        with get_progress(not quiet) as progress:
+            cal = calibrate(
+                budget,
+                list(range(first_seed, first_seed + seeds)),
+                alpha,
+                alpha_wide,
+                workers,
+                progress,
+                parts=(only,) if only else ("correct", "wrong"),
+            )
+    except BaseException:
+        folder.discard()
+        raise
     doc = {"versions": versions(), **cal.as_dict()}
-    with folder:
-        write_json(folder.path / "calibration.json", doc)
-        if not no_plots:
-            figures(cal, folder.path, fmts)
+    status = _write_calibration(folder, cal, doc, fmts, plots=not no_plots)
     console = stderr_console()
     n = len(cal.seeds)
-    table = Table(title=f"simlab calibrate --budget {budget}: {n} seeds", title_justify="left")
+    table = Table(
+        title=f"simlab calibrate --budget {budget}: {n} seeds"
+        + ("" if cal.complete else f" (interrupted: {n} of {len(cal.seeds_requested)})"),
+        title_justify="left",
+    )
     for col in ("what", "measured", "95% CI", "target"):
         table.add_column(col)
-    if "correct" in cal.parts:
+    if "correct" in cal.parts and n:
         _false_alarm_rows(table, doc, alpha, alpha_wide, n)
-    for w in doc["wrong_formulas"]:
+    for w in doc["wrong_formulas"] if n else []:
         lo, hi = w["power_ci95"]
         evidence = []
         if w["min_margin_se"] is not None:
@@ -369,16 +480,92 @@ def calibrate_command(
         if w["min_error_over_tolerance"] is not None:
             evidence.append(f"weakest error {w['min_error_over_tolerance']:.3g}× tolerance")
         table.add_row(
-            f"power: {escape(w['claim'])}  ({w['experiment']})",
+            f"power: {safe(w['claim'])}  ({safe(w['experiment'])})",
             f"{w['rejected']}/{w['runs']}  " + "; ".join(evidence),
             f"[{lo:.3f}, {hi:.3f}]",
             "≥ 0.99 (margin ≥ 2.33 SE)",
         )
-    if not quiet:
+    if not quiet and n:
         console.print(table)
-    console.print(f"calibration folder: {folder.final}")
-    if as_json:
-        click.echo(_json.dumps(doc, indent=2))
+    console.print(f"calibration folder: {safe(folder.where)}")
+    saved = folder.where / "calibration.json"
+    if as_json and saved.exists():
+        click.echo(_json.dumps(_json.loads(saved.read_text()), indent=2))
+    if status:
+        if status in (130, 143):
+            console.print(
+                f"[bold yellow]interrupted ({interrupts.describe(status)}): the calibration "
+                f"folder is marked partial ({n} of {len(cal.seeds_requested)} seeds)[/]"
+            )
+        sys.exit(status)
+
+
+def _write_calibration(
+    folder: Any, cal: Any, doc: dict[str, Any], fmts: tuple[str, ...], plots: bool
+) -> int:
+    """calibration.json (status partial until the figures are drawn), then the figures.
+
+    Returns 0, the exit status of an interruption (130, 143), or 1 when the folder could not be
+    written (said in one line with where the saved files are).
+    """
+    import shlex
+
+    from simlab.calibrate import figures
+    from simlab.output import write_json
+
+    status = 0 if cal.complete else interrupts.exit_status()
+    stage = "writing calibration.json"
+    try:
+        with folder:
+            try:
+                write_json(folder.path / "calibration.json", {**doc, "status": "partial"})
+                if not cal.complete:
+                    raise _Interrupted
+                if plots and cal.seeds:
+                    stage = "drawing figures"
+                    figures(cal, folder.path, fmts)
+                stage = "writing calibration.json"
+                write_json(folder.path / "calibration.json", doc)
+            except BaseException as exc:
+                with interrupts.deferred():
+                    if isinstance(exc, KeyboardInterrupt):
+                        status = interrupts.exit_status(exc)
+                    if stage != "writing calibration.json" or isinstance(exc, _Interrupted):
+                        try:
+                            write_json(
+                                folder.path / "calibration.json", {**doc, "status": "partial"}
+                            )
+                        except BaseException:
+                            (folder.path / "calibration.json").unlink(missing_ok=True)
+                    why = (
+                        f"interrupted ({interrupts.describe(status)}) while "
+                        + ("running the seeds" if isinstance(exc, _Interrupted) else stage)
+                        if isinstance(exc, KeyboardInterrupt | _Interrupted)
+                        else f"{stage} failed: {exc}"
+                    )
+                    requested = cal.seeds_requested or cal.seeds
+                    folder.mark_partial(
+                        f"This calibration did not finish: {why}.\n\n"
+                        f"What was done: {len(cal.seeds)} of {len(requested)} seeds "
+                        f"(the seeds {requested[0]} to {requested[-1]} were asked for; "
+                        "a seed is counted whole or not at all).\n\n"
+                        "To run it again:\n\n    " + shlex.join(["simlab", *sys.argv[1:]]) + "\n"
+                    )
+                if not isinstance(exc, _Interrupted):
+                    raise
+    except KeyboardInterrupt:
+        return status
+    except OSError as exc:
+        _error(
+            f"could not write the calibration folder ({exc.strerror or exc}) while {stage}; "
+            f"what was saved is in {folder.where}"
+        )
+        return 1
+    return status
+
+
+class _Interrupted(Exception):
+    """The calibration was stopped before every seed ran: write what it has, then stop."""
 
 
 def _false_alarm_rows(table: Any, doc: dict, alpha: float, alpha_wide: float, n: int) -> None:
@@ -471,7 +658,8 @@ _register_experiments()
 
 
 def main() -> None:
-    """Entry point of the ``simlab`` console script."""
+    """Entry point of the ``simlab`` console script (and of ``python -m simlab``)."""
+    interrupts.install()
     cli(prog_name="simlab")
 
 

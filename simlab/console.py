@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from rich.console import Console
@@ -11,6 +12,24 @@ from rich.table import Table
 from simlab.verdicts.checks import Check
 
 _VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "undefined": "bold yellow"}
+
+#: C0 and C1 control characters (escape sequences start with one) and DEL
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: object) -> str:
+    """``text`` with every control character shown as its escape (``\\x1b``), never sent raw.
+
+    User text (a path, a claim, a file name) echoed raw could move the cursor, recolour or
+    retitle the terminal, or break a one-line message over several lines.
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], str(text))
+
+
+def safe(text: object) -> str:
+    """User text to print through rich: control characters escaped, then rich markup escaped
+    (``a[/]b`` is a path, not a closing tag)."""
+    return escape(printable(text))
 
 
 def stderr_console() -> Console:
@@ -73,7 +92,7 @@ def _resolution(c: Check) -> str:
 
 def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
     """One row per check: claim, setting, measured, predicted, statistic, p, resolution, verdict."""
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(title=safe(title), title_justify="left", header_style="bold")
     for col in (
         "claim",
         "setting",
@@ -94,16 +113,16 @@ def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
             if last is not None:
                 table.add_section()
             if topics:  # a course run: each experiment's checks under its name
-                table.add_row(f"[bold]{escape(c.experiment)}[/]", end_section=True)
+                table.add_row(f"[bold]{safe(c.experiment)}[/]", end_section=True)
         last = c.experiment
         labelled = c.source == "user" or "~" in c.id  # a user claim, or one of several built-ins
-        claim = escape(f"{c.quantity} = {c.expression}" if labelled else c.quantity)
+        claim = safe(f"{c.quantity} = {c.expression}" if labelled else c.quantity)
         verdict = c.verdict or "?"
         if c.expected == "fail":
             verdict += " (expected)" if c.verdict == "fail" else " (expected fail)"
         table.add_row(
             claim,
-            escape(_setting(c)),
+            safe(_setting(c)),
             c.source,
             _measured(c),
             _predicted(c),

@@ -7,15 +7,24 @@ produce the same folder, table and JSON.
 from __future__ import annotations
 
 import json
+import os
+import shlex
 import sys
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rich.markup import escape
-
-from simlab.console import checks_table, notes, stderr_console, summary_counts, summary_line
+from simlab import interrupts
+from simlab.console import (
+    checks_table,
+    notes,
+    printable,
+    safe,
+    stderr_console,
+    summary_counts,
+    summary_line,
+)
 from simlab.engine.progress import get_progress
 from simlab.output import (
     SCHEMA_VERSION,
@@ -88,15 +97,68 @@ def results_document(
     return doc
 
 
-def _config_document(runs: list[ExperimentRun]) -> dict[str, Any]:
-    if len(runs) == 1:
-        return runs[0].spec.as_config()
-    return {"experiments": [run.spec.as_config() for run in runs]}
+def _config_document(specs: list[RunSpec]) -> dict[str, Any]:
+    """The replayable configuration of every spec of the run (the ones not reached included)."""
+    if len(specs) == 1:
+        return specs[0].as_config()
+    return {"experiments": [spec.as_config() for spec in specs]}
+
+
+def partial_note(
+    specs: list[RunSpec],
+    runs: list[ExperimentRun],
+    why: str,
+    folder: Path,
+    written: list[str] | None = None,
+) -> str:
+    """The PARTIAL note of an unfinished run: why, what was done per experiment, how to go on.
+
+    ``runs`` are the experiments that started (in ``specs`` order); ``folder`` is where the
+    run is published; ``written`` lists the files the run folder holds.
+    """
+    lines = [f"This run did not finish: {why}.", ""]
+    lines.append("What was done:")
+    for index, spec in enumerate(specs):
+        points = spec.points()
+        planned = spec.samples * len(points)
+        name = spec.experiment.name
+        if index >= len(runs):
+            lines.append(f"- {name}: not started (0 of {len(points)} points)")
+            continue
+        run = runs[index]
+        done = len(run.points)
+        text = (
+            f"- {name}: {done} of {len(points)} points simulated, "
+            f"{run.samples_done:,} of {planned:,} samples folded"
+        )
+        if not run.complete and run.points and run.points[-1].n_samples < spec.samples:
+            last = run.points[-1]
+            text += (
+                f" (point {done} was interrupted after {last.n_samples:,} of "
+                f"{spec.samples:,} samples; its checks use what it had)"
+            )
+        elif not run.complete and done < len(points):
+            text += f" (point {done + 1} was interrupted before a chunk was folded; it is dropped)"
+        lines.append(text)
+    if written is not None:
+        lines += ["", "Files: " + (", ".join(written) if written else "none")]
+    config = folder / "config.yaml"
+    lines += [
+        "",
+        "To run it again (from the start, with the same seed, so the finished points repeat",
+        "the same numbers):",
+        "",
+        f"    simlab run {shlex.quote(str(config))}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _draw(experiment: Any, points: list, target: Path, formats: tuple[str, ...]) -> list[Path]:
     """One experiment's figures (a top-level function, so a worker process can run it)."""
-    return experiment.render_figures(points, target, formats)
+    render = getattr(experiment, "render_figures", None)
+    if render is None:  # an experiment class from before figure specs
+        return experiment.figures(points, target, formats)
+    return render(points, target, formats)
 
 
 def _can_spawn() -> bool:
@@ -108,18 +170,39 @@ def _can_spawn() -> bool:
     return main_file is None or Path(main_file).exists()
 
 
+def _stop_pool(pool: Any) -> None:
+    """Stop a process pool now: cancel what has not started and kill the workers drawing.
+
+    The workers ignore Ctrl-C (the parent decides), so on an interruption they are killed
+    rather than left to finish a figure nobody will wait for.
+    """
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.kill()
+        except (OSError, ValueError, AttributeError):
+            pass
+
+
 def draw_figures(
-    runs: list[ExperimentRun], root: Path, formats: tuple[str, ...], quiet: bool
+    runs: list[ExperimentRun],
+    root: Path,
+    formats: tuple[str, ...],
+    quiet: bool,
+    drawn: list[str] | None = None,
 ) -> list[str]:
     """Draw every run's figures under ``root`` (one folder per experiment when there are several).
 
     Drawing is pure-Python matplotlib work that threads cannot share, and it takes longer than
     the quick course's simulation, so the experiments are drawn in worker processes, one per
-    core the run uses. Returns the figure paths relative to ``root``, in run order.
+    core the run uses. Returns the figure paths relative to ``root``, in run order. ``drawn``,
+    if given, receives each experiment's paths as they are finished, so an interruption knows
+    which figures exist. Workers ignore Ctrl-C and SIGTERM; on either the parent stops them.
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    drawn = [] if drawn is None else drawn
     jobs = []
     for run in runs:
         if not run.points:
@@ -132,22 +215,55 @@ def draw_figures(
     workers = min(max((run.spec.workers for run in runs), default=1), len(jobs))
     if not _can_spawn():
         workers = 1
-    paths: list[list[Path]] = []
+
+    def done(paths: list[Path]) -> None:
+        drawn.extend(str(p.relative_to(root)) for p in paths)
+        progress.advance(1)
+
     with get_progress(not quiet and bool(jobs)) as progress:
         progress.start("drawing figures", len(jobs))
         if workers <= 1:
             for job in jobs:
-                paths.append(_draw(*job))
-                progress.advance(1)
+                done(_draw(*job))
         else:
             # spawn, not fork: the parent has BLAS and progress-bar threads running
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                futures = [pool.submit(_draw, *job) for job in jobs]
+            pool = ProcessPoolExecutor(
+                workers, mp_context=context, initializer=interrupts.ignore_in_worker
+            )
+            try:
+                with interrupts.blocked():  # workers start with the signals blocked
+                    futures = [pool.submit(_draw, *job) for job in jobs]
                 for future in futures:
-                    paths.append(future.result())
-                    progress.advance(1)
-    return [str(p.relative_to(root)) for group in paths for p in group]
+                    done(future.result())
+            except BaseException:
+                _stop_pool(pool)
+                raise
+            pool.shutdown(wait=True)
+    return list(drawn)
+
+
+def _write_report(folder: RunFolder, title: str) -> None:
+    """report.html, written under a temporary name and renamed (never a truncated page)."""
+    tmp = folder.path / f".report.{os.getpid()}.tmp"
+    try:
+        write_report([folder.path], tmp, title, shown_as=[str(folder.final)])
+        os.replace(tmp, folder.path / "report.html")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _files(root: Path) -> list[str]:
+    """The files of a run folder (relative, sorted; hidden temporary files left out)."""
+    try:
+        return sorted(
+            str(p.relative_to(root))
+            for p in root.rglob("*")
+            if p.is_file() and not p.name.startswith(".") and p.name != "PARTIAL"
+        )
+    except OSError:
+        return []
 
 
 def execute(
@@ -161,50 +277,148 @@ def execute(
     quiet: bool,
     title: str | None = None,
 ) -> int:
-    """Run ``specs`` as one run (one Holm family, one folder). Returns the exit status."""
+    """Run ``specs`` as one run (one Holm family, one folder). Returns the exit status.
+
+    The destination is checked and locked first (:meth:`RunFolder.open`): a problem with it is
+    an input error before any simulation. Then the specs are simulated and the folder written
+    in order of value: config.yaml, results.json and checks.csv (the results), then figures
+    and the report. results.json says ``"status": "partial"`` until everything is written; an
+    interruption (Ctrl-C or SIGTERM) at any point publishes ``<name>_partial`` with what was
+    done and a PARTIAL note (:func:`partial_note`). A file system error while writing (a full
+    disk) ends with one line that says where the saved files are.
+    """
     console = stderr_console()
+    title = title or f"simlab {label}"
     started = datetime.now()
     t0 = time.perf_counter()
-    folder = RunFolder(label, out)  # validates --out before any work
+    folder = RunFolder(label, out).open()  # the destination is checked before any work
     runs: list[ExperimentRun] = []
     complete = True
-    with get_progress(not quiet) as progress:
-        for spec in specs:
-            run = simulate(spec, progress)
-            runs.append(run)
-            if not run.complete:
-                complete = False
-                break
+    stage = "simulating"
+    try:
+        with get_progress(not quiet) as progress:
+            for spec in specs:
+                run = simulate(spec, progress)
+                runs.append(run)
+                if not run.complete:
+                    complete = False
+                    break
+    except KeyboardInterrupt:  # outside the engine's chunks (a point's set-up, say)
+        complete = False
+        if len(runs) < len(specs):  # the experiment it stopped keeps no point
+            runs.append(ExperimentRun(specs[len(runs)], [], [], time.perf_counter() - t0, False))
+    except BaseException:
+        folder.discard()
+        raise
     seconds = time.perf_counter() - t0
-    decide_runs(runs, specs[0].alpha)
-    checks = [c for run in runs for c in run.checks]
-    doc = results_document(runs, started, seconds, complete)
-    with folder:
-        if not complete:
-            folder.mark_partial("interrupted (Ctrl-C) before every point was simulated")
-        write_yaml(folder.path / "config.yaml", _config_document(runs))
-        write_checks_csv(folder.path / "checks.csv", checks)
-        figures = draw_figures(runs, folder.path, formats, quiet) if plots else []
-        doc["figures"] = figures
-        write_json(folder.path / "results.json", doc)
-        write_report(
-            [folder.path],
-            folder.path / "report.html",
-            title or f"simlab {label}",
-            shown_as=[str(folder.final)],
+    interrupted = None if complete else interrupts.exit_status()
+    checks: list = []
+    figures: list[str] = []
+    try:
+        with folder:
+            try:
+                # the results first, and whole: a Ctrl-C meanwhile stops the run after them
+                with interrupts.deferred(reraise=True):
+                    stage = "writing config.yaml"
+                    write_yaml(folder.path / "config.yaml", _config_document(specs))
+                    stage = "deciding"
+                    decide_runs(runs, specs[0].alpha)
+                    checks = [c for run in runs for c in run.checks]
+                    doc = results_document(runs, started, seconds, complete=False)
+                    doc["figures"] = figures
+                    stage = "writing results"
+                    write_json(folder.path / "results.json", doc)
+                    write_checks_csv(folder.path / "checks.csv", checks)
+                if not complete:
+                    stage = "writing the report"
+                    _write_report(folder, title)
+                    raise _Stop
+                if plots:
+                    stage = "drawing figures"
+                    draw_figures(runs, folder.path, formats, quiet, drawn=figures)
+                stage = "writing the report"
+                doc = results_document(runs, started, seconds, complete=True)
+                doc["figures"] = figures
+                write_json(folder.path / "results.json", doc)
+                _write_report(folder, title)
+            except BaseException as exc:
+                if isinstance(exc, KeyboardInterrupt):
+                    interrupted = interrupts.exit_status(exc)
+                with interrupts.deferred():  # a further Ctrl-C must not cut this short
+                    _keep_partial(folder, specs, runs, started, seconds, figures, stage, exc)
+                if not isinstance(exc, _Stop):
+                    raise
+    except KeyboardInterrupt:
+        console.print(
+            f"[bold yellow]interrupted ({interrupts.describe(interrupted)}) while {stage}: "
+            f"what was done is in {safe(folder.final)}[/]"
         )
+        return interrupted or 130
+    except OSError as exc:
+        where = folder.where
+        saved = _files(where)
+        click_line = (
+            f"simlab: error: could not write the run folder ({printable(exc.strerror or exc)}"
+            f"{': ' + printable(exc.filename) if exc.filename else ''}) while {stage}; "
+            f"what was saved is in {printable(where)}"
+            + (f" ({', '.join(saved)})" if saved else " (no files)")
+        )
+        sys.stderr.write(click_line + "\n")
+        return 1
     if as_json:
         sys.stdout.write(
             json.dumps(json.loads((folder.final / "results.json").read_text()), indent=2) + "\n"
         )
     if not quiet:
-        console.print(checks_table(checks, title or f"simlab {label}"))
+        console.print(checks_table(checks, title))
         for line in notes(checks):
-            console.print(f"[dim]note[/] {escape(line)}")
+            console.print(f"[dim]note[/] {safe(line)}")
     console.print(summary_line(checks, specs[0].alpha, seconds))
-    console.print(f"run folder: {folder.final}")
-    if not complete:
-        console.print("[bold yellow]interrupted: the run folder is marked partial[/]")
-        return 130
+    console.print(f"run folder: {safe(folder.final)}")
+    if interrupted is not None:
+        console.print(
+            f"[bold yellow]interrupted ({interrupts.describe(interrupted)}): "
+            "the run folder is marked partial (see its PARTIAL note)[/]"
+        )
+        return interrupted
     counts = summary_counts(checks)
     return 1 if counts["unexpected"] else 0
+
+
+class _Stop(Exception):
+    """The simulation was interrupted: the results are written, the rest is skipped."""
+
+
+def _keep_partial(
+    folder: RunFolder,
+    specs: list[RunSpec],
+    runs: list[ExperimentRun],
+    started: datetime,
+    seconds: float,
+    figures: list[str],
+    stage: str,
+    exc: BaseException,
+) -> None:
+    """Mark the folder partial: results.json rewritten as partial, and the PARTIAL note.
+
+    Best effort, on a full disk included: a results.json that cannot be rewritten as partial
+    is removed rather than left saying ``complete`` in a ``_partial`` folder.
+    """
+    if isinstance(exc, _Stop):
+        why = f"interrupted ({interrupts.describe()}) before every point was simulated"
+    elif isinstance(exc, KeyboardInterrupt):
+        why = f"interrupted ({interrupts.describe(interrupts.exit_status(exc))}) while {stage}"
+    elif isinstance(exc, OSError):
+        why = f"the run folder could not be written while {stage}: {exc.strerror or exc}"
+    else:
+        why = f"crashed while {stage}: {exc!r}"
+    results = folder.path / "results.json"
+    if results.exists() and not isinstance(exc, _Stop):
+        try:
+            doc = results_document(runs, started, seconds, complete=False)
+            doc["figures"] = list(figures)
+            write_json(results, doc)
+        except BaseException:
+            results.unlink(missing_ok=True)
+    note = partial_note(specs, runs, why, folder.partial_destination(), _files(folder.path))
+    folder.mark_partial(note)

@@ -207,3 +207,66 @@ def test_click_checked_options_also_fail_in_one_line(simlab, args, message):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("simlab: error: ") and message in lines[0]
+
+
+# -- user text is never read as markup nor echoed raw; click's errors in one line -------------
+
+
+def test_an_out_path_with_markup_brackets_is_printed_as_given(simlab, tmp_path):
+    result = simlab("dropout", *SMALL, "--no-plots", "--out", "a[/]b")
+    assert result.exit_code == 0, result.stderr
+    assert "run folder: a[/]b" in result.stderr
+    assert (tmp_path / "a[" / "]b" / "results.json").exists()
+
+
+def test_escape_sequences_in_user_text_are_not_echoed_raw(simlab, tmp_path):
+    result = simlab("dropout", *SMALL, "--no-plots", "--out", "red\x1b[31mrun\nx")
+    assert result.exit_code == 0, result.stderr
+    assert "\x1b" not in result.stderr and "run folder: red\\x1b[31mrun\\nx" in result.stderr
+    bad = simlab("dropout", *SMALL, "--no-plots", "--out", "y" * 250 + "\x1b]0;owned\x07")
+    assert bad.exit_code == 2 and "\x1b" not in bad.stderr and "\x07" not in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--bogus", "dropout"), "No such option '--bogus'"),
+        (("kept-units",), "kept-units: missing command; one of binomial, poisson-limit, thinning"),
+        (("batchnorm",), "batchnorm: missing command; one of grads, stats, whiten"),
+        ((), "missing command; one of batchnorm, calibrate, check"),
+        (("kept-units", "nope"), "No such command 'nope'"),
+    ],
+)
+def test_clicks_own_errors_are_one_line_exit_2(simlab, args, message):
+    result = simlab(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("simlab: error: "), result.stderr
+    assert message in lines[0]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("dropout", "--p", "0.1", "--p", "0.2"), "--p: given 2 times; give it once"),
+        (("dropout", "--seed", "1", "--seed", "2"), "--seed: given 2 times"),
+        (("dropout", "--rescale", "--no-rescale"), "--rescale: given 2 times"),
+        (("kept-units", "binomial", "--M", "3", "--M", "4"), "--M: given 2 times"),
+        (("run", "--seed", "1", "--seed", "2", "x.yaml"), "--seed: given 2 times"),
+        (("check", "--budget", "quick", "--budget", "standard"), "--budget: given 2 times"),
+    ],
+)
+def test_a_repeated_option_is_an_error_not_last_wins(simlab, tmp_path, args, message):
+    result = simlab(*args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("simlab: error: ") and message in lines[0]
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_claims_may_repeat(simlab):
+    doc = simlab.json(
+        "dropout", *SMALL, "--no-plots", "--claim", "mean_before=0.39894", "--claim", "var_after=1"
+    )
+    assert sum(c["source"] == "user" for c in doc["checks"]) == 2
