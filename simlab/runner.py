@@ -7,6 +7,7 @@ checks (built-in and user claims) -> Holm-Bonferroni verdicts over the whole run
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import time
 from collections.abc import Callable
@@ -26,6 +27,8 @@ from simlab.verdicts.claims import Claim, parse_claim
 from simlab.verdicts.estimates import Prediction
 
 DEFAULT_ALPHA = 0.001
+#: sweep points in one run (the Cartesian product of every listed parameter)
+MAX_POINTS = 10_000
 
 #: run options shared by every experiment (CLI options and YAML keys of the same name)
 RUN_OPTIONS: tuple[Param, ...] = (
@@ -33,8 +36,8 @@ RUN_OPTIONS: tuple[Param, ...] = (
         "samples",
         "int",
         0,
-        "number of independent samples per sweep point (1e6 is fine)",
-        low=1,
+        "number of independent samples per sweep point (1e6 is fine; a standard error needs 2)",
+        low=2,
         high=10**15,
         sweep=False,
     ),
@@ -156,6 +159,13 @@ def build_spec(
         chunk_size=options["chunk_size"] or experiment.default_chunk_size,
         target_se=options["target_se"],
     )
+    n_points = math.prod(len(v) for v in params.values() if isinstance(v, list))
+    if n_points > MAX_POINTS:
+        swept = ", ".join(f"{k} ({len(v)})" for k, v in params.items() if isinstance(v, list))
+        raise SimlabInputError(
+            f"{where(next(k for k, v in params.items() if isinstance(v, list)))}: the sweep "
+            f"{swept} has {n_points:,} points; at most {MAX_POINTS:,} are allowed in one run"
+        )
     points = spec.points()
     for point in points:
         experiment.validate(point, where)

@@ -743,12 +743,9 @@ def test_any_overrides_on_the_command_line_end_cleanly(overrides, out_name):
         _invoke_in_fresh_folder(["run", str(path), *overrides], out_name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by test_any_command_line_ends_cleanly: one sample gives no rho estimate and "
-    "runner.checks_for raises KeyError on a user claim on rho (runner.py, owned elsewhere)",
-)
 def test_a_claim_on_a_quantity_one_sample_cannot_estimate(simlab):
+    """Found by test_any_command_line_ends_cleanly: one sample gave no rho estimate and a
+    KeyError; a standard error needs two samples, so --samples 1 is refused up front."""
     result = simlab(
         "propagation", "correlation", "--L", "4", "--width", "4", "--inputs", "4",
         "--samples", "1", "--claim", "rho=rho0", "--no-plots", "--quiet", "--out", "r",

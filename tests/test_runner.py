@@ -62,3 +62,19 @@ def test_claims_that_cannot_evaluate_are_refused_before_any_work(simlab, args, m
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert not (simlab.folder / "outputs").exists()  # nothing simulated, nothing written
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["dropout", "--samples", "1"], "expected an integer in [2,"),
+        (["dropout", "--sigma_x", "1e-37"], "--sigma_x: '1e-37' is not allowed"),
+        (["dropout", "--bias", "1e308"], "--bias: '1e308' is not allowed"),
+        (["dropout", "--p", ",".join(["0.5"] * 101), "--M", ",".join(["8"] * 100)],
+         "at most 10,000 are allowed"),
+    ],
+)  # fmt: skip
+def test_values_the_run_cannot_honour_are_refused_up_front(simlab, args, message):
+    result = simlab(*args, "--quiet")
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr

@@ -167,8 +167,9 @@ class Dropout(Experiment[DropoutSetup, DropoutStats]):
         ),
         count("N", 512, "input width"),
         count("M", 256, "number of ReLU units (M <= N for orthonormal weights)"),
-        Param("sigma_x", "float", 1.0, "standard deviation of the inputs", low=0.0, low_open=True),
-        Param("bias", "float", 0.0, "bias of every unit (mu)"),
+        # The network runs in float32: scales far from 1 would under- or overflow its units.
+        Param("sigma_x", "float", 1.0, "standard deviation of the inputs", low=1e-6, high=1e6),
+        Param("bias", "float", 0.0, "bias of every unit (mu)", low=-1e6, high=1e6),
         Param(
             "weights",
             "choice",
