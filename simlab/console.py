@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from simlab.verdicts import format as fmt
 from simlab.verdicts.checks import Check
 
 _VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "undefined": "bold yellow"}
@@ -40,70 +41,10 @@ def stderr_console() -> Console:
     return console
 
 
-def _num(x: float | None, digits: int = 5) -> str:
-    return "—" if x is None else f"{x:.{digits}g}"
-
-
-def _setting(c: Check) -> str:
-    return (
-        ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in c.params.items())
-        or "—"
-    )
-
-
-def _measured(c: Check) -> str:
-    if c.kind == "statistical":
-        return f"{_num(c.estimate)} ± {_num(c.se, 2)}"
-    if c.kind == "distribution":
-        return f"TV {_num(c.estimate, 3)}"
-    return f"max rel err {_num(c.estimate, 2)}"
-
-
-def _predicted(c: Check) -> str:
-    if c.kind == "statistical":
-        text = _num(c.predicted)
-        if c.tolerance:
-            text += f" (±{c.tolerance:.2g})"
-        return text
-    if c.kind == "distribution":
-        return "pmf"
-    return f"≤ {_num(c.tolerance, 2)}"
-
-
-def _statistic(c: Check) -> str:
-    if c.kind == "statistical":
-        return "—" if c.z is None else f"z = {c.z:+.2f}"
-    if c.kind == "distribution":
-        return "—" if c.statistic is None else f"χ² = {c.statistic:.1f} ({c.dof:g} dof)"
-    return "—"
-
-
-def _resolution(c: Check) -> str:
-    if c.resolution is None:
-        return "—"
-    if c.kind == "statistical" and c.resolution_kind == "relative":
-        return f"{c.resolution:.2%}"
-    if c.kind == "distribution":
-        return f"w {c.resolution:.2g}"
-    if c.kind == "exact":
-        return "—"
-    return f"{c.resolution:.2g} abs"
-
-
 def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
     """One row per check: claim, setting, measured, predicted, statistic, p, resolution, verdict."""
     table = Table(title=safe(title), title_justify="left", header_style="bold")
-    for col in (
-        "claim",
-        "setting",
-        "source",
-        "measured",
-        "predicted",
-        "statistic",
-        "p-value",
-        "resolution",
-        "verdict",
-    ):
+    for col in fmt.COLUMNS:
         table.add_column(col, overflow="fold")
     last = None
     checks = list(checks)
@@ -115,21 +56,17 @@ def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
             if topics:  # a course run: each experiment's checks under its name
                 table.add_row(f"[bold]{safe(c.experiment)}[/]", end_section=True)
         last = c.experiment
-        labelled = c.source == "user" or "~" in c.id  # a user claim, or one of several built-ins
-        claim = safe(f"{c.quantity} = {c.expression}" if labelled else c.quantity)
-        verdict = c.verdict or "?"
-        if c.expected == "fail":
-            verdict += " (expected)" if c.verdict == "fail" else " (expected fail)"
+        text = fmt.row(c)
         table.add_row(
-            claim,
-            safe(_setting(c)),
-            c.source,
-            _measured(c),
-            _predicted(c),
-            _statistic(c),
-            "—" if c.p_value is None else f"{c.p_value:.2g}",
-            _resolution(c),
-            f"[{_VERDICT_STYLE.get(c.verdict or '', 'dim')}]{verdict}[/]",
+            safe(text["claim"]),
+            safe(text["setting"]),
+            text["source"],
+            text["measured"],
+            text["predicted"],
+            text["statistic"],
+            text["p-value"],
+            text["resolution"],
+            f"[{_VERDICT_STYLE.get(c.verdict or '', 'dim')}]{text['verdict']}[/]",
         )
     return table
 
