@@ -155,10 +155,7 @@ def partial_note(
 
 def _draw(experiment: Any, points: list, target: Path, formats: tuple[str, ...]) -> list[Path]:
     """One experiment's figures (a top-level function, so a worker process can run it)."""
-    render = getattr(experiment, "render_figures", None)
-    if render is None:  # an experiment class from before figure specs
-        return experiment.figures(points, target, formats)
-    return render(points, target, formats)
+    return experiment.render_figures(points, target, formats)
 
 
 def _can_spawn() -> bool:
