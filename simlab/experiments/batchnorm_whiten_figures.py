@@ -82,7 +82,7 @@ def corr_figure(points: Sequence[PointResult]):
     pt = _shown(points)
     data: WhitenFigureData = pt.figure
     C = data.C
-    fig, axes = new_figure(ncols=3, width=4.3, height=4.0)
+    fig, axes = new_figure(ncols=3, width=4.3, height=4.0, layout="constrained")
     norm = TwoSlopeNorm(vmin=-1.0, vcenter=0.0, vmax=1.0)
     panels = (
         (C, "population correlation C"),

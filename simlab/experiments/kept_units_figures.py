@@ -368,7 +368,7 @@ def thinning_joint_figure(points: Sequence[PointResult]):
     obs, exp_ = table[:rk, :rd] / n, data.product[:rk, :rd]
     positive = np.concatenate([obs[obs > 0], exp_[exp_ > 0]])
     norm = LogNorm(vmin=max(positive.min(), 0.5 / n), vmax=positive.max())
-    fig, axes = new_figure(ncols=3, width=4.6, height=4.3)
+    fig, axes = new_figure(ncols=3, width=4.6, height=4.3, layout="constrained")
     extent = (-0.5, rd - 0.5, -0.5, rk - 0.5)
     lam_q, lam_p = lam * data.q, lam * (1.0 - data.q)
     for ax, shown, title in (

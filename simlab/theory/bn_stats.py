@@ -8,7 +8,6 @@ import math
 from typing import Literal
 
 import numpy as np
-import scipy.integrate
 from numpy.typing import ArrayLike, NDArray
 
 from simlab.theory.bn_forward import _as_param, bn_forward
@@ -52,6 +51,8 @@ def _chi2_ratio_deficit(k: int, c: float) -> float:
     integrated in ``t = log w`` with a breakpoint at ``log c``, where the integrand turns over, so
     tiny and huge c are both resolved to ~1e-12 relative.
     """
+    import scipy.integrate
+
     half_k = 0.5 * k
     log_c = math.log(c)
 

@@ -12,7 +12,6 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
 
 __all__ = [
     "barbour_hall_bounds",
@@ -40,6 +39,8 @@ def binomial_pmf(k: ArrayLike, M: int, q: float) -> np.ndarray:
     numpy.ndarray of float
         ``comb(M, k) q**k (1-q)**(M-k)``, same shape as ``k``.
     """
+    from scipy import stats
+
     return np.asarray(stats.binom.pmf(k, M, q), dtype=float)
 
 
@@ -58,6 +59,8 @@ def poisson_pmf(k: ArrayLike, lam: float) -> np.ndarray:
     numpy.ndarray of float
         ``exp(-lam) lam**k / k!``, same shape as ``k``.
     """
+    from scipy import stats
+
     return np.asarray(stats.poisson.pmf(k, lam), dtype=float)
 
 
@@ -101,6 +104,8 @@ def tv_binomial_poisson(M: int, lam: float) -> float:
     float
         The distance, in [0, 1].
     """
+    from scipy import stats
+
     M, lam = _check_M_lam(M, lam)
     q = lam / M
     k_far = int(math.ceil(lam + 40.0 * math.sqrt(lam) + 60.0))

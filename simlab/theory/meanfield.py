@@ -54,7 +54,6 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 
 import numpy as np
-from scipy import stats
 
 from simlab.errors import SimlabInputError
 
@@ -400,6 +399,8 @@ def norm_ratio_moment(widths: Sequence[int], k: int) -> float:
     :func:`hanin_rolnick_second_moment`), which also gives its histogram by sampling or by
     numerical convolution of ``log Y_l``.
     """
+    from scipy import stats
+
     ws = _as_widths(widths)
     if isinstance(k, bool) or not isinstance(k, Integral) or k < 0:
         raise PropagationInputError(f"k: {k!r} is not allowed; it must be an integer >= 0")

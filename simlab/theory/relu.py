@@ -11,11 +11,12 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import special, stats
 
 
 def relu_mean(mu: np.ndarray | float, s: np.ndarray | float) -> np.ndarray:
     """``E[relu(z)]`` for ``z ~ N(mu, s^2)``."""
+    from scipy import stats
+
     mu, s = np.asarray(mu, float), np.asarray(s, float)
     a = mu / s
     return mu * stats.norm.cdf(a) + s * stats.norm.pdf(a)
@@ -23,6 +24,8 @@ def relu_mean(mu: np.ndarray | float, s: np.ndarray | float) -> np.ndarray:
 
 def relu_second(mu: np.ndarray | float, s: np.ndarray | float) -> np.ndarray:
     """``E[relu(z)^2]`` for ``z ~ N(mu, s^2)``."""
+    from scipy import stats
+
     mu, s = np.asarray(mu, float), np.asarray(s, float)
     a = mu / s
     return (mu * mu + s * s) * stats.norm.cdf(a) + mu * s * stats.norm.pdf(a)
@@ -40,6 +43,8 @@ def relu_cross(mu: float, s1: np.ndarray, s2: np.ndarray, rho: np.ndarray) -> np
     ReLU mean is closed form; the remaining integral over ``u > -mu/s1`` (where ``relu(z1) > 0``)
     is smooth, so Gauss-Legendre on a truncated range is accurate to ~1e-12.
     """
+    from scipy import stats
+
     nodes, weights = _gauss_legendre()
     s1, s2, rho = (np.atleast_1d(np.asarray(a, float)) for a in (s1, s2, rho))
     lo = -mu / s1
@@ -123,6 +128,8 @@ def relu_law(
     dropout use ``q = 1``. With inverted dropout a kept unit is ``h / q``, so the density of the
     kept part is ``q * q * f_h(q t)``; without rescaling it is ``q * f_h(t)``.
     """
+    from scipy import special, stats
+
     s = np.atleast_1d(np.asarray(s, float))
     mass = float(((1.0 - q) + q * special.ndtr(-mu / s)).mean())
     c = q if rescale else 1.0

@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.stats
 from numpy.typing import ArrayLike, NDArray
 
 from simlab.theory.bn_forward import _as_batch, _batch_stats
@@ -394,6 +393,8 @@ def random_correlation(rng: np.random.Generator, M: int, alpha: float = 1.0) -> 
     spectrum and unit diagonal. Larger ``alpha`` gives a flatter spectrum (better conditioned).
     The only function here that uses random numbers, all from ``rng``.
     """
+    import scipy.stats
+
     if int(M) != M or M < 1:
         raise ValueError(f"M must be a positive integer, got {M}")
     M = int(M)

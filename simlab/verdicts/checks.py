@@ -12,7 +12,6 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from simlab.verdicts.estimates import (
     CountsEstimate,
@@ -121,6 +120,8 @@ def _fmt(v: Any) -> str:
 
 
 def _z_check(common: dict, est: ScalarEstimate, pred: Prediction) -> Check:
+    from scipy import stats
+
     predicted = float(np.asarray(pred.value, dtype=float))
     tol = float(pred.tolerance)
     deviation = est.value - predicted
@@ -169,6 +170,8 @@ def _vector_check(common: dict, est: VectorEstimate, pred: Prediction) -> Check:
     degenerate entry) the test falls back to the largest |z| with a Bonferroni correction.
     The record shows the entry with the largest |z|.
     """
+    from scipy import stats
+
     values = np.asarray(est.values, float)
     predicted = np.broadcast_to(np.asarray(pred.value, float), values.shape)
     tol = np.broadcast_to(np.asarray(pred.tolerance, float), values.shape)
@@ -345,6 +348,8 @@ def decide(checks: list[Check], alpha: float) -> list[Check]:
     Each tested check also gets its resolution: the smallest deviation it detects with 90% power at
     the Bonferroni level ``alpha / m`` (Holm's most stringent threshold, so the statement is safe).
     """
+    from scipy import stats
+
     tested = [i for i, c in enumerate(checks) if c.kind != "exact" and c.p_value is not None]
     m = max(len(tested), 1)
     thresholds, rejected = holm_thresholds([checks[i].p_value for i in tested], alpha)

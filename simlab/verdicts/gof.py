@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize, stats
 
 __all__ = [
     "GofResult",
@@ -213,6 +212,8 @@ def chi_square_gof(
         observation in a bin of probability 0 makes the model impossible: statistic ``inf``,
         p-value 0.
     """
+    from scipy import stats
+
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     o, p = _observed_and_expected(observed_counts, expected_probs)
@@ -270,6 +271,8 @@ def empirical_tv_noise_floor(expected_probs: ArrayLike, n: int, *, method: str =
     float
         The expected empirical TV under the model.
     """
+    from scipy import stats
+
     p = with_tail_bin(expected_probs)
     n = int(n)
     if n < 1:
@@ -340,6 +343,8 @@ def chi_square_effect_resolution(dof: int, n: int, level: float, power: float = 
     chi-square with noncentrality ``n w^2``; we solve for the noncentrality that gives ``power``
     at ``level``.
     """
+    from scipy import optimize, stats
+
     critical = stats.chi2.isf(level, dof)
 
     def shortfall(nc: float) -> float:
