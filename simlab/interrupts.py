@@ -112,8 +112,13 @@ def blocked() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    # The mask is per thread: another thread (the progress bar's) can still take the signal, and
+    # Python then runs the handler in this thread anyway, possibly in the middle of writing a
+    # child's start-up data to its pipe (the child died on "EOFError: Ran out of input", with a
+    # traceback). Deferring the handler too closes that window; the signal is raised at the end.
+    with deferred(reraise=True):
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
