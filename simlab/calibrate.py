@@ -29,7 +29,8 @@ from simlab.course import budget_raw, budget_specs
 from simlab.engine.progress import NullProgress
 from simlab.experiments import REGISTRY
 from simlab.experiments.base import Experiment, WrongClaim
-from simlab.runner import build_spec, decide_runs, simulate
+from simlab.runspec import build_spec
+from simlab.simulate import decide_runs, simulate
 from simlab.verdicts.checks import Check, holm_thresholds
 
 #: the family-wise rates at which the same runs are re-decided for the false-alarm curve

@@ -21,10 +21,11 @@ try:  # NumPy, SciPy and matplotlib load here: Ctrl-C meanwhile ends quietly, no
     from simlab.console import printable
     from simlab.course import BUDGETS, budget_specs
     from simlab.errors import SimlabInputError
+    from simlab.execute import execute
     from simlab.experiments import REGISTRY
     from simlab.experiments.base import Experiment
-    from simlab.runner import RUN_OPTIONS, ExperimentRun, build_spec
-    from simlab.runs import execute
+    from simlab.runspec import RUN_OPTIONS, build_spec
+    from simlab.simulate import ExperimentRun
 except KeyboardInterrupt as _exc:
     sys.stderr.write("simlab: interrupted\n")
     raise SystemExit(interrupts.exit_status(_exc)) from None

@@ -20,7 +20,7 @@ import yaml
 from simlab.errors import SimlabInputError
 from simlab.experiments import REGISTRY, get_experiment
 from simlab.params import shorten, show_text
-from simlab.runner import RUN_OPTIONS, RunSpec, build_spec
+from simlab.runspec import RUN_OPTIONS, RunSpec, build_spec
 
 #: Largest run file read, in bytes; a larger one (or an endless one such as /dev/zero) is refused.
 MAX_FILE_BYTES = 1 << 20

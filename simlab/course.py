@@ -11,7 +11,7 @@ from typing import Any
 
 from simlab.experiments import REGISTRY
 from simlab.experiments.base import Experiment
-from simlab.runner import RunSpec, build_spec
+from simlab.runspec import RunSpec, build_spec
 
 BUDGETS = ("quick", "standard", "thorough")
 COURSE_SEED = 20261127

@@ -6,7 +6,8 @@ import pytest
 
 from simlab.calibrate import WrongResult, calibrate, clopper_pearson, z_margin
 from simlab.experiments import REGISTRY
-from simlab.runner import build_spec, decide_runs, simulate
+from simlab.runspec import build_spec
+from simlab.simulate import decide_runs, simulate
 
 
 @pytest.fixture

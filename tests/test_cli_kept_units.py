@@ -152,7 +152,8 @@ def test_the_config_file_runs_all_three_with_overrides(simlab):
 def test_quick_budgets_every_check_is_as_expected():
     # No wall-clock limit here: it depends on the machine and its load, not on the code being
     # right (a run reports its own wall_time in results.json).
-    from simlab.runner import build_spec, decide_runs, simulate
+    from simlab.runspec import build_spec
+    from simlab.simulate import decide_runs, simulate
 
     runs = []
     for name in ("kept-units binomial", "kept-units poisson-limit", "kept-units thinning"):

@@ -32,7 +32,7 @@ from simlab.cli import cli
 from simlab.config import load_run_file
 from simlab.errors import SimlabInputError
 from simlab.experiments import REGISTRY
-from simlab.runner import RunSpec
+from simlab.runspec import RunSpec
 from simlab.verdicts.claims import BASE_FUNCTIONS, ClaimError, parse_claim
 
 REFUSED, VALUE = "refused", "value"

@@ -81,7 +81,7 @@ def no_simulation(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the simulation started before --out was checked")
 
-    monkeypatch.setattr("simlab.runs.simulate", refuse)
+    monkeypatch.setattr("simlab.execute.simulate", refuse)
 
 
 def _one_line_out_error(result):

@@ -262,7 +262,7 @@ class Experiment(Generic[SetupT, StatsT]):
         """Peak memory of a point: (bytes of its setup, bytes one chunk in flight holds).
 
         The run refuses a point, before any work, whose setup plus ``2 x workers`` chunks in
-        flight would not fit the memory budget (see :mod:`simlab.runner`). None: always small.
+        flight would not fit the memory budget (see :mod:`simlab.runspec`). None: always small.
         """
         return None
 

@@ -18,7 +18,7 @@ from simlab.experiments.batchnorm_whiten import (
     claim_sqrtm,
     expected_sample_correlation,
 )
-from simlab.runner import checks_for, decide_runs
+from simlab.simulate import checks_for, decide_runs
 from simlab.verdicts.checks import decide, make_check
 from simlab.verdicts.claims import ClaimError, parse_claim
 from simlab.verdicts.estimates import Prediction
@@ -337,7 +337,8 @@ def test_matrix_functions_accept_numbers_stacks_and_singular_input():
 
 
 def test_runner_builds_and_decides_user_claims_for_all_three():
-    from simlab.runner import ExperimentRun, build_spec
+    from simlab.runspec import build_spec
+    from simlab.simulate import ExperimentRun
 
     specs = [
         build_spec(

@@ -13,7 +13,8 @@ from simlab.experiments.propagation_correlation import PropagationCorrelation, e
 from simlab.experiments.propagation_grads import PropagationGrads
 from simlab.experiments.propagation_network import WidthsParam, network_widths
 from simlab.experiments.propagation_signal import PropagationSignal, SignalSampler, SignalSetup
-from simlab.runner import build_spec, decide_runs, simulate
+from simlab.runspec import build_spec
+from simlab.simulate import decide_runs, simulate
 from simlab.theory import meanfield as mf
 from simlab.verdicts.checks import decide, make_check
 
@@ -320,7 +321,8 @@ def test_grads_finite_differences_are_accurate_where_plain_ones_were_not():
     Richardson-extrapolated ones stay far inside it."""
     from simlab.course import budget_raw
     from simlab.experiments import REGISTRY
-    from simlab.runner import build_spec, decide_runs, simulate
+    from simlab.runspec import build_spec
+    from simlab.simulate import decide_runs, simulate
 
     exp = REGISTRY["propagation grads"]
     raw = {**budget_raw(exp, "quick"), "seed": 121}

@@ -1,7 +1,9 @@
-"""From a validated run specification to decided checks: the flow every command shares.
+"""A run specification: parameters and run options, validated before any work is done.
 
-parameters -> sweep points -> per-point simulation (engine) -> estimates and predictions ->
-checks (built-in and user claims) -> Holm-Bonferroni verdicts over the whole run.
+Raw values (command-line options, a YAML file, overrides) become a :class:`RunSpec` only if every
+value, every sweep point, the memory it would need and every claim (tried on stand-ins of the
+right shapes) are acceptable; otherwise one :class:`~simlab.errors.SimlabInputError` names the
+option or key, the value and what is allowed.
 """
 
 from __future__ import annotations
@@ -9,22 +11,18 @@ from __future__ import annotations
 import itertools
 import math
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from simlab.engine.executor import RunInterrupted, default_workers
-from simlab.engine.progress import NullProgress
+from simlab.engine.executor import default_workers
 from simlab.engine.seeding import fresh_entropy
 from simlab.errors import SimlabInputError
-from simlab.experiments.base import Experiment, PointContext, PointResult
+from simlab.experiments.base import Experiment
 from simlab.params import Param
-from simlab.verdicts.checks import Check, decide, make_check
 from simlab.verdicts.claims import Claim, parse_claim
-from simlab.verdicts.estimates import Prediction
 
 DEFAULT_ALPHA = 0.001
 #: sweep points in one run (the Cartesian product of every listed parameter)
@@ -244,105 +242,3 @@ def _trial_evaluate(exp: Experiment, claim: Claim, point: dict[str, Any]) -> Non
             f"{claim.source} '{claim.quantity}={claim.expression}': evaluates to {value} at "
             f"{setting}; a prediction must be a finite number"
         )
-
-
-@dataclass
-class ExperimentRun:
-    """The simulated points of one spec and their undecided checks."""
-
-    spec: RunSpec
-    points: list[PointResult]
-    checks: list[Check]
-    seconds: float
-    complete: bool = True
-
-    @property
-    def samples_done(self) -> int:
-        return sum(p.n_samples for p in self.points)
-
-
-def simulate(spec: RunSpec, progress: NullProgress | None = None) -> ExperimentRun:
-    """Run every sweep point of ``spec`` and build its checks (verdicts come from :func:`decide`).
-
-    On Ctrl-C the points finished so far, and the interrupted point evaluated on the chunks it
-    had, are returned with ``complete=False``.
-    """
-    progress = progress or NullProgress()
-    start = time.perf_counter()
-    results: list[PointResult] = []
-    complete = True
-    for index, point in enumerate(spec.points()):
-        ctx = PointContext(
-            entropy=spec.seed,
-            point_index=index,
-            samples=spec.samples,
-            chunk_size=spec.chunk_size,
-            workers=spec.workers,
-            target_se=spec.target_se,
-            alpha=spec.alpha,
-            progress=progress,
-        )
-        try:
-            result = spec.experiment.run_point(point, ctx)
-        except RunInterrupted:
-            complete = False
-            break
-        except Exception:
-            if not ctx.interrupted:
-                raise
-            complete = False  # too few samples to evaluate the interrupted point: drop it
-            break
-        results.append(result)
-        if ctx.interrupted:
-            complete = False
-            break
-    checks = checks_for(spec, results)
-    return ExperimentRun(spec, results, checks, time.perf_counter() - start, complete)
-
-
-def checks_for(spec: RunSpec, results: list[PointResult]) -> list[Check]:
-    """Built-in checks for every predicted quantity, then every user claim, at every point."""
-    exp = spec.experiment
-    swept = [k for k, v in spec.params.items() if isinstance(v, list)]
-    checks: list[Check] = []
-    for result in results:
-        setting = {k: result.params[k] for k in swept}
-        for quantity, predictions in result.predictions.items():
-            if not isinstance(predictions, list):
-                predictions = [predictions]
-            for prediction in predictions:
-                checks.append(
-                    make_check(
-                        experiment=exp.name,
-                        quantity=quantity,
-                        params=setting,
-                        estimate=result.estimates[quantity],
-                        prediction=prediction,
-                        source="builtin",
-                        expression=prediction.label or exp.formulas.get(quantity, ""),
-                        id_suffix=f"~{prediction.label}" if prediction.label else "",
-                    )
-                )
-        for number, claim in enumerate(spec.claims, start=1):
-            value = claim.evaluate(exp.claim_values(result, claim.quantity))
-            checks.append(
-                make_check(
-                    experiment=exp.name,
-                    quantity=claim.quantity,
-                    params=setting,
-                    estimate=result.estimates[claim.quantity],
-                    prediction=Prediction(value, "as claimed"),
-                    source="user",
-                    expression=claim.expression,
-                    id_suffix=f"#{number}",
-                )
-            )
-    return checks
-
-
-def decide_runs(runs: list[ExperimentRun], alpha: float) -> None:
-    """Decide every check of ``runs`` as one family (one Holm-Bonferroni over all of them)."""
-    flat = [c for run in runs for c in run.checks]
-    decided = iter(decide(flat, alpha))
-    for run in runs:
-        run.checks = [next(decided) for _ in run.checks]

@@ -35,7 +35,8 @@ from simlab.output import (
     write_yaml,
 )
 from simlab.report import write_report
-from simlab.runner import ExperimentRun, RunSpec, decide_runs, simulate
+from simlab.runspec import RunSpec
+from simlab.simulate import ExperimentRun, decide_runs, simulate
 from simlab.verdicts.estimates import ScalarEstimate, VectorEstimate
 
 

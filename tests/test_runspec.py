@@ -6,7 +6,8 @@ import pytest
 
 from simlab.experiments.base import Experiment, PointResult, Quantity
 from simlab.params import Param
-from simlab.runner import build_spec, simulate
+from simlab.runspec import build_spec
+from simlab.simulate import simulate
 from simlab.stats import Moments
 from simlab.verdicts.estimates import Prediction, ScalarEstimate
 

@@ -1,8 +1,9 @@
 """Runs: figures are drawn in worker processes and listed in run order, as when drawn in turn."""
 
+from simlab.execute import draw_figures
 from simlab.experiments import REGISTRY
-from simlab.runner import build_spec, simulate
-from simlab.runs import draw_figures
+from simlab.runspec import build_spec
+from simlab.simulate import simulate
 
 
 def _runs(workers):

@@ -1,0 +1,119 @@
+"""From a validated run specification to decided checks: the flow every command shares.
+
+sweep points -> per-point simulation (the experiment protocol on the engine) -> estimates and
+predictions -> checks (built-in and user claims) -> Holm-Bonferroni verdicts over the whole run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from simlab.engine.executor import RunInterrupted
+from simlab.engine.progress import NullProgress
+from simlab.experiments.base import PointContext, PointResult
+from simlab.runspec import RunSpec
+from simlab.verdicts.checks import Check, decide, make_check
+from simlab.verdicts.estimates import Prediction
+
+
+@dataclass
+class ExperimentRun:
+    """The simulated points of one spec and their undecided checks."""
+
+    spec: RunSpec
+    points: list[PointResult]
+    checks: list[Check]
+    seconds: float
+    complete: bool = True
+
+    @property
+    def samples_done(self) -> int:
+        return sum(p.n_samples for p in self.points)
+
+
+def simulate(spec: RunSpec, progress: NullProgress | None = None) -> ExperimentRun:
+    """Run every sweep point of ``spec`` and build its checks (verdicts come from :func:`decide`).
+
+    On Ctrl-C the points finished so far, and the interrupted point evaluated on the chunks it
+    had, are returned with ``complete=False``.
+    """
+    progress = progress or NullProgress()
+    start = time.perf_counter()
+    results: list[PointResult] = []
+    complete = True
+    for index, point in enumerate(spec.points()):
+        ctx = PointContext(
+            entropy=spec.seed,
+            point_index=index,
+            samples=spec.samples,
+            chunk_size=spec.chunk_size,
+            workers=spec.workers,
+            target_se=spec.target_se,
+            alpha=spec.alpha,
+            progress=progress,
+        )
+        try:
+            result = spec.experiment.run_point(point, ctx)
+        except RunInterrupted:
+            complete = False
+            break
+        except Exception:
+            if not ctx.interrupted:
+                raise
+            complete = False  # too few samples to evaluate the interrupted point: drop it
+            break
+        results.append(result)
+        if ctx.interrupted:
+            complete = False
+            break
+    checks = checks_for(spec, results)
+    return ExperimentRun(spec, results, checks, time.perf_counter() - start, complete)
+
+
+def checks_for(spec: RunSpec, results: list[PointResult]) -> list[Check]:
+    """Built-in checks for every predicted quantity, then every user claim, at every point."""
+    exp = spec.experiment
+    swept = [k for k, v in spec.params.items() if isinstance(v, list)]
+    checks: list[Check] = []
+    for result in results:
+        setting = {k: result.params[k] for k in swept}
+        for quantity, predictions in result.predictions.items():
+            if not isinstance(predictions, list):
+                predictions = [predictions]
+            for prediction in predictions:
+                checks.append(
+                    make_check(
+                        experiment=exp.name,
+                        quantity=quantity,
+                        params=setting,
+                        estimate=result.estimates[quantity],
+                        prediction=prediction,
+                        source="builtin",
+                        expression=prediction.label or exp.formulas.get(quantity, ""),
+                        id_suffix=f"~{prediction.label}" if prediction.label else "",
+                    )
+                )
+        for number, claim in enumerate(spec.claims, start=1):
+            value = claim.evaluate(exp.claim_values(result, claim.quantity))
+            checks.append(
+                make_check(
+                    experiment=exp.name,
+                    quantity=claim.quantity,
+                    params=setting,
+                    estimate=result.estimates[claim.quantity],
+                    prediction=Prediction(value, "as claimed"),
+                    source="user",
+                    expression=claim.expression,
+                    id_suffix=f"#{number}",
+                )
+            )
+    return checks
+
+
+def decide_runs(runs: list[ExperimentRun], alpha: float) -> None:
+    """Decide every check of ``runs`` as one family (one Holm-Bonferroni over all of them)."""
+    flat = [c for run in runs for c in run.checks]
+    decided = iter(decide(flat, alpha))
+    for run in runs:
+        run.checks = [next(decided) for _ in run.checks]
