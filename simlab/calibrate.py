@@ -297,12 +297,21 @@ def _one_seed(
             _record_correct(result, correct)
         for run, members in wrong:
             decide_runs([run], result.alpha)
-            for number, (_, record) in enumerate(members, start=1):
-                record.record(
-                    [c for c in run.checks if c.source == "user" and f"#{number}/" in c.id]
-                )
+            for wrong_claim, record in members:
+                claimed = wrong_claim.claim
+                record.record([c for c in run.checks if _is_user_check_of(c, claimed)])
 
     return commit
+
+
+def _is_user_check_of(check: Any, claim_text: str) -> bool:
+    """Whether ``check`` is the user check of the claim ``QUANTITY=EXPRESSION``."""
+    quantity, _, expression = claim_text.partition("=")
+    return (
+        check.source == "user"
+        and check.quantity == quantity.strip()
+        and check.expression == expression.strip()
+    )
 
 
 def _false_alarm(family: tuple[np.ndarray, np.ndarray, bool], alpha: float) -> bool:

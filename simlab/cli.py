@@ -433,10 +433,8 @@ def calibrate_command(
     """Measure false alarms on correct claims and power against known-wrong formulas."""
     import json as _json
 
-    from rich.table import Table
-
     from simlab.calibrate import calibrate
-    from simlab.console import safe, stderr_console
+    from simlab.console import calibration_table, safe, stderr_console
     from simlab.engine.progress import get_progress
     from simlab.output import RunFolder, versions
 
@@ -460,32 +458,7 @@ def calibrate_command(
     status = _write_calibration(folder, cal, doc, fmts, plots=not no_plots)
     console = stderr_console()
     n = len(cal.seeds)
-    table = Table(
-        title=f"simlab calibrate --budget {budget}: {n} seeds"
-        + ("" if cal.complete else f" (interrupted: {n} of {len(cal.seeds_requested)})"),
-        title_justify="left",
-    )
-    for col in ("what", "measured", "95% CI", "target"):
-        table.add_column(col)
-    if "correct" in cal.parts and n:
-        _false_alarm_rows(table, doc, alpha, alpha_wide, n)
-    for w in doc["wrong_formulas"] if n else []:
-        lo, hi = w["power_ci95"]
-        evidence = []
-        if w["min_margin_se"] is not None:
-            margin = w["min_margin_se"]
-            # p-values underflow near |z| = 38: a larger margin is not resolved
-            evidence.append(
-                "weakest margin > 30 SE" if margin > 30 else f"weakest margin {margin:+.1f} SE"
-            )
-        if w["min_error_over_tolerance"] is not None:
-            evidence.append(f"weakest error {w['min_error_over_tolerance']:.3g}× tolerance")
-        table.add_row(
-            f"power: {safe(w['claim'])}  ({safe(w['experiment'])})",
-            f"{w['rejected']}/{w['runs']}  " + "; ".join(evidence),
-            f"[{lo:.3f}, {hi:.3f}]",
-            "≥ 0.99 (margin ≥ 2.33 SE)",
-        )
+    table = calibration_table(doc, budget, cal.complete, len(cal.seeds_requested))
     if not quiet and n:
         console.print(table)
     console.print(f"calibration folder: {safe(folder.where)}")
@@ -567,37 +540,6 @@ def _write_calibration(
 
 class _Interrupted(Exception):
     """The calibration was stopped before every seed ran: write what it has, then stop."""
-
-
-def _false_alarm_rows(table: Any, doc: dict, alpha: float, alpha_wide: float, n: int) -> None:
-    """The calibration table's rows on correct claims: false alarms and p-value uniformity."""
-    lo, hi = doc["false_alarm_rate_ci95"]
-    table.add_row(
-        f"runs with a false alarm at α={alpha:g}",
-        f"{doc['false_alarm_runs']}/{n}",
-        f"[{lo:.3f}, {hi:.3f}]",
-        f"≤ {alpha:g}",
-    )
-    lo, hi = doc["false_alarm_rate_wide_ci95"]
-    table.add_row(
-        f"runs with a false alarm at α={alpha_wide:g}",
-        f"{doc['false_alarm_runs_wide']}/{n}",
-        f"[{lo:.3f}, {hi:.3f}]",
-        f"≈ {alpha_wide:g} or less",
-    )
-    table.add_row(
-        "p-values of correct checks vs uniform (KS)",
-        f"D = {doc['p_value_ks_statistic']:.3f}, p = {doc['p_value_ks_p']:.2g}",
-        f"{doc['p_values_tested']} p-values",
-        "p not tiny",
-    )
-    for row in doc["p_value_ks_by_check"][:3]:
-        table.add_row(
-            f"  least uniform: {row['check']}",
-            f"D = {row['ks_statistic']:.3f}, p = {row['ks_p']:.2g}",
-            f"{row['n']} p-values, {row['fraction_below_0.05']:.0%} below 0.05",
-            "",
-        )
 
 
 @cli.command("report", context_settings=CONTEXT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -103,3 +104,68 @@ def summary_line(checks: list[Check], alpha: float, seconds: float) -> str:
 def notes(checks: Iterable[Check]) -> list[str]:
     """Notes worth a line each: failures explained, too-noisy checks, heavy tails."""
     return [f"{c.id}: {c.note}" for c in checks if c.note]
+
+
+def calibration_table(doc: dict[str, Any], budget: str, complete: bool, requested: int) -> Table:
+    """What ``simlab calibrate`` measured (calibration.json's content), one row per finding."""
+    n = len(doc["seeds"])
+    title = f"simlab calibrate --budget {budget}: {n} seeds"
+    if not complete:
+        title += f" (interrupted: {n} of {requested})"
+    table = Table(title=title, title_justify="left")
+    for col in ("what", "measured", "95% CI", "target"):
+        table.add_column(col)
+    if not n:
+        return table
+    if "correct" in doc["parts"]:
+        _false_alarm_rows(table, doc, n)
+    for w in doc["wrong_formulas"]:
+        lo, hi = w["power_ci95"]
+        evidence = []
+        if w["min_margin_se"] is not None:
+            margin = w["min_margin_se"]
+            # p-values underflow near |z| = 38: a larger margin is not resolved
+            evidence.append(
+                "weakest margin > 30 SE" if margin > 30 else f"weakest margin {margin:+.1f} SE"
+            )
+        if w["min_error_over_tolerance"] is not None:
+            evidence.append(f"weakest error {w['min_error_over_tolerance']:.3g}× tolerance")
+        table.add_row(
+            f"power: {safe(w['claim'])}  ({safe(w['experiment'])})",
+            f"{w['rejected']}/{w['runs']}  " + "; ".join(evidence),
+            f"[{lo:.3f}, {hi:.3f}]",
+            "≥ 0.99 (margin ≥ 2.33 SE)",
+        )
+    return table
+
+
+def _false_alarm_rows(table: Table, doc: dict[str, Any], n: int) -> None:
+    """The calibration table's rows on correct claims: false alarms and p-value uniformity."""
+    alpha, alpha_wide = doc["alpha"], doc["alpha_wide"]
+    lo, hi = doc["false_alarm_rate_ci95"]
+    table.add_row(
+        f"runs with a false alarm at α={alpha:g}",
+        f"{doc['false_alarm_runs']}/{n}",
+        f"[{lo:.3f}, {hi:.3f}]",
+        f"≤ {alpha:g}",
+    )
+    lo, hi = doc["false_alarm_rate_wide_ci95"]
+    table.add_row(
+        f"runs with a false alarm at α={alpha_wide:g}",
+        f"{doc['false_alarm_runs_wide']}/{n}",
+        f"[{lo:.3f}, {hi:.3f}]",
+        f"≈ {alpha_wide:g} or less",
+    )
+    table.add_row(
+        "p-values of correct checks vs uniform (KS)",
+        f"D = {doc['p_value_ks_statistic']:.3f}, p = {doc['p_value_ks_p']:.2g}",
+        f"{doc['p_values_tested']} p-values",
+        "p not tiny",
+    )
+    for row in doc["p_value_ks_by_check"][:3]:
+        table.add_row(
+            f"  least uniform: {row['check']}",
+            f"D = {row['ks_statistic']:.3f}, p = {row['ks_p']:.2g}",
+            f"{row['n']} p-values, {row['fraction_below_0.05']:.0%} below 0.05",
+            "",
+        )
