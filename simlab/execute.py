@@ -72,6 +72,9 @@ def results_document(
         experiments.append(
             {
                 "experiment": run.spec.experiment.name,
+                # what the report shows about it, so the report needs only this file
+                "summary": run.spec.experiment.summary,
+                "figure_captions": {f.stem: f.caption for f in run.spec.experiment.figures},
                 "seed": run.spec.seed,
                 "samples": run.spec.samples,
                 "samples_done": run.samples_done,

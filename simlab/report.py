@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from simlab.errors import SimlabInputError
-from simlab.figures import caption_of
 from simlab.verdicts import format as fmt
 
 _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".pdf": None}
@@ -87,12 +86,13 @@ def _embed(path: Path) -> str | None:
     return f"data:{mime};base64,{data}"
 
 
-def _caption(experiment: str | None, stem: str) -> str:
-    from simlab.experiments import REGISTRY
+def _about(doc: dict[str, Any], experiment: str | None) -> dict[str, Any]:
+    """What results.json says of ``experiment`` (its summary, its figure captions)."""
+    return next((e for e in doc.get("experiments", []) if e["experiment"] == experiment), {})
 
-    exp = REGISTRY.get(experiment or "")
-    caption = caption_of(exp.figures, stem) if exp is not None else None
-    return caption or stem.replace("_", " ")
+
+def _caption(about: dict[str, Any], stem: str) -> str:
+    return about.get("figure_captions", {}).get(stem) or stem.replace("_", " ")
 
 
 def _experiment_of(doc: dict[str, Any], figure: str) -> str | None:
@@ -140,8 +140,6 @@ def render_html(
 
     One section per experiment (topic): its checks, then its figures under their claims.
     """
-    from simlab.experiments import REGISTRY
-
     docs = [(Path(d), _load(Path(d))) for d in run_dirs]
     names = shown_as or [str(d) for d in run_dirs]
     checks = [c for _, doc in docs for c in doc.get("checks", [])]
@@ -172,12 +170,18 @@ def render_html(
         )
     # topics in the order they ran; figures go with the experiment that drew them
     topics: dict[str | None, tuple[list, list]] = {}
+    about: dict[str | None, dict[str, Any]] = {}
+    for _, doc in docs:
+        for entry in doc.get("experiments", []):
+            about.setdefault(entry["experiment"], entry)
     for c in checks:
         topics.setdefault(c["experiment"], ([], []))[0].append(c)
     for run_dir, doc in docs:
         for figure in doc.get("figures", []):
             experiment = _experiment_of(doc, figure)
-            topics.setdefault(experiment, ([], []))[1].append((run_dir, figure, experiment))
+            topics.setdefault(experiment, ([], []))[1].append(
+                (run_dir, figure, _about(doc, experiment))
+            )
     if len(topics) > 1:
         links = " · ".join(
             f"<a href='#{_anchor(str(t))}'>{html.escape(str(t or 'other figures'))}</a>"
@@ -185,20 +189,20 @@ def render_html(
         )
         parts.append(f"<p>Topics: {links}</p>")
     for topic, (topic_checks, figures) in topics.items():
-        exp = REGISTRY.get(topic or "")
         heading = html.escape(topic or "other figures")
         parts.append(f"<h2 id='{_anchor(str(topic))}'>{heading}</h2>")
-        if exp is not None:
-            parts.append(f"<p>{html.escape(exp.summary)}</p>")
+        summary = about.get(topic, {}).get("summary")
+        if summary:
+            parts.append(f"<p>{html.escape(summary)}</p>")
         if topic_checks:
             parts.append(f"<p class=meta>{_counts(topic_checks)}</p>")
             parts.append(_checks_table(topic_checks))
-        for run_dir, figure, experiment in figures:
+        for run_dir, figure, figure_about in figures:
             src = _embed(run_dir / figure)
             if src is None:
                 continue
             stem = Path(figure).stem
-            caption = html.escape(_caption(experiment, stem))
+            caption = html.escape(_caption(figure_about, stem))
             parts.append(
                 f"<figure><h3>{caption}</h3><img alt='{html.escape(stem)}' "
                 f"src='{src}'><figcaption class=meta>{html.escape(figure)}"

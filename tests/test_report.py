@@ -98,3 +98,20 @@ def test_a_course_report_has_one_section_per_topic_with_its_checks(tmp_path):
     assert binomial.count("<tr>") == 1 + 2 and "fail (expected)" in binomial
     assert "1 passed, 1 failed (1 negative controls" in binomial
     assert "seed 7 ·" in page
+
+
+def test_the_report_needs_only_the_run_folder(simlab, monkeypatch):
+    """Captions and summaries come from results.json: the report reads no experiment code."""
+    import sys
+
+    out = simlab.folder / "run"
+    result = simlab("dropout", "--p", "0.3", "--samples", "5000", "--seed", "1", "--out", str(out),
+                    "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    monkeypatch.setitem(sys.modules, "simlab.experiments", None)  # importing it would now fail
+    from simlab.report import write_report
+
+    write_report([out], out / "again.html", "again")
+    page = (out / "again.html").read_text()
+    assert "Moments of h = relu(z) before and after inverted dropout" in page
+    assert "Moments of ReLU units before and after (inverted) dropout." in page
