@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.linalg
-import scipy.special
 
 from simlab.engine.seeding import study_rng
 from simlab.errors import SimlabInputError
@@ -63,6 +61,8 @@ def expected_sample_correlation(rho: Any, n: int) -> np.ndarray:
     """
     rho = np.asarray(rho, dtype=np.float64)
     c = math.exp(2 * math.lgamma(n / 2) - math.lgamma((n - 1) / 2) - math.lgamma((n + 1) / 2))
+    import scipy.special  # here, not at import: start-up time
+
     return rho * c * scipy.special.hyp2f1(0.5, 0.5, (n + 1) / 2, rho * rho)
 
 
@@ -85,6 +85,8 @@ def claim_sqrtm(x: Any) -> np.ndarray:
     if not finite:
         return np.full(a.shape, np.nan)
     flat = a.reshape(-1, *a.shape[-2:])
+    import scipy.linalg  # here, not at import: start-up time
+
     return np.stack([scipy.linalg.sqrtm(m) for m in flat]).reshape(a.shape)
 
 

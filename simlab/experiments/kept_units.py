@@ -55,7 +55,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import (
@@ -113,6 +112,13 @@ _MAX_LAM = 10_000.0
 
 #: The default sweep of ``poisson-limit`` (SPEC 1.2): 10 to 1e5 units.
 DEFAULT_M_SWEEP = (10, 30, 100, 300, 1000, 3000, 10_000, 100_000)
+
+
+def _law(name: str, *args: float):
+    """A frozen scipy.stats law (imported here: scipy.stats costs ~0.4 s of start-up)."""
+    from scipy import stats
+
+    return getattr(stats, name)(*args)
 
 
 def support_max(law, mean: float, sd: float, cap: int | None = None) -> int:
@@ -207,6 +213,8 @@ def detectability(truth: np.ndarray, model: np.ndarray, n: int, alpha: float) ->
     def power(level: float) -> float:
         if dof < 1:
             return seen
+        from scipy import stats  # here, not at import: scipy.stats costs ~0.4 s of start-up
+
         return max(seen, float(stats.ncx2.sf(stats.chi2.isf(level, dof), dof, nc)))
 
     strict, lenient = power(alpha / _FAMILY), power(alpha)
@@ -539,7 +547,7 @@ class KeptBinomial(_KeptUnits):
     def setup(self, point: Mapping[str, Any], rng: np.random.Generator | None) -> CountSetup:
         M, p = point["M"], point["p"]
         q = 1.0 - p
-        return CountSetup(q, support_max(stats.binom(M, q), M * q, math.sqrt(M * q * p), cap=M))
+        return CountSetup(q, support_max(_law("binom", M, q), M * q, math.sqrt(M * q * p), cap=M))
 
     def sampler(self, point: Mapping[str, Any], setup: CountSetup) -> FixedUnitsSampler:
         return FixedUnitsSampler(point["M"], setup.q, setup.kmax)
@@ -647,7 +655,7 @@ class KeptPoissonLimit(_KeptUnits):
     def setup(self, point: Mapping[str, Any], rng: np.random.Generator | None) -> LimitSetup:
         lam, M = point["lam"], point["M"]
         q = lam / M
-        kmax = support_max(stats.binom(M, q), lam, math.sqrt(lam), cap=M)
+        kmax = support_max(_law("binom", M, q), lam, math.sqrt(lam), cap=M)
         k = np.arange(kmax + 1)
         return LimitSetup(q, kmax, binomial_pmf(k, M, q), poisson_pmf(k, lam))
 
@@ -784,7 +792,7 @@ class KeptThinning(_KeptUnits):
 
     def setup(self, point: Mapping[str, Any], rng: np.random.Generator | None) -> ThinningSetup:
         lam, q = point["lam"], 1.0 - point["p"]
-        kmax = support_max(stats.poisson(lam * q), lam * q, math.sqrt(lam * q))
+        kmax = support_max(_law("poisson", lam * q), lam * q, math.sqrt(lam * q))
         return ThinningSetup(q, kmax, _joint_max(lam))
 
     def sampler(self, point: Mapping[str, Any], setup: ThinningSetup) -> ThinningSampler:
