@@ -231,6 +231,7 @@ def calibrate(
     workers: Any = None,
     progress: NullProgress | None = None,
     parts: tuple[str, ...] = PARTS,
+    runner: Any = None,
 ) -> Calibration:
     """Run the correct built-ins and/or the wrong-formula library once per seed.
 
@@ -238,23 +239,49 @@ def calibrate(
     result is marked incomplete (``complete`` is False, ``seeds`` lists the finished ones,
     ``seeds_requested`` all). A seed is counted whole or not at all, so a partial calibration is
     exactly a calibration over fewer seeds.
+
+    With ``runner`` (a Dask runner, :mod:`simlab.engine.dask_backend`) each seed is one task on
+    the cluster: the seeds are independent, and a seed's runs are small enough (seconds) that
+    spreading seeds beats spreading chunks. Seeds are recorded in seed order, so the result is
+    the same as on threads, to the byte.
     """
     progress = progress or NullProgress()
     result = Calibration(budget, [], alpha, alpha_wide, parts=tuple(parts))
     result.seeds_requested = list(seeds)
     groups = _wrong_groups() if "wrong" in parts else []
     result.wrong = [record for _, _, members in groups for _, record in members]
+    if runner is not None:
+        _calibrate_on_cluster(result, groups, seeds, runner, progress)
+        return result
     for seed in seeds:
         try:
-            commit = _one_seed(result, groups, seed, workers, progress)
+            simulated = simulate_seed(budget, result.parts, seed, workers, progress)
         except KeyboardInterrupt:  # outside the engine's chunks: the seed is unfinished
-            commit = None
-        if commit is None:
+            simulated = None
+        if simulated is None:
             result.complete = False
             break
-        commit()
+        _commit(result, groups, *simulated)
         result.seeds.append(seed)
     return result
+
+
+def _calibrate_on_cluster(
+    result: Calibration, groups: list, seeds: list[int], runner: Any, progress: NullProgress
+) -> None:
+    """Every seed as one task (one thread each: the cluster's threads are the parallelism)."""
+    progress.start(f"calibrate --budget {result.budget}: seeds", len(seeds))
+    jobs = ((result.budget, result.parts, seed, 1) for seed in seeds)
+    done = runner.map_ordered(simulate_seed, jobs, label="calibrate")
+    try:
+        for seed, simulated in zip(seeds, done, strict=False):
+            _commit(result, groups, *simulated)
+            result.seeds.append(seed)
+            progress.advance(1)
+    except KeyboardInterrupt:  # the seeds recorded so far are whole; the others are cancelled
+        result.complete = False
+    finally:
+        done.close()
 
 
 class _Interrupted(Exception):
@@ -268,40 +295,49 @@ def _simulate_whole(spec: Any, progress: NullProgress) -> Any:
     return run
 
 
-def _one_seed(
-    result: Calibration,
-    groups: list[tuple[Experiment, dict[str, Any], list[tuple[WrongClaim, WrongResult]]]],
+def simulate_seed(
+    budget: str,
+    parts: tuple[str, ...],
     seed: int,
-    workers: Any,
-    progress: NullProgress,
-) -> Any:
-    """Simulate one seed; return a function that records it, or None if it was interrupted."""
+    workers: Any = None,
+    progress: NullProgress | None = None,
+) -> tuple[list[Any] | None, list[Any]] | None:
+    """One seed's runs, undecided: (the course's runs or None, one run per wrong-formula group
+    in :func:`_wrong_groups` order), or None if it was interrupted. Runs on a cluster worker too.
+    """
+    progress = progress or NullProgress()
     try:
         correct = None
-        if "correct" in result.parts:
-            specs = budget_specs(result.budget, seed, workers)
+        if "correct" in parts:
+            specs = budget_specs(budget, seed, workers)
             correct = [_simulate_whole(spec, progress) for spec in specs]
         wrong = []
-        for exp, params, members in groups:
-            raw = {**budget_raw(exp, result.budget), **params, "seed": seed}
+        for exp, params, members in _wrong_groups() if "wrong" in parts else []:
+            raw = {**budget_raw(exp, budget), **params, "seed": seed}
             if workers is not None:
                 raw["workers"] = workers
             claims = [w.claim for w, _ in members]
             spec = build_spec(exp, raw, claims, lambda k, n=exp.name: f"known_wrong {n}: {k}")
-            wrong.append((_simulate_whole(spec, progress), members))
+            wrong.append(_simulate_whole(spec, progress))
     except _Interrupted:
         return None
+    return correct, wrong
 
-    def commit() -> None:
-        if correct is not None:
-            _record_correct(result, correct)
-        for run, members in wrong:
-            decide_runs([run], result.alpha)
-            for wrong_claim, record in members:
-                claimed = wrong_claim.claim
-                record.record([c for c in run.checks if _is_user_check_of(c, claimed)])
 
-    return commit
+def _commit(
+    result: Calibration,
+    groups: list[tuple[Experiment, dict[str, Any], list[tuple[WrongClaim, WrongResult]]]],
+    correct: list[Any] | None,
+    wrong: list[Any],
+) -> None:
+    """Record one simulated seed: decide its runs and count what they say."""
+    if correct is not None:
+        _record_correct(result, correct)
+    for run, (_, _, members) in zip(wrong, groups, strict=True):
+        decide_runs([run], result.alpha)
+        for wrong_claim, record in members:
+            claimed = wrong_claim.claim
+            record.record([c for c in run.checks if _is_user_check_of(c, claimed)])
 
 
 def _is_user_check_of(check: Any, claim_text: str) -> bool:

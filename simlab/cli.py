@@ -20,6 +20,7 @@ try:  # NumPy, SciPy and matplotlib load here: Ctrl-C meanwhile ends quietly, no
     from simlab import __version__
     from simlab.console import printable
     from simlab.course import BUDGETS, budget_specs
+    from simlab.engine.cluster import runner_for
     from simlab.errors import SimlabInputError
     from simlab.execute import execute
     from simlab.experiments import REGISTRY
@@ -72,6 +73,28 @@ def output_options(func: Callable) -> Callable:
     return func
 
 
+def cluster_options(func: Callable) -> Callable:
+    """Where the chunks run: never in config.yaml, since it never changes a number."""
+    options = [
+        click.option(
+            "--scheduler",
+            default=None,
+            metavar="ADDRESS",
+            help="Run the chunks on this Dask scheduler (tcp://host:8786 or a scheduler file; "
+            "default: $DASK_SCHEDULER_ADDRESS). Needs simlab[dask]; never changes the numbers.",
+        ),
+        click.option(
+            "--cluster",
+            type=click.Choice(["local"]),
+            default=None,
+            help="Start a local Dask cluster of worker processes (to try the cluster path).",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def _run_option_decorators() -> list[Callable]:
     decorators = []
     for p in RUN_OPTIONS:
@@ -102,6 +125,7 @@ def experiment_command(exp: Experiment, name: str) -> click.Command:
     def callback(**kwargs: Any) -> None:
         claims = list(kwargs.pop("claims"))
         shown = {k: kwargs.pop(k) for k in ("out", "formats", "no_plots", "as_json", "quiet")}
+        scheduler, cluster = kwargs.pop("scheduler"), kwargs.pop("cluster")
         raw = {k: v for k, v in kwargs.items() if v is not None}
 
         def where(key: str) -> str:
@@ -110,17 +134,19 @@ def experiment_command(exp: Experiment, name: str) -> click.Command:
             )
 
         spec = build_spec(exp, raw, claims, where)
-        _finish(
-            execute(
+        formats = _formats(shown["formats"])
+        with runner_for(scheduler, cluster) as runner:
+            code = execute(
                 [spec],
                 label=exp.name,
                 out=shown["out"],
-                formats=_formats(shown["formats"]),
+                formats=formats,
                 plots=not shown["no_plots"],
                 as_json=shown["as_json"],
                 quiet=shown["quiet"],
+                runner=runner,
             )
-        )
+        _finish(code)
 
     params: list[click.Parameter] = []
     for p in exp.params:
@@ -148,7 +174,7 @@ def experiment_command(exp: Experiment, name: str) -> click.Command:
     )
     for decorate in reversed(_run_option_decorators()):
         command = decorate(command)
-    return output_options(command)
+    return cluster_options(output_options(command))
 
 
 def _finish(code: int) -> None:
@@ -315,11 +341,14 @@ def _register_experiments() -> None:
 @click.option("--seed", default=None, help="Override the file's seed.")
 @click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
 @output_options
+@cluster_options
 def run_command(
     config: Path,
     overrides: tuple[str, ...],
     seed: str | None,
     workers: str | None,
+    scheduler: str | None,
+    cluster: str | None,
     out: Path | None,
     formats: str,
     no_plots: bool,
@@ -331,17 +360,19 @@ def run_command(
 
     specs = load_run_file(config, list(overrides), seed=seed, workers=workers)
     label = specs[0].experiment.name if len(specs) == 1 else config.stem
-    _finish(
-        execute(
+    fmts = _formats(formats)
+    with runner_for(scheduler, cluster) as runner:
+        code = execute(
             specs,
             label=label,
             out=out,
-            formats=_formats(formats),
+            formats=fmts,
             plots=not no_plots,
             as_json=as_json,
             quiet=quiet,
+            runner=runner,
         )
-    )
+    _finish(code)
 
 
 @cli.command("check", context_settings=CONTEXT)
@@ -355,10 +386,13 @@ def run_command(
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Root seed.")
 @click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
 @output_options
+@cluster_options
 def check_command(
     budget: str,
     seed: int | None,
     workers: str | None,
+    scheduler: str | None,
+    cluster: str | None,
     out: Path | None,
     formats: str,
     no_plots: bool,
@@ -370,18 +404,20 @@ def check_command(
 
     # one root seed for the whole course: the report shows it, and --seed with it replays all
     specs = budget_specs(budget, fresh_entropy() if seed is None else seed, workers)
-    _finish(
-        execute(
+    fmts = _formats(formats)
+    with runner_for(scheduler, cluster) as runner:
+        code = execute(
             specs,
             label="check",
             out=out,
-            formats=_formats(formats),
+            formats=fmts,
             plots=not no_plots,
             as_json=as_json,
             quiet=quiet,
             title=f"simlab check --budget {budget}",
+            runner=runner,
         )
-    )
+    _finish(code)
 
 
 @cli.command("calibrate", context_settings=CONTEXT)
@@ -416,6 +452,7 @@ def check_command(
 )
 @click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
 @output_options
+@cluster_options
 def calibrate_command(
     budget: str,
     seeds: int,
@@ -424,6 +461,8 @@ def calibrate_command(
     alpha_wide: float,
     only: str | None,
     workers: str | None,
+    scheduler: str | None,
+    cluster: str | None,
     out: Path | None,
     formats: str,
     no_plots: bool,
@@ -440,8 +479,10 @@ def calibrate_command(
 
     fmts = _formats(formats)
     folder = RunFolder("calibrate", out).open()  # the destination is checked before any work
+    engine: dict[str, Any] = {}
     try:
-        with get_progress(not quiet) as progress:
+        # the seeds are independent: on a cluster each seed is one task (calibrate.py)
+        with runner_for(scheduler, cluster) as runner, get_progress(not quiet) as progress:
             cal = calibrate(
                 budget,
                 list(range(first_seed, first_seed + seeds)),
@@ -450,11 +491,13 @@ def calibrate_command(
                 workers,
                 progress,
                 parts=(only,) if only else ("correct", "wrong"),
+                runner=runner,
             )
+            engine = runner.describe() if runner is not None else {"backend": "threads"}
     except BaseException:
         folder.discard()
         raise
-    doc = {"versions": versions(), **cal.as_dict()}
+    doc = {"versions": versions(), "engine": engine, **cal.as_dict()}
     status = _write_calibration(folder, cal, doc, fmts, plots=not no_plots)
     console = stderr_console()
     n = len(cal.seeds)
@@ -593,7 +636,7 @@ def list_command() -> None:
         "Run options for every experiment: "
         + ", ".join(f"--{p.name.replace('_', '-')}" for p in RUN_OPTIONS)
         + ", --claim, --out, --format, "
-        "--json, --quiet, --no-plots"
+        "--json, --quiet, --no-plots, --scheduler, --cluster"
     )
 
 

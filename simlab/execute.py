@@ -25,6 +25,7 @@ from simlab.console import (
     summary_counts,
     summary_line,
 )
+from simlab.engine.cluster import describe_threads
 from simlab.engine.progress import get_progress
 from simlab.output import (
     SCHEMA_VERSION,
@@ -41,9 +42,13 @@ from simlab.verdicts.estimates import ScalarEstimate, VectorEstimate
 
 
 def results_document(
-    runs: list[ExperimentRun], started: datetime, seconds: float, complete: bool
+    runs: list[ExperimentRun],
+    started: datetime,
+    seconds: float,
+    complete: bool,
+    engine: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The content of results.json."""
+    """The content of results.json (``engine``: what ran the chunks, workers and versions)."""
     checks = [c for run in runs for c in run.checks]
     samples = sum(run.samples_done for run in runs)
     experiments = []
@@ -87,6 +92,7 @@ def results_document(
         "schema_version": SCHEMA_VERSION,
         "status": "complete" if complete else "partial",
         "versions": versions(),
+        "engine": engine or describe_threads(max((run.spec.workers for run in runs), default=1)),
         "command": ["simlab", *sys.argv[1:]],
         "started": started.isoformat(timespec="seconds"),
         "seed": runs[0].spec.seed if len(runs) == 1 else [r.spec.seed for r in runs],
@@ -277,6 +283,7 @@ def execute(
     as_json: bool,
     quiet: bool,
     title: str | None = None,
+    runner: Any = None,
 ) -> int:
     """Run ``specs`` as one run (one Holm family, one folder). Returns the exit status.
 
@@ -286,7 +293,8 @@ def execute(
     and the report. results.json says ``"status": "partial"`` until everything is written; an
     interruption (Ctrl-C or SIGTERM) at any point publishes ``<name>_partial`` with what was
     done and a PARTIAL note (:func:`partial_note`). A file system error while writing (a full
-    disk) ends with one line that says where the saved files are.
+    disk) ends with one line that says where the saved files are. ``runner`` runs the chunks
+    on a Dask cluster (:mod:`simlab.engine.cluster`); None: threads.
     """
     console = stderr_console()
     title = title or f"simlab {label}"
@@ -299,7 +307,7 @@ def execute(
     try:
         with get_progress(not quiet) as progress:
             for spec in specs:
-                run = simulate(spec, progress)
+                run = simulate(spec, progress, runner)
                 runs.append(run)
                 if not run.complete:
                     complete = False
@@ -312,6 +320,7 @@ def execute(
         folder.discard()
         raise
     seconds = time.perf_counter() - t0
+    engine = runner.describe() if runner is not None else None
     interrupted = None if complete else interrupts.exit_status()
     checks: list = []
     figures: list[str] = []
@@ -325,7 +334,7 @@ def execute(
                     stage = "deciding"
                     decide_runs(runs, specs[0].alpha)
                     checks = [c for run in runs for c in run.checks]
-                    doc = results_document(runs, started, seconds, complete=False)
+                    doc = results_document(runs, started, seconds, complete=False, engine=engine)
                     doc["figures"] = figures
                     stage = "writing results"
                     write_json(folder.path / "results.json", doc)
@@ -338,7 +347,7 @@ def execute(
                     stage = "drawing figures"
                     draw_figures(runs, folder.path, formats, quiet, drawn=figures)
                 stage = "writing the report"
-                doc = results_document(runs, started, seconds, complete=True)
+                doc = results_document(runs, started, seconds, complete=True, engine=engine)
                 doc["figures"] = figures
                 write_json(folder.path / "results.json", doc)
                 _write_report(folder, title)
@@ -346,7 +355,9 @@ def execute(
                 if isinstance(exc, KeyboardInterrupt):
                     interrupted = interrupts.exit_status(exc)
                 with interrupts.deferred():  # a further Ctrl-C must not cut this short
-                    _keep_partial(folder, specs, runs, started, seconds, figures, stage, exc)
+                    _keep_partial(
+                        folder, specs, runs, started, seconds, figures, stage, exc, engine
+                    )
                 if not isinstance(exc, _Stop):
                     raise
     except KeyboardInterrupt:
@@ -399,6 +410,7 @@ def _keep_partial(
     figures: list[str],
     stage: str,
     exc: BaseException,
+    engine: dict[str, Any] | None = None,
 ) -> None:
     """Mark the folder partial: results.json rewritten as partial, and the PARTIAL note.
 
@@ -416,7 +428,7 @@ def _keep_partial(
     results = folder.path / "results.json"
     if results.exists() and not isinstance(exc, _Stop):
         try:
-            doc = results_document(runs, started, seconds, complete=False)
+            doc = results_document(runs, started, seconds, complete=False, engine=engine)
             doc["figures"] = list(figures)
             write_json(results, doc)
         except BaseException:

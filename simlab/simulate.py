@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from simlab.engine.executor import RunInterrupted
+from simlab.engine.executor import ChunkRunner, RunInterrupted, run_chunks
 from simlab.engine.progress import NullProgress
 from simlab.experiments.base import PointContext, PointResult
 from simlab.runspec import RunSpec
@@ -32,11 +32,14 @@ class ExperimentRun:
         return sum(p.n_samples for p in self.points)
 
 
-def simulate(spec: RunSpec, progress: NullProgress | None = None) -> ExperimentRun:
+def simulate(
+    spec: RunSpec, progress: NullProgress | None = None, runner: ChunkRunner | None = None
+) -> ExperimentRun:
     """Run every sweep point of ``spec`` and build its checks (verdicts come from :func:`decide`).
 
     On Ctrl-C the points finished so far, and the interrupted point evaluated on the chunks it
-    had, are returned with ``complete=False``.
+    had, are returned with ``complete=False``. ``runner`` runs the chunks (default: threads);
+    it never changes a number.
     """
     progress = progress or NullProgress()
     start = time.perf_counter()
@@ -52,6 +55,7 @@ def simulate(spec: RunSpec, progress: NullProgress | None = None) -> ExperimentR
             target_se=spec.target_se,
             alpha=spec.alpha,
             progress=progress,
+            chunk_runner=runner or run_chunks,
         )
         try:
             result = spec.experiment.run_point(point, ctx)

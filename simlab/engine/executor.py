@@ -68,6 +68,27 @@ class RunInterrupted(Exception):
         self.partial = partial
 
 
+class ChunkRunner(Protocol):
+    """What runs a point's chunks: :func:`run_chunks` (threads) or a Dask cluster's runner.
+
+    Any runner gives the same :class:`ChunkRun`, to the byte, for the same arguments.
+    """
+
+    def __call__(
+        self,
+        task: Callable[[np.random.Generator, int], S],
+        plan: ChunkPlan,
+        *,
+        entropy: int,
+        point: int,
+        workers: int = 1,
+        fold: Callable[[S, S], S] | None = None,
+        should_stop: Callable[[S, int], bool] | None = None,
+        on_fold: Callable[[S, int], None] | None = None,
+        progress: NullProgress | None = None,
+    ) -> ChunkRun[S]: ...
+
+
 _THREADPOOLS: ThreadpoolController | None = None
 
 

@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from simlab.engine.executor import ChunkPlan, ChunkRun, RunInterrupted, run_chunks
+from simlab.engine.executor import ChunkPlan, ChunkRun, ChunkRunner, RunInterrupted, run_chunks
 from simlab.engine.progress import NullProgress
 from simlab.engine.seeding import setup_rng
 from simlab.engine.stopping import ABSOLUTE, TargetSE
@@ -128,6 +128,9 @@ class PointContext:
     target_se: float | None = None
     alpha: float = 0.001
     progress: NullProgress = field(default_factory=NullProgress)
+    #: what runs the chunks: threads here, or a Dask cluster (simlab.engine.dask_backend); the
+    #: numbers are the same either way, so experiments never know which
+    chunk_runner: ChunkRunner = run_chunks
     #: set when Ctrl-C stopped this point's sampling part-way (see :meth:`run`)
     interrupted: bool = False
 
@@ -165,7 +168,7 @@ class PointContext:
 
         self.progress.start(label, self.samples)
         try:
-            return run_chunks(
+            return self.chunk_runner(
                 sampler,
                 ChunkPlan(self.samples, self.chunk_size),
                 entropy=self.entropy,
