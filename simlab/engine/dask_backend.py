@@ -28,6 +28,7 @@ Why each piece is as it is (measured on a loaded 2-core machine, see issue 12):
 from __future__ import annotations
 
 import math
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -39,6 +40,7 @@ import distributed
 import numpy as np
 from distributed import Client, Future
 
+from simlab import interrupts
 from simlab.engine.executor import ChunkPlan, ChunkRun, RunInterrupted, _single_threaded_blas
 from simlab.engine.progress import NullProgress
 from simlab.engine.seeding import chunk_rng
@@ -381,14 +383,33 @@ def connect(
 
         from simlab.engine.executor import default_workers
 
-        # One thread per process: BLAS is held to one thread, the processes are the parallelism.
-        local = LocalCluster(
-            n_workers=workers or default_workers(),
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",
-        )
-        client = Client(local)
+        local = client = None
+        try:
+            # Ctrl-C reaches the whole terminal group: the workers ignore it (the preload) and
+            # the parent decides (it keeps the partial run, then stops the cluster itself).
+            # Signals are held while the processes start, as for the figure workers.
+            with interrupts.blocked():
+                # one thread per process: BLAS is held to one thread, processes are the cores
+                local = LocalCluster(
+                    n_workers=workers or default_workers(),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=":0",
+                    preload=["simlab.engine.dask_worker_setup"],
+                )
+                client = Client(local)
+        except BaseException as exc:
+            if client is not None:
+                client.close()
+            if local is not None:
+                local.close()
+            signum = interrupts.received()
+            if signum is not None and not isinstance(exc, KeyboardInterrupt):
+                # a worker that took the Ctrl-C before its preload ran failed to start: the
+                # user stopped the start-up, this is no crash
+                stop = interrupts.Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+                raise stop() from exc
+            raise
         runner = DaskRunner(client, local.scheduler_address, retries=retries, cluster=local)
     else:
         assert scheduler is not None
