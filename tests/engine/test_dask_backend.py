@@ -144,10 +144,14 @@ def test_a_killed_worker_or_a_task_that_raises_once_gives_the_same_bytes(
 
 
 def test_two_runs_with_one_seed_and_different_parameters_differ(processes):
-    low = _checks(_spec("dropout", p=0.2, samples=8000, chunk_size=1000), processes)
-    high = _checks(_spec("dropout", p=0.7, samples=8000, chunk_size=1000), processes)
+    """Even at once on one scheduler (two users' point 0, say): task keys are per run."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    specs = [_spec("dropout", p=p, samples=8000, chunk_size=1000) for p in (0.2, 0.7)]
+    with ThreadPoolExecutor(2) as pool:
+        low, high = pool.map(lambda spec: _checks(spec, processes), specs)
     assert low != high
-    assert high == _checks(_spec("dropout", p=0.7, samples=8000, chunk_size=1000))
+    assert (low, high) == (_checks(specs[0]), _checks(specs[1]))
 
 
 def test_ctrl_c_keeps_the_partial_fold_and_cancels_the_rest(in_process):
