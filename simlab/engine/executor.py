@@ -10,6 +10,11 @@ While chunks run, BLAS is held to one thread: the workers are the parallelism. L
 worker's matrix product would start its own BLAS threads and ``workers x cores`` threads would
 fight over the cores (measured: 107k against 154k dropout samples/s on 2 cores). It also makes a
 chunk's arithmetic the same whatever ``--workers`` is.
+
+Because the fold is in chunk order, a point's progress is fully described by the folded
+statistics and the number of chunks folded (a :class:`ChunkRun`): ``run_chunks(start=...)``
+continues from such a state to the same bytes as a run that was never stopped, and its
+``checkpoint`` callback hands the state out after every fold (see :mod:`simlab.engine.checkpoint`).
 """
 
 from __future__ import annotations
@@ -119,6 +124,8 @@ def run_chunks(
     should_stop: Callable[[S, int], bool] | None = None,
     on_fold: Callable[[S, int], None] | None = None,
     progress: NullProgress | None = None,
+    start: ChunkRun[S] | None = None,
+    checkpoint: Callable[[ChunkRun[S]], None] | None = None,
 ) -> ChunkRun[S]:
     """Run ``task(rng, size)`` for every chunk of ``plan`` and fold the results in chunk order.
 
@@ -143,49 +150,87 @@ def run_chunks(
     on_fold
         Called after each fold (to record a convergence trace, say).
     progress
-        Advanced by each chunk's size.
+        Advanced by each chunk's size (and at once by the samples of ``start``).
+    start
+        A state this point reached before (an interrupted run's): its statistics are the start
+        of the fold and its ``n_chunks`` first chunks are not run again. ``should_stop`` is asked
+        of it first (an interruption may have come between a fold and that question), so a
+        resumed point stops at the chunk an uninterrupted one stops at.
+    checkpoint
+        Called after each fold that does not end the run (nor after the last chunk) with the
+        state so far; the caller decides whether to save it (it is called often: it must be
+        cheap, and copy or pickle ``stats`` if it keeps them).
     """
     fold = fold or (lambda acc, new: acc.merge(new))
     progress = progress or NullProgress()
-    acc: S | None = None
-    done = 0
-    n_folded = 0
+    # (statistics, samples, chunks) folded so far, replaced in one assignment: an interruption
+    # sees the state before a chunk or after it, never the statistics of one and the count of
+    # the other (a resumed run would fold a chunk twice, or skip one)
+    state: tuple[S | None, int, int] = (None, 0, 0)
+    first = 0
+    if start is not None:
+        if start.n_chunks > plan.n_chunks or start.n_samples != sum(
+            plan.size(i) for i in range(start.n_chunks)
+        ):
+            raise ValueError(
+                f"a start of {start.n_chunks} chunks and {start.n_samples} samples does not fit "
+                f"a plan of {plan.n_samples} samples in chunks of {plan.chunk_size}"
+            )
+        state = (start.stats, start.n_samples, start.n_chunks)
+        first = start.n_chunks
+        progress.advance(start.n_samples)
 
     def absorb(result: S, size: int) -> bool:
-        nonlocal acc, done, n_folded
-        acc = result if acc is None else fold(acc, result)
-        done += size
-        n_folded += 1
+        nonlocal state
+        acc, done, n_folded = state
+        state = (result if acc is None else fold(acc, result), done + size, n_folded + 1)
         progress.advance(size)
         if on_fold is not None:
-            on_fold(acc, done)
-        return should_stop is not None and should_stop(acc, done)
+            on_fold(state[0], state[1])
+        return should_stop is not None and should_stop(state[0], state[1])
+
+    def current(stopped_early: bool) -> ChunkRun:
+        acc, done, n_folded = state
+        return ChunkRun(acc, done, n_folded, stopped_early)
 
     def partial() -> ChunkRun | None:
-        return None if acc is None else ChunkRun(acc, done, n_folded, True)
+        return None if state[0] is None else current(True)
+
+    def save() -> None:
+        if checkpoint is not None:
+            checkpoint(current(False))
 
     try:
+        if start is not None and (
+            first == plan.n_chunks
+            or (should_stop is not None and should_stop(start.stats, start.n_samples))
+        ):
+            return current(first < plan.n_chunks)
         with _single_threaded_blas():
             if workers <= 1:
-                for i in range(plan.n_chunks):
+                for i in range(first, plan.n_chunks):
                     size = plan.size(i)
                     if absorb(task(chunk_rng(entropy, point, i), size), size):
-                        return ChunkRun(acc, done, n_folded, i + 1 < plan.n_chunks)
-                return ChunkRun(acc, done, n_folded, False)
+                        return current(i + 1 < plan.n_chunks)
+                    if i + 1 < plan.n_chunks:
+                        save()
+                return current(False)
 
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="simlab") as pool:
                 pending: dict[int, Future] = {}
-                next_submit = 0
+                next_submit = first
                 try:
-                    for i in range(plan.n_chunks):
+                    for i in range(first, plan.n_chunks):
                         while next_submit < plan.n_chunks and next_submit < i + 2 * workers:
                             rng = chunk_rng(entropy, point, next_submit)
                             pending[next_submit] = pool.submit(task, rng, plan.size(next_submit))
                             next_submit += 1
                         result = pending.pop(i).result()
                         if absorb(result, plan.size(i)):
-                            return ChunkRun(acc, done, n_folded, i + 1 < plan.n_chunks)
-                    return ChunkRun(acc, done, n_folded, False)
+                            return current(i + 1 < plan.n_chunks)
+                        if i + 1 < plan.n_chunks:
+                            save()  # the next chunks run meanwhile: saving costs them no time
+                    return current(False)
                 finally:
                     for future in pending.values():
                         future.cancel()

@@ -124,3 +124,89 @@ def test_blas_is_single_threaded_inside_chunks_and_restored_after(workers):
         ).stats
         assert seen and set(seen) == {1}
         assert _blas_threads() == before == [2] * len(before)
+
+
+# -- resuming from a saved state -----------------------------------------------------------
+
+
+def _stats_equal(a, b) -> bool:
+    return a.n == b.n and all(
+        np.array_equal(getattr(a, f), getattr(b, f)) for f in ("mean", "m2", "m3", "m4")
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_run_resumed_from_any_checkpoint_folds_the_same_bytes(workers):
+    plan = ChunkPlan(2300, 300)  # 8 chunks, the last one shorter
+    saved = []
+    whole = run_chunks(_task, plan, entropy=5, point=1, workers=workers, checkpoint=saved.append)
+    # handed out after every fold but the last, each a state of its own (not one shared object)
+    assert [s.n_chunks for s in saved] == list(range(1, plan.n_chunks))
+    assert [s.n_samples for s in saved] == [300 * k for k in range(1, plan.n_chunks)]
+    for state in saved:
+        resumed = run_chunks(_task, plan, entropy=5, point=1, workers=workers, start=state)
+        assert resumed.n_chunks == whole.n_chunks and resumed.n_samples == 2300
+        assert _stats_equal(resumed.stats, whole.stats)
+
+
+def test_a_resumed_run_does_not_run_the_chunks_it_has():
+    plan = ChunkPlan(100, 10)
+    ran = []
+
+    def task(rng, size):
+        ran.append(size)
+        return [size]
+
+    states = []
+    run_chunks(task, plan, entropy=1, point=0, fold=lambda a, b: a + b, checkpoint=states.append)
+    ran.clear()
+    run_chunks(task, plan, entropy=1, point=0, fold=lambda a, b: a + b, start=states[3])
+    assert len(ran) == 6  # 4 chunks were folded in the state
+
+
+def test_a_start_that_does_not_fit_the_plan_is_refused():
+    state = run_chunks(_task, ChunkPlan(600, 300), entropy=1, point=0)
+    with pytest.raises(ValueError, match="does not fit"):
+        run_chunks(_task, ChunkPlan(600, 200), entropy=1, point=0, start=state)
+
+
+def test_an_interruption_between_a_fold_and_the_stop_rule_resumes_to_the_same_stop():
+    plan = ChunkPlan(100_000, 1000)
+
+    def stop(acc, n):
+        return float(acc.sem.max()) < 0.02
+
+    whole = run_chunks(_task, plan, entropy=4, point=0, should_stop=stop)
+    assert whole.stopped_early
+
+    def stop_interrupted_where_it_would_stop(acc, n):
+        if n == whole.n_samples:  # the fold is done; Ctrl-C comes as the rule is asked
+            raise KeyboardInterrupt
+        return stop(acc, n)
+
+    with pytest.raises(RunInterrupted) as info:
+        run_chunks(
+            _task, plan, entropy=4, point=0, should_stop=stop_interrupted_where_it_would_stop
+        )
+    assert info.value.partial.n_samples == whole.n_samples
+    resumed = run_chunks(
+        _task, plan, entropy=4, point=0, should_stop=stop, start=info.value.partial
+    )
+    assert resumed.n_samples == whole.n_samples and resumed.stopped_early
+    assert _stats_equal(resumed.stats, whole.stats)
+
+
+def test_an_interruption_mid_fold_leaves_the_state_before_that_chunk():
+    plan = ChunkPlan(100, 10)
+    calls = [0]
+
+    def fold(acc, new):
+        calls[0] += 1
+        if calls[0] == 4:  # Ctrl-C while the 5th chunk is being folded
+            raise KeyboardInterrupt
+        return acc + new
+
+    with pytest.raises(RunInterrupted) as info:
+        run_chunks(lambda rng, n: [n], plan, entropy=1, point=0, fold=fold)
+    partial = info.value.partial
+    assert (partial.n_chunks, partial.n_samples, len(partial.stats)) == (4, 40, 4)
