@@ -336,26 +336,64 @@ def _register_experiments() -> None:
 
 
 @cli.command("run", context_settings=CONTEXT)
-@click.argument("config", type=click.Path(path_type=Path))
+@click.argument("config", type=click.Path(path_type=Path), required=False)
 @click.argument("overrides", nargs=-1)
 @click.option("--seed", default=None, help="Override the file's seed.")
 @click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Go on with an interrupted run (its _partial folder, or the hidden .NAME.*.tmp one "
+    "a killed run leaves): the checks are those of an uninterrupted run.",
+)
 @output_options
 @cluster_options
 def run_command(
-    config: Path,
+    config: Path | None,
     overrides: tuple[str, ...],
     seed: str | None,
     workers: str | None,
     scheduler: str | None,
     cluster: str | None,
+    resume: Path | None,
     out: Path | None,
     formats: str,
     no_plots: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Run the experiment(s) of a YAML file, with trailing KEY=VALUE overrides."""
+    """Run the experiment(s) of a YAML file, with trailing KEY=VALUE overrides; or go on with
+    an interrupted run (--resume DIR)."""
+    if resume is not None:
+        from simlab.resume import load_resume
+
+        if config is not None or seed is not None:
+            given = "a config file and overrides" if config is not None else "--seed"
+            raise SimlabInputError(
+                f"--resume: goes on with the run as it was configured; {given} cannot be given "
+                "with it (only --workers, --scheduler, --cluster and the output options)"
+            )
+        res = load_resume(resume, workers)
+        fmts = _formats(formats)
+        with runner_for(scheduler, cluster) as runner:
+            code = execute(
+                res.specs,
+                label=res.label,
+                out=out if out is not None else res.destination,
+                formats=fmts,
+                plots=not no_plots,
+                as_json=as_json,
+                quiet=quiet,
+                title=res.title,
+                runner=runner,
+                resume=res,
+            )
+        _finish(code)
+        return
+    if config is None:
+        raise SimlabInputError("run: give a CONFIG.yaml file to run, or --resume DIR")
     from simlab.config import load_run_file
 
     specs = load_run_file(config, list(overrides), seed=seed, workers=workers)

@@ -285,8 +285,14 @@ def _check_keys(entry: dict[str, Any], experiment: Any, where: Callable[[str], s
 
 def load_run_file(path: Path, overrides: list[str], **run_options: Any) -> list[RunSpec]:
     """Read, override and validate a YAML run file into run specifications."""
-    data = _read(path)
-    shown = show_text(str(path), 300)
+    return load_run_data(_read(path), str(path), overrides, **run_options)
+
+
+def load_run_data(
+    data: Any, source: str, overrides: list[str], **run_options: Any
+) -> list[RunSpec]:
+    """Override and validate a run file's content (read from ``source``) into specifications."""
+    shown = show_text(source, 300)
     if data is None:
         raise SimlabInputError(f"{shown}: the file is empty; expected 'experiment: NAME' and keys")
     if not isinstance(data, dict):

@@ -25,17 +25,25 @@ from simlab.console import (
     summary_counts,
     summary_line,
 )
+from simlab.engine.checkpoint import (
+    FILE_NAME,
+    Checkpointer,
+    interval_from_environment,
+)
 from simlab.engine.cluster import describe_threads
 from simlab.engine.progress import get_progress
+from simlab.errors import SimlabInputError
 from simlab.output import (
     SCHEMA_VERSION,
     RunFolder,
     versions,
     write_checks_csv,
     write_json,
-    write_yaml,
+    write_text,
+    yaml_text,
 )
 from simlab.report import write_report
+from simlab.resume import Resume, config_document
 from simlab.runspec import RunSpec
 from simlab.simulate import ExperimentRun, decide_runs, simulate
 from simlab.verdicts.estimates import ScalarEstimate, VectorEstimate
@@ -47,12 +55,18 @@ def results_document(
     seconds: float,
     complete: bool,
     engine: dict[str, Any] | None = None,
+    resume: Resume | None = None,
 ) -> dict[str, Any]:
-    """The content of results.json (``engine``: what ran the chunks, workers and versions)."""
+    """The content of results.json (``engine``: what ran the chunks, workers and versions).
+
+    A resumed run's samples per second count only the samples it simulated itself (its wall
+    time is its own); ``resumed`` says from where and how many samples it took over.
+    """
     checks = [c for run in runs for c in run.checks]
     samples = sum(run.samples_done for run in runs)
+    restored = resume.samples_restored if resume is not None else [0] * len(runs)
     experiments = []
-    for run in runs:
+    for run, before in zip(runs, restored, strict=False):
         points = []
         for pt in run.points:
             estimates = {}
@@ -84,7 +98,9 @@ def results_document(
                 "samples": run.spec.samples,
                 "samples_done": run.samples_done,
                 "wall_time": round(run.seconds, 4),
-                "samples_per_second": run.samples_done / run.seconds if run.seconds else None,
+                "samples_per_second": (
+                    (run.samples_done - before) / run.seconds if run.seconds else None
+                ),
                 "points": points,
             }
         )
@@ -99,19 +115,19 @@ def results_document(
         "alpha": runs[0].spec.alpha,
         "samples": samples,
         "wall_time": round(seconds, 4),
-        "samples_per_second": samples / seconds if seconds else None,
+        "samples_per_second": (
+            (samples - sum(restored[: len(runs)])) / seconds if seconds else None
+        ),
         "summary": summary_counts(checks),
         "experiments": experiments,
         "checks": [c.as_dict() for c in checks],
     }
+    if resume is not None:
+        doc["resumed"] = {
+            "from": str(resume.folder),
+            "samples_restored": sum(restored),
+        }
     return doc
-
-
-def _config_document(specs: list[RunSpec]) -> dict[str, Any]:
-    """The replayable configuration of every spec of the run (the ones not reached included)."""
-    if len(specs) == 1:
-        return specs[0].as_config()
-    return {"experiments": [spec.as_config() for spec in specs]}
 
 
 def partial_note(
@@ -120,11 +136,13 @@ def partial_note(
     why: str,
     folder: Path,
     written: list[str] | None = None,
+    resumable: bool = False,
 ) -> str:
     """The PARTIAL note of an unfinished run: why, what was done per experiment, how to go on.
 
     ``runs`` are the experiments that started (in ``specs`` order); ``folder`` is where the
-    run is published; ``written`` lists the files the run folder holds.
+    run is published; ``written`` lists the files the run folder holds; ``resumable``: it
+    holds a resume state (``simlab run --resume``).
     """
     lines = [f"This run did not finish: {why}.", ""]
     lines.append("What was done:")
@@ -153,6 +171,14 @@ def partial_note(
     if written is not None:
         lines += ["", "Files: " + (", ".join(written) if written else "none")]
     config = folder / "config.yaml"
+    if resumable:
+        lines += [
+            "",
+            "To go on from where it stopped (the checks are then those of an uninterrupted run",
+            f"with the same seed; {FILE_NAME} holds every point's folded chunks):",
+            "",
+            f"    simlab run --resume {shlex.quote(str(folder))}",
+        ]
     lines += [
         "",
         "To run it again (from the start, with the same seed, so the finished points repeat",
@@ -284,6 +310,7 @@ def execute(
     quiet: bool,
     title: str | None = None,
     runner: Any = None,
+    resume: Resume | None = None,
 ) -> int:
     """Run ``specs`` as one run (one Holm family, one folder). Returns the exit status.
 
@@ -295,19 +322,49 @@ def execute(
     done and a PARTIAL note (:func:`partial_note`). A file system error while writing (a full
     disk) ends with one line that says where the saved files are. ``runner`` runs the chunks
     on a Dask cluster (:mod:`simlab.engine.cluster`); None: threads.
+
+    While it simulates, the run keeps every point's state in ``checkpoint.simlab`` (saved
+    every few seconds, and as it stops), so an interrupted run can go on with
+    ``simlab run --resume`` (``resume``: the run it goes on with, whose folder it replaces once
+    published). A complete run removes the file.
     """
     console = stderr_console()
     title = title or f"simlab {label}"
     started = datetime.now()
     t0 = time.perf_counter()
+    interval = interval_from_environment()
     folder = RunFolder(label, out).open()  # the destination is checked before any work
+    config_text = yaml_text(config_document(specs))
+    checkpoint = Checkpointer(
+        folder.path / FILE_NAME,
+        {
+            "versions": versions(),
+            "label": label,
+            "title": title,
+            "points_per_run": [len(spec.points()) for spec in specs],
+            "config": config_text,
+        },
+        blobs=resume.blobs if resume is not None else None,
+        summary=resume.summary if resume is not None else None,
+        interval=interval,
+    )
+    try:
+        # at once: a run killed outright at any moment leaves a folder it can resume from
+        checkpoint.save()
+    except OSError as exc:
+        folder.discard()
+        raise SimlabInputError(
+            f"--out: {str(folder.final)!r} cannot be written: {exc.strerror or exc}"
+        ) from None
+    if resume is not None:
+        folder.supersedes = resume.folder  # the new folder holds all it had, from now on
     runs: list[ExperimentRun] = []
     complete = True
     stage = "simulating"
     try:
         with get_progress(not quiet) as progress:
-            for spec in specs:
-                run = simulate(spec, progress, runner)
+            for index, spec in enumerate(specs):
+                run = simulate(spec, progress, runner, checkpoint, index)
                 runs.append(run)
                 if not run.complete:
                     complete = False
@@ -330,11 +387,13 @@ def execute(
                 # the results first, and whole: a Ctrl-C meanwhile stops the run after them
                 with interrupts.deferred(reraise=True):
                     stage = "writing config.yaml"
-                    write_yaml(folder.path / "config.yaml", _config_document(specs))
+                    write_text(folder.path / "config.yaml", config_text)
                     stage = "deciding"
                     decide_runs(runs, specs[0].alpha)
                     checks = [c for run in runs for c in run.checks]
-                    doc = results_document(runs, started, seconds, complete=False, engine=engine)
+                    doc = results_document(
+                        runs, started, seconds, False, engine=engine, resume=resume
+                    )
                     doc["figures"] = figures
                     stage = "writing results"
                     write_json(folder.path / "results.json", doc)
@@ -347,16 +406,27 @@ def execute(
                     stage = "drawing figures"
                     draw_figures(runs, folder.path, formats, quiet, drawn=figures)
                 stage = "writing the report"
-                doc = results_document(runs, started, seconds, complete=True, engine=engine)
+                doc = results_document(runs, started, seconds, True, engine=engine, resume=resume)
                 doc["figures"] = figures
                 write_json(folder.path / "results.json", doc)
                 _write_report(folder, title)
+                checkpoint.remove()  # complete: nothing to resume
             except BaseException as exc:
                 if isinstance(exc, KeyboardInterrupt):
                     interrupted = interrupts.exit_status(exc)
                 with interrupts.deferred():  # a further Ctrl-C must not cut this short
                     _keep_partial(
-                        folder, specs, runs, started, seconds, figures, stage, exc, engine
+                        folder,
+                        specs,
+                        runs,
+                        started,
+                        seconds,
+                        figures,
+                        stage,
+                        exc,
+                        checkpoint,
+                        resume,
+                        engine,
                     )
                 if not isinstance(exc, _Stop):
                     raise
@@ -410,12 +480,16 @@ def _keep_partial(
     figures: list[str],
     stage: str,
     exc: BaseException,
+    checkpoint: Checkpointer,
+    resume: Resume | None,
     engine: dict[str, Any] | None = None,
 ) -> None:
-    """Mark the folder partial: results.json rewritten as partial, and the PARTIAL note.
+    """Mark the folder partial: the resume state saved as it stands, results.json rewritten
+    as partial, and the PARTIAL note.
 
     Best effort, on a full disk included: a results.json that cannot be rewritten as partial
-    is removed rather than left saying ``complete`` in a ``_partial`` folder.
+    is removed rather than left saying ``complete`` in a ``_partial`` folder; a resume state
+    that cannot be saved leaves the last one saved (older, as good to resume from).
     """
     if isinstance(exc, _Stop):
         why = f"interrupted ({interrupts.describe()}) before every point was simulated"
@@ -425,13 +499,24 @@ def _keep_partial(
         why = f"the run folder could not be written while {stage}: {exc.strerror or exc}"
     else:
         why = f"crashed while {stage}: {exc!r}"
+    try:
+        checkpoint.save()
+    except OSError:
+        pass  # the last periodic save stays (if even the first one is gone, it says so below)
     results = folder.path / "results.json"
     if results.exists() and not isinstance(exc, _Stop):
         try:
-            doc = results_document(runs, started, seconds, complete=False, engine=engine)
+            doc = results_document(runs, started, seconds, False, engine=engine, resume=resume)
             doc["figures"] = list(figures)
             write_json(results, doc)
         except BaseException:
             results.unlink(missing_ok=True)
-    note = partial_note(specs, runs, why, folder.partial_destination(), _files(folder.path))
+    note = partial_note(
+        specs,
+        runs,
+        why,
+        folder.partial_destination(),
+        _files(folder.path),
+        resumable=checkpoint.path.exists(),
+    )
     folder.mark_partial(note)

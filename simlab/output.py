@@ -117,6 +117,9 @@ class RunFolder:
             except OSError as exc:
                 raise _out_error(out, "cannot be used", exc) from None
         self.tmp: Path | None = None
+        #: a folder this run replaces (the partial run it resumed): removed once this one is
+        #: published, and its name is free for this run's own ``_partial``
+        self.supersedes: Path | None = None
         self.partial = False
         self.published = False
         self._lock: int | None = None
@@ -267,17 +270,42 @@ class RunFolder:
         """Where a partial run will be published: ``<name>_partial``, or ``<name>_2_partial``
         and so on when an earlier interrupted run to the same ``--out`` is still there."""
         for target in self._partial_names():
-            if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+            if (
+                not target.exists()
+                or (target.is_dir() and not any(target.iterdir()))
+                or self._replaces(target)
+            ):
                 return target
         return self._partial_names()[-1]
 
+    def _replaces(self, target: Path) -> bool:
+        if self.supersedes is None:
+            return False
+        try:
+            return target.exists() and os.path.samefile(target, self.supersedes)
+        except OSError:
+            return False
+
     def publish(self) -> Path:
-        """Move the folder into place (see :meth:`partial_destination`); returns where it went."""
+        """Move the folder into place (see :meth:`partial_destination`); returns where it went.
+
+        A folder this run :attr:`supersedes` is moved aside first (its name may be the one
+        this run takes), removed once this run is in place, and put back if it cannot be.
+        """
         targets = [self.final]
         if self.partial:
             names = self._partial_names()
             first = names.index(self.partial_destination())
             targets = names[first:]
+        aside = None
+        if self.supersedes is not None and self.supersedes.is_dir():
+            aside = self.supersedes.parent / _hidden(
+                self.supersedes.name, f".{os.getpid()}.superseded"
+            )
+            try:
+                os.rename(self.supersedes, aside)
+            except OSError:
+                aside = None  # left in place: this run takes another name
         try:
             for target in targets:
                 try:
@@ -289,9 +317,17 @@ class RunFolder:
                 self.final = target
                 self.tmp = None
                 self.published = True
+                if aside is not None:
+                    shutil.rmtree(aside, ignore_errors=True)
+                    aside = None
                 return target
             raise OSError(errno.EEXIST, f"every name up to {targets[-1]} is taken")
         finally:
+            if aside is not None:
+                try:
+                    os.rename(aside, self.supersedes)  # type: ignore[arg-type]
+                except OSError:
+                    pass
             self._release_lock()
 
     @property
@@ -360,8 +396,13 @@ def write_text(path: Path, text: str) -> None:
     write_bytes(path, text.encode())
 
 
+def yaml_text(data: dict[str, Any]) -> str:
+    """``data`` as the YAML simlab writes (config.yaml)."""
+    return yaml.safe_dump(_plain(data), sort_keys=False)
+
+
 def write_yaml(path: Path, data: dict[str, Any]) -> None:
-    write_text(path, yaml.safe_dump(_plain(data), sort_keys=False))
+    write_text(path, yaml_text(data))
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

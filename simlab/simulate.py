@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from simlab.engine.checkpoint import Checkpointer
 from simlab.engine.executor import ChunkRunner, RunInterrupted, run_chunks
 from simlab.engine.progress import NullProgress
 from simlab.experiments.base import PointContext, PointResult
@@ -33,13 +34,20 @@ class ExperimentRun:
 
 
 def simulate(
-    spec: RunSpec, progress: NullProgress | None = None, runner: ChunkRunner | None = None
+    spec: RunSpec,
+    progress: NullProgress | None = None,
+    runner: ChunkRunner | None = None,
+    checkpoint: Checkpointer | None = None,
+    run_index: int = 0,
 ) -> ExperimentRun:
     """Run every sweep point of ``spec`` and build its checks (verdicts come from :func:`decide`).
 
     On Ctrl-C the points finished so far, and the interrupted point evaluated on the chunks it
     had, are returned with ``complete=False``. ``runner`` runs the chunks (default: threads);
     it never changes a number.
+
+    With ``checkpoint``, each point's state is recorded under ``(run_index, point)``, and a
+    point that already has one there (a run being resumed) goes on from it.
     """
     progress = progress or NullProgress()
     start = time.perf_counter()
@@ -57,6 +65,9 @@ def simulate(
             progress=progress,
             chunk_runner=runner or run_chunks,
         )
+        if checkpoint is not None:
+            ctx.resume = checkpoint.state((run_index, index))
+            ctx.checkpoint = checkpoint.slot((run_index, index))
         try:
             result = spec.experiment.run_point(point, ctx)
         except RunInterrupted:

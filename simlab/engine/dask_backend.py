@@ -212,12 +212,15 @@ class DaskRunner:
         should_stop: Callable[[S, int], bool] | None = None,
         on_fold: Callable[[S, int], None] | None = None,
         progress: NullProgress | None = None,
+        start: ChunkRun[S] | None = None,
+        checkpoint: Callable[[ChunkRun[S]], None] | None = None,
     ) -> ChunkRun[S]:
         """Run ``plan``'s chunks on the cluster; the same result as :func:`run_chunks`.
 
         ``workers`` is ignored (the cluster's threads are the workers). Stopping early cancels
         the outstanding tasks; Ctrl-C or SIGTERM does too, and raises
-        :class:`~simlab.engine.executor.RunInterrupted` with what was folded.
+        :class:`~simlab.engine.executor.RunInterrupted` with what was folded. ``start`` and
+        ``checkpoint`` (a resumed run, and its saves) are as in :func:`run_chunks`.
         """
         fold = fold or (lambda acc, new: acc.merge(new))
         progress = progress or NullProgress()
@@ -225,12 +228,30 @@ class DaskRunner:
         acc: S | None = None
         done = 0
         n_folded = 0
+        first = 0
+        if start is not None:
+            if start.n_chunks > plan.n_chunks or start.n_samples != sum(
+                plan.size(i) for i in range(start.n_chunks)
+            ):
+                raise ValueError(
+                    f"a start of {start.n_chunks} chunks and {start.n_samples} samples does "
+                    f"not fit a plan of {plan.n_samples} samples in chunks of {plan.chunk_size}"
+                )
+            acc, done, n_folded = start.stats, start.n_samples, start.n_chunks
+            first = start.n_chunks
+            progress.advance(done)
         pending: dict[int, Future] = {}
         sampler: Future | None = None
         try:
+            # a start is asked again: an interruption may have come between its last fold and
+            # the stop rule
+            if start is not None and (
+                first == plan.n_chunks or (should_stop is not None and should_stop(acc, done))
+            ):
+                return ChunkRun(acc, done, n_folded, first < plan.n_chunks)
             # one copy per worker, not one per task (hash=False: a fresh key, never a stale one)
             sampler = self.client.scatter(task, broadcast=True, hash=False)
-            batches = _Batches(plan, self.target_seconds)
+            batches = _Batches(plan, self.target_seconds, first)
             window = 2 * self.slots()
             next_submit = 0
 
@@ -260,15 +281,21 @@ class DaskRunner:
                     batches.size_from(seconds / max(1, len(results)), window)
                     self.batch_sizes.append(batches.batch)
                 for i, stats in zip(batches.indices(b), results, strict=True):
-                    acc = stats if acc is None else fold(acc, stats)
                     size = plan.size(i)
-                    done += size
-                    n_folded += 1
+                    # all three computed before any is stored: an interruption sees the state
+                    # before this chunk or after it
+                    acc, done, n_folded = (
+                        stats if acc is None else fold(acc, stats),
+                        done + size,
+                        n_folded + 1,
+                    )
                     progress.advance(size)
                     if on_fold is not None:
                         on_fold(acc, done)
                     if should_stop is not None and should_stop(acc, done):
                         return ChunkRun(acc, done, n_folded, i + 1 < plan.n_chunks)
+                    if checkpoint is not None and i + 1 < plan.n_chunks:
+                        checkpoint(ChunkRun(acc, done, n_folded, False))
                 b += 1
             return ChunkRun(acc, done, n_folded, False)
         except KeyboardInterrupt as exc:
@@ -326,11 +353,14 @@ class DaskRunner:
 
 
 class _Batches:
-    """Chunks grouped into tasks: batch 0 is chunk 0 alone; the others ``batch`` chunks each."""
+    """Chunks grouped into tasks: batch 0 is the first chunk alone (chunk 0, or where a resumed
+    point goes on); the others ``batch`` chunks each."""
 
-    def __init__(self, plan: ChunkPlan, target_seconds: float) -> None:
+    def __init__(self, plan: ChunkPlan, target_seconds: float, first: int = 0) -> None:
         self.plan = plan
         self.target = target_seconds
+        #: the first chunk to run (a resumed point's chunks before it are folded already)
+        self.first = first
         self.batch = 1
         self.sized = False
 
@@ -340,20 +370,20 @@ class _Batches:
         Capped so every worker slot still gets work: at least ``window`` tasks remain when the
         plan has enough chunks.
         """
-        rest = self.plan.n_chunks - 1
+        rest = self.plan.n_chunks - self.first - 1
         wanted = math.ceil(self.target / max(chunk_seconds, 1e-6))
         self.batch = max(1, min(wanted, rest // max(1, window) or 1))
         self.sized = True
 
     def first_chunk(self, b: int) -> int:
-        return 0 if b == 0 else 1 + (b - 1) * self.batch
+        return self.first if b == 0 else self.first + 1 + (b - 1) * self.batch
 
     def defined(self, b: int) -> bool:
         return self.first_chunk(b) < self.plan.n_chunks and (b == 0 or self.sized)
 
     def indices(self, b: int) -> range:
         start = self.first_chunk(b)
-        stop = 1 if b == 0 else min(self.plan.n_chunks, start + self.batch)
+        stop = start + 1 if b == 0 else min(self.plan.n_chunks, start + self.batch)
         return range(start, stop)
 
     def chunks(self, b: int) -> list[tuple[int, int]]:

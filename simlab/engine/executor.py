@@ -91,6 +91,8 @@ class ChunkRunner(Protocol):
         should_stop: Callable[[S, int], bool] | None = None,
         on_fold: Callable[[S, int], None] | None = None,
         progress: NullProgress | None = None,
+        start: ChunkRun[S] | None = None,
+        checkpoint: Callable[[ChunkRun[S]], None] | None = None,
     ) -> ChunkRun[S]: ...
 
 

@@ -25,6 +25,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from simlab.engine.checkpoint import PointSlot, PointState
 from simlab.engine.executor import ChunkPlan, ChunkRun, ChunkRunner, RunInterrupted, run_chunks
 from simlab.engine.progress import NullProgress
 from simlab.engine.seeding import setup_rng
@@ -133,6 +134,10 @@ class PointContext:
     chunk_runner: ChunkRunner = run_chunks
     #: set when Ctrl-C stopped this point's sampling part-way (see :meth:`run`)
     interrupted: bool = False
+    #: where an earlier, interrupted run of this point got to (``simlab run --resume``)
+    resume: PointState | None = None
+    #: where this point's state is recorded for a later resume (None: nowhere)
+    checkpoint: PointSlot | None = None
 
     def setup_rng(self) -> np.random.Generator:
         """The generator for this point's fixed parts (drawn once, before any chunk)."""
@@ -159,6 +164,12 @@ class PointContext:
         point is still evaluated on what was simulated: the run is then kept as partial, its
         standard errors those of the samples it has. With nothing folded yet, the interruption
         propagates.
+
+        With :attr:`resume`, the point goes on from the state an interrupted run saved (a
+        finished point is not simulated again); an ``on_fold`` observer with ``state()`` and
+        ``restore(state)`` methods gets back what it had recorded by then. With
+        :attr:`checkpoint`, the state is recorded when a save is due, when the point ends,
+        and when it is interrupted (the run saves that last one as it stops).
         """
         should_stop = None
         if stop is not None:
@@ -166,9 +177,29 @@ class PointContext:
             def should_stop(acc: Any, n: int) -> bool:
                 return stop.reached(acc.estimates(), n)
 
+        def observed() -> Any:
+            return on_fold.state() if hasattr(on_fold, "state") else None  # type: ignore[union-attr]
+
+        slot = self.checkpoint
+        save = None
+        if slot is not None:
+
+            def save(run: ChunkRun) -> None:
+                if slot.due():  # one clock reading per chunk; pickling only when due
+                    slot.record(PointState(run, False, observed()))
+                    slot.maybe_save()
+
+        start = None
+        if self.resume is not None:
+            start = self.resume.run
+            if self.resume.observer is not None and hasattr(on_fold, "restore"):
+                on_fold.restore(self.resume.observer)  # type: ignore[union-attr]
         self.progress.start(label, self.samples)
+        if self.resume is not None and self.resume.finished:
+            self.progress.advance(start.n_samples)  # type: ignore[union-attr]
+            return start  # type: ignore[return-value]
         try:
-            return self.chunk_runner(
+            run = self.chunk_runner(
                 sampler,
                 ChunkPlan(self.samples, self.chunk_size),
                 entropy=self.entropy,
@@ -177,12 +208,20 @@ class PointContext:
                 progress=self.progress,
                 should_stop=should_stop,
                 on_fold=on_fold,
+                start=start,
+                checkpoint=save,
             )
         except RunInterrupted as exc:
             if exc.partial is None:
                 raise
             self.interrupted = True
+            if slot is not None:
+                slot.record(PointState(exc.partial, False, observed()))
             return exc.partial
+        if slot is not None:
+            slot.record(PointState(run, True, observed()))
+            slot.maybe_save()
+        return run
 
 
 @dataclass
@@ -212,6 +251,14 @@ class _TraceRecorder:
         self.next_mark = n * 1.2
         scalars = {k: e for k, e in acc.estimates().items() if isinstance(e, ScalarEstimate)}
         self.points.append((n, scalars))
+
+    def state(self) -> tuple[float, list[tuple[int, dict[str, ScalarEstimate]]]]:
+        """What was recorded so far (a resumed run goes on from it)."""
+        return self.next_mark, list(self.points)
+
+    def restore(self, state: tuple[float, list[tuple[int, dict[str, ScalarEstimate]]]]) -> None:
+        self.next_mark, points = state
+        self.points = list(points)
 
     def trace(self) -> ConvergenceTrace:
         return ConvergenceTrace(
