@@ -189,8 +189,31 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(simlab, tmp_path):
     resumed = simlab("run", "--resume", hidden.name, *QUIET)
     assert resumed.exit_code == 0, resumed.stderr
     assert not hidden.exists()  # the run it went on with is now ./run
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # nor its lock
     assert _results(tmp_path / "run")["resumed"]["samples_restored"] >= 5 * 2000
     assert _checks_bytes(tmp_path / "run") == _checks_bytes(tmp_path / "full")
+
+
+def test_a_run_stopped_while_drawing_resumes_without_simulating_again(
+    simlab, tmp_path, monkeypatch
+):
+    import simlab.execute as execute
+
+    args = ["kept-units", "binomial", *CHUNKED["kept-units binomial"], "--seed", "4", "--quiet"]
+    assert simlab(*args, "--no-plots", "--out", "full").exit_code == 0
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(execute, "draw_figures", stopped)
+        assert simlab(*args, "--out", "cut").exit_code == 130
+    counter = CountChunks(monkeypatch)
+    resumed = simlab("run", "--resume", "cut_partial", "--quiet")
+    assert resumed.exit_code == 0, resumed.stderr
+    assert counter.calls == 0  # every point was finished: only the figures were left to do
+    assert _results(tmp_path / "cut")["figures"]
+    assert _checks_bytes(tmp_path / "cut") == _checks_bytes(tmp_path / "full")
 
 
 @pytest.fixture
