@@ -268,3 +268,30 @@ def test_calibrate_spreads_seeds_to_the_same_result(in_process, monkeypatch):
     assert json.dumps(cluster.as_dict(), default=repr) == json.dumps(
         threads.as_dict(), default=repr
     )
+
+
+def test_a_point_resumed_on_the_cluster_folds_the_bytes_of_a_whole_one(in_process):
+    from simlab.stats import Moments
+
+    def task(rng, size):
+        return Moments.from_batch(rng.standard_normal((size, 2)))
+
+    plan = ChunkPlan(9_000, 500)
+    saved = []
+    whole = run_chunks(task, plan, entropy=SEED, point=2, checkpoint=saved.append)
+    on_cluster = []
+    in_process(task, plan, entropy=SEED, point=2, checkpoint=on_cluster.append)
+    assert [s.n_chunks for s in on_cluster] == [s.n_chunks for s in saved]  # saved as often
+    for state in (saved[0], saved[7], saved[-1]):
+        resumed = in_process(task, plan, entropy=SEED, point=2, start=state)
+        assert (resumed.n_chunks, resumed.n_samples) == (whole.n_chunks, whole.n_samples)
+        for field in ("mean", "m2", "m3", "m4"):
+            assert np.array_equal(getattr(resumed.stats, field), getattr(whole.stats, field))
+
+
+def test_batches_start_where_a_resumed_point_goes_on():
+    batches = _Batches(ChunkPlan(1000, 10), target_seconds=0.2, first=37)
+    assert list(batches.indices(0)) == [37]
+    batches.size_from(0.001, window=4)
+    covered = [i for b in range(1000) if batches.defined(b) for i in batches.indices(b)]
+    assert covered == list(range(37, 100))
