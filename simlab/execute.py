@@ -333,12 +333,13 @@ def execute(
     started = datetime.now()
     t0 = time.perf_counter()
     interval = interval_from_environment()
-    folder = RunFolder(label, out).open()  # the destination is checked before any work
+    run_versions = versions()  # imports matplotlib: before the folder exists, not in its way
     config_text = yaml_text(config_document(specs))
+    folder = RunFolder(label, out).open()  # the destination is checked before any work
     checkpoint = Checkpointer(
         folder.path / FILE_NAME,
         {
-            "versions": versions(),
+            "versions": run_versions,
             "label": label,
             "title": title,
             "points_per_run": [len(spec.points()) for spec in specs],
@@ -348,20 +349,19 @@ def execute(
         summary=resume.summary if resume is not None else None,
         interval=interval,
     )
-    try:
-        # at once: a run killed outright at any moment leaves a folder it can resume from
-        checkpoint.save()
-    except OSError as exc:
-        folder.discard()
-        raise SimlabInputError(
-            f"--out: {str(folder.final)!r} cannot be written: {exc.strerror or exc}"
-        ) from None
-    if resume is not None:
-        folder.supersedes = resume.folder  # the new folder holds all it had, from now on
     runs: list[ExperimentRun] = []
     complete = True
     stage = "simulating"
     try:
+        try:
+            # at once: a run killed outright at any moment leaves a folder it can resume from
+            checkpoint.save()
+        except OSError as exc:
+            raise SimlabInputError(
+                f"--out: {str(folder.final)!r} cannot be written: {exc.strerror or exc}"
+            ) from None
+        if resume is not None:
+            folder.supersedes = resume.folder  # the new folder holds all it had, from now on
         with get_progress(not quiet) as progress:
             for index, spec in enumerate(specs):
                 run = simulate(spec, progress, runner, checkpoint, index)
