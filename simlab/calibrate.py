@@ -39,6 +39,12 @@ CURVE_ALPHAS = np.geomspace(1e-4, 0.3, 22)
 #: |z| above which a two-sided normal p-value underflows to 0 in double precision.
 _Z_CAP = 38.0
 
+#: Per-quantity uniformity target: the p-values of each calibrated quantity's correct checks,
+#: pooled over its sweep points, must have a KS p-value above this against U(0, 1) ...
+UNIFORMITY_KS_P = 0.01
+#: ... judged only from this many seeds on (fewer cannot see a conservative SE reliably)
+UNIFORMITY_MIN_SEEDS = 100
+
 
 def z_margin(p_value: float, threshold: float) -> float:
     """Standard errors by which a rejection cleared its threshold: z(p) - z(threshold).
@@ -107,6 +113,9 @@ class Calibration:
     correct_checks_per_run: int = 0
     p_values: list[float] = field(default_factory=list)
     p_values_by_check: dict[str, list[float]] = field(default_factory=dict)
+    #: quantities whose correct checks are conservative by design (``calibrated=False``: an SE
+    #: bound, or a limit's tolerance), left out of the uniformity tests
+    excluded: set[str] = field(default_factory=set)
     #: per seed: the Holm family's p-values, which of them test correct claims, and whether a
     #: correct exact check failed (that false alarm does not depend on alpha)
     families: list[tuple[np.ndarray, np.ndarray, bool]] = field(default_factory=list)
@@ -121,10 +130,17 @@ class Calibration:
         counts = [sum(_false_alarm(f, float(a)) for f in self.families) for a in alphas]
         return np.asarray(counts) / max(len(self.families), 1)
 
-    def ks_by_check(self) -> list[dict[str, Any]]:
-        """KS uniformity per built-in check family (experiment/quantity), least uniform first.
+    @property
+    def uniformity_judged(self) -> bool:
+        """Whether enough seeds ran for the per-quantity uniformity target to be held."""
+        return len(self.seeds) >= UNIFORMITY_MIN_SEEDS
 
-        Where the pooled p-values are not uniform, this says which checks make them so.
+    def ks_by_check(self) -> list[dict[str, Any]]:
+        """KS uniformity per quantity (experiment/quantity, pooled over its sweep points), least
+        uniform first, with whether it meets the target (None: too few seeds to judge).
+
+        A conservative standard error passes every false-alarm count yet piles its p-values
+        towards 1; this is where it shows, quantity by quantity.
         """
         rows = []
         for key, values in self.p_values_by_check.items():
@@ -137,9 +153,17 @@ class Calibration:
                         "ks_statistic": float(res.statistic),
                         "ks_p": float(res.pvalue),
                         "fraction_below_0.05": float(np.mean(np.asarray(values) < 0.05)),
+                        "histogram_10": np.histogram(values, bins=10, range=(0, 1))[0].tolist(),
+                        "meets_target": bool(res.pvalue > UNIFORMITY_KS_P)
+                        if self.uniformity_judged
+                        else None,
                     }
                 )
         return sorted(rows, key=lambda r: r["ks_p"])
+
+    def quantities_missing_uniformity(self) -> list[str]:
+        """The calibrated quantities whose p-values miss the uniformity target."""
+        return [r["check"] for r in self.ks_by_check() if r["meets_target"] is False]
 
     def ks_uniform(self) -> tuple[float, float]:
         """Kolmogorov-Smirnov test of the correct checks' p-values against U(0, 1)."""
@@ -170,6 +194,13 @@ class Calibration:
             "p_value_ks_statistic": ks,
             "p_value_ks_p": ks_p,
             "p_value_ks_by_check": self.ks_by_check(),
+            "uniformity_target": {
+                "ks_p_above": UNIFORMITY_KS_P,
+                "min_seeds": UNIFORMITY_MIN_SEEDS,
+                "judged": self.uniformity_judged,
+            },
+            "quantities_missing_uniformity": self.quantities_missing_uniformity(),
+            "excluded_from_uniformity": sorted(self.excluded),
             # the raw p-values, so a suspicious check can be looked at without rerunning
             "p_values_by_check": self.p_values_by_check,
             "false_alarm_curve": [
@@ -376,6 +407,8 @@ def _record_correct(result: Calibration, runs: list[Any]) -> None:
     result.false_alarms_wide += _false_alarm(result.families[-1], result.alpha_wide)
     for c in correct:
         # a budget's user claims restate built-in formulas: their p-values would count twice
+        if c.p_value is not None and c.kind != "exact" and c.source != "user" and not c.calibrated:
+            result.excluded.add(f"{c.experiment}/{c.quantity}")
         if c.p_value is not None and c.kind != "exact" and c.calibrated and c.source != "user":
             result.p_values.append(c.p_value)
             result.p_values_by_check.setdefault(f"{c.experiment}/{c.quantity}", []).append(

@@ -553,6 +553,16 @@ def calibrate_command(
                 f"folder is marked partial ({n} of {len(cal.seeds_requested)} seeds)[/]"
             )
         sys.exit(status)
+    missing = doc.get("quantities_missing_uniformity", [])
+    if missing:
+        # an SE too wide (or too narrow) for one quantity hides in the pooled rates: say so
+        console.print(
+            f"[bold red]calibration target missed: the p-values of {len(missing)} "
+            f"quantit{'y is' if len(missing) == 1 else 'ies are'} not uniform (KS p <= "
+            f"{doc['uniformity_target']['ks_p_above']:g} over {n} seeds): "
+            f"{', '.join(safe(m) for m in missing)}[/]"
+        )
+        sys.exit(1)
 
 
 def _write_calibration(

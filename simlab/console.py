@@ -162,10 +162,34 @@ def _false_alarm_rows(table: Table, doc: dict[str, Any], n: int) -> None:
         f"{doc['p_values_tested']} p-values",
         "p not tiny",
     )
-    for row in doc["p_value_ks_by_check"][:3]:
+    target = doc["uniformity_target"]
+    rows = doc["p_value_ks_by_check"]
+    missing = doc["quantities_missing_uniformity"]
+    judged = target["judged"]
+    table.add_row(
+        "quantities with uniform p-values (KS per quantity)",
+        f"{len(rows) - len(missing)}/{len(rows)}"
+        if judged
+        else f"not judged: {n} < {target['min_seeds']} seeds",
+        "",
+        f"all: KS p > {target['ks_p_above']:g} at ≥ {target['min_seeds']} seeds",
+    )
+    # every quantity that misses the target, else the three least uniform
+    shown = [r for r in rows if r["meets_target"] is False] or rows[:3]
+    for row in shown:
+        miss = row["meets_target"] is False
+        label = "MISSES the target" if miss else "least uniform"
         table.add_row(
-            f"  least uniform: {row['check']}",
+            f"  {'[bold red]' if miss else ''}{label}: {safe(row['check'])}"
+            + ("[/]" if miss else ""),
             f"D = {row['ks_statistic']:.3f}, p = {row['ks_p']:.2g}",
             f"{row['n']} p-values, {row['fraction_below_0.05']:.0%} below 0.05",
+            "histogram " + " ".join(str(k) for k in row["histogram_10"]),
+        )
+    if doc["excluded_from_uniformity"]:
+        table.add_row(
+            "  left out (conservative by design)",
+            ", ".join(safe(q) for q in doc["excluded_from_uniformity"]),
+            "",
             "",
         )

@@ -110,3 +110,29 @@ def test_false_alarm_curve_redecides_each_seed_with_holm():
     ]
     # the negative control (p = 1e-9) is rejected everywhere and never counts
     assert list(cal.false_alarm_curve(np.array([0.01, 0.05, 0.2]))) == [1 / 3, 2 / 3, 2 / 3]
+
+
+def test_a_conservative_quantity_misses_the_uniformity_target_and_is_named():
+    """p-values piled towards 1 (sqrt of uniforms: a too-wide SE) miss KS p > 0.01 at 100 seeds;
+    uniform ones meet it; with fewer seeds nothing is judged."""
+    import numpy as np
+
+    from simlab.calibrate import UNIFORMITY_MIN_SEEDS, Calibration
+    from simlab.console import calibration_table
+
+    rng = np.random.default_rng(5)
+    cal = Calibration("quick", list(range(UNIFORMITY_MIN_SEEDS)), 0.001, 0.05)
+    cal.p_values_by_check = {
+        "e/right": rng.uniform(size=400).tolist(),
+        "e/wide": np.sqrt(rng.uniform(size=400)).tolist(),
+    }
+    cal.excluded = {"e/limit"}
+    doc = cal.as_dict()
+    assert doc["quantities_missing_uniformity"] == ["e/wide"]
+    assert doc["excluded_from_uniformity"] == ["e/limit"]
+    rows = {r["check"]: r for r in doc["p_value_ks_by_check"]}
+    assert rows["e/right"]["meets_target"] and sum(rows["e/wide"]["histogram_10"]) == 400
+    table = calibration_table(doc, "quick", True, UNIFORMITY_MIN_SEEDS)
+    assert "MISSES the target" in str(table.columns[0]._cells)
+    cal.seeds = cal.seeds[:30]
+    assert cal.as_dict()["quantities_missing_uniformity"] == []

@@ -27,6 +27,12 @@ class ScalarEstimate:
     se: float
     n: int
     excess_kurtosis: float | None = None
+    #: The law of ``(value - truth) / se`` under the prediction, when a normal law centred at 0 is
+    #: not right: its mean is ``bias / se`` (``bias`` in the estimate's units) and its skewness
+    #: ``skewness``; the z-test then reads p from the Pearson type III law with those three
+    #: moments (see :func:`simlab.verdicts.checks.skewed_z`). Both 0: the plain z-test.
+    bias: float = 0.0
+    skewness: float = 0.0
 
 
 @dataclass(frozen=True)
