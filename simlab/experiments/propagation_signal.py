@@ -253,7 +253,9 @@ class SignalStats:
                 cap = per_input_skewness(setup.widths, order)
                 bias, skewness = skewed_law(self.tails, i, cap)
             elif n > 0:
-                se = max(se, math.sqrt(per_input_relative_variance(setup.widths, order) / n))
+                # one input's sd, in units of m1^order like the features
+                sd = math.sqrt(per_input_relative_variance(setup.widths, order))
+                se = max(se, sd * mf.norm_ratio_moment(setup.widths, order) / math.sqrt(n))
             estimates[name] = ScalarEstimate(
                 float(mean[i] * unit),
                 se * unit,

@@ -1,4 +1,4 @@
-"""The skewness-corrected z-test (Hall's studentized mean through a Pearson III law) is calibrated."""
+"""The skewness-corrected z-test (Hall: studentized mean, Pearson III tails) is calibrated."""
 
 import math
 
