@@ -136,3 +136,20 @@ def test_a_conservative_quantity_misses_the_uniformity_target_and_is_named():
     assert "MISSES the target" in str(table.columns[0]._cells)
     cal.seeds = cal.seeds[:30]
     assert cal.as_dict()["quantities_missing_uniformity"] == []
+
+
+def test_forty_uniform_quantities_do_not_trip_the_target_by_chance():
+    """The target is family-wise (Holm over quantities): KS p > 0.01 for each of 40 uniform
+    quantities alone would name one of them in about a third of calibrations."""
+    import numpy as np
+
+    from simlab.calibrate import UNIFORMITY_MIN_SEEDS, Calibration
+
+    rng = np.random.default_rng(11)
+    trips = 0
+    for _ in range(20):
+        cal = Calibration("quick", list(range(UNIFORMITY_MIN_SEEDS)), 0.001, 0.05)
+        cal.p_values_by_check = {f"e/q{i}": rng.uniform(size=200).tolist() for i in range(40)}
+        trips += bool(cal.quantities_missing_uniformity())
+    # family-wise 0.01: P(>= 2 of 20 trip) < 2%; per-quantity 0.01: ~33% each, ~7 of 20 expected
+    assert trips <= 1, trips
