@@ -19,6 +19,9 @@ from simlab.errors import SimlabInputError
 
 #: Longest value shown in a message, in characters; a longer one is cut with "...".
 SHOWN_CHARS = 80
+#: the largest magnitude a float parameter may take: simulations square and multiply them in
+#: float64 (float32 for dropout's network), and values near 1e300 overflowed into internal errors
+MAGNITUDE = 1e12
 
 #: Longest number accepted as text, in characters (Python's own limit for int() is 4300 digits).
 _MAX_NUMBER_CHARS = 4000
@@ -140,11 +143,21 @@ class Param:
         if self.kind == "bool":
             return "true or false"
         what = "an integer" if self.kind == "int" else "a number"
+        if self.kind == "float":  # every float has a finite range (see MAGNITUDE)
+            low, high = self._float_range()
+            lo = ("(" if self.low_open and self.low is not None else "[") + f"{low:g}"
+            hi = f"{high:g}" + (")" if self.high_open and self.high is not None else "]")
+            return f"{what} in {lo}, {hi}"
         if self.low is None and self.high is None:
             return what
         lo = "(-inf" if self.low is None else ("(" if self.low_open else "[") + f"{self.low:g}"
         hi = "inf)" if self.high is None else f"{self.high:g}" + (")" if self.high_open else "]")
         return f"{what} in {lo}, {hi}"
+
+    def _float_range(self) -> tuple[float, float]:
+        low = -MAGNITUDE if self.low is None else max(self.low, -MAGNITUDE)
+        high = MAGNITUDE if self.high is None else min(self.high, MAGNITUDE)
+        return low, high
 
     def convert_one(self, raw: Any, where: str) -> Any:
         """Convert and validate one value (not a list).
@@ -181,7 +194,7 @@ class Param:
             value: float | int = number
         else:
             number = _finite_float(raw)
-            if number is None:
+            if number is None or abs(number) > MAGNITUDE:
                 raise bad
             value = number
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):

@@ -21,7 +21,7 @@ their operands, see :data:`IDENTITY_TOL`).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from simlab.engine.seeding import study_rng
 from simlab.engine.stopping import RELATIVE
+from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated, WrongClaim
 from simlab.experiments.batchnorm_common import Kept, describe, either_if, keep_limit
 from simlab.experiments.batchnorm_stats_figures import FIGURES, EpsStudy, StatsFigureData
@@ -368,7 +369,7 @@ class BatchnormStats(Experiment[StatsSetup, StatsChunk]):
             "sigma",
             "float",
             1.0,
-            "standard deviation of every feature (0: constant features)",
+            "standard deviation of every feature (0: constant features; else at least 1e-9)",
             low=0.0,
         ),
     )
@@ -439,6 +440,14 @@ class BatchnormStats(Experiment[StatsSetup, StatsChunk]):
             "samples": 100_000,
         },
     }
+
+    def validate(self, point: dict[str, Any], where: Callable[[str], str]) -> None:
+        sigma = point["sigma"]
+        if 0.0 < sigma < 1e-9:  # its square underflows against eps: the identities lose meaning
+            raise SimlabInputError(
+                f"{where('sigma')}: {sigma:g} is not allowed; expected 0 (constant features) or "
+                "a number in [1e-09, 1e+12]"
+            )
 
     def label(self, point: Mapping[str, Any]) -> str:
         return describe(self.name, point)

@@ -186,7 +186,8 @@ class PropagationGrads(Experiment[None, GradsStats]):
             "activation of every layer (the logits too)",
             choices=nw.ACTIVATIONS,
         ),
-        Param("sigma_x", "float", 1.0, "standard deviation of the inputs", low=0.0, low_open=True),
+        # beyond ~30, saturated tanh units leave central differences without a valid tolerance
+        Param("sigma_x", "float", 1.0, "standard deviation of the inputs", low=1e-6, high=30.0),
         Param("sigma_b", "float", 0.1, "standard deviation of the biases", low=0.0),
         Param(
             "eps",

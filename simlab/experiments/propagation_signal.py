@@ -561,7 +561,8 @@ class PropagationSignal(Experiment[SignalSetup, SignalStats]):
     )
     params = (
         *network_params(20, 128, "", 32, "inputs per network (averaged inside the network)"),
-        Param("sigma_x", "float", 1.0, "standard deviation of the inputs", low=0.0, low_open=True),
+        # its square and fourth powers (q_l, the norm ratios) must stay inside float64's range
+        Param("sigma_x", "float", 1.0, "standard deviation of the inputs", low=1e-12, high=1e12),
         Param("sigma_b", "float", 0.0, "standard deviation of the biases (0: none)", low=0.0),
     )
     # Relative targets: q_l and r_l span decades across layers (Xavier halves q_l per layer) and
