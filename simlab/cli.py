@@ -18,6 +18,7 @@ try:  # NumPy, SciPy and matplotlib load here: Ctrl-C meanwhile ends quietly, no
     import click
 
     from simlab import __version__
+    from simlab.api import experiment_spec, file_specs
     from simlab.console import printable
     from simlab.course import BUDGETS, budget_specs
     from simlab.engine.cluster import runner_for
@@ -25,8 +26,9 @@ try:  # NumPy, SciPy and matplotlib load here: Ctrl-C meanwhile ends quietly, no
     from simlab.execute import execute
     from simlab.experiments import REGISTRY
     from simlab.experiments.base import Experiment
-    from simlab.runspec import RUN_OPTIONS, build_spec
+    from simlab.runspec import RUN_OPTIONS
     from simlab.simulate import ExperimentRun
+    from simlab.verdicts.checks import DEFAULT_RESOLUTION
 except KeyboardInterrupt as _exc:
     sys.stderr.write("simlab: interrupted\n")
     raise SystemExit(interrupts.exit_status(_exc)) from None
@@ -116,7 +118,38 @@ def _run_option_decorators() -> list[Callable]:
             help="A formula to check, e.g. var_after='1/(2*(1-p)) - 1/(2*pi)' (repeatable).",
         )
     )
+    decorators.append(
+        click.option(
+            "--claim-false",
+            "claims_false",
+            multiple=True,
+            metavar="NAME=EXPR",
+            help="A formula expected to be rejected: a negative control of your own; the run "
+            "is as expected when it fails (repeatable).",
+        )
+    )
+    decorators.append(strict_option)
     return decorators
+
+
+strict_option = click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit with status 1 when a check is undecided (by default only a failure, or a verdict "
+    "not as expected, does).",
+)
+
+
+def resolution_option(func: Callable) -> Callable:
+    """``--resolution`` for the commands that do not take every run option (run, check)."""
+    return click.option(
+        "--resolution",
+        default=None,
+        metavar="VALUE",
+        help="Target resolution: a check passes only if it could see a relative deviation this "
+        f"large (default {DEFAULT_RESOLUTION:g}, which every built-in check meets at the quick "
+        "budget); coarser checks read undecided.",
+    )(func)
 
 
 def experiment_command(exp: Experiment, name: str) -> click.Command:
@@ -124,16 +157,12 @@ def experiment_command(exp: Experiment, name: str) -> click.Command:
 
     def callback(**kwargs: Any) -> None:
         claims = list(kwargs.pop("claims"))
+        claims_false = list(kwargs.pop("claims_false"))
+        strict = kwargs.pop("strict")
         shown = {k: kwargs.pop(k) for k in ("out", "formats", "no_plots", "as_json", "quiet")}
         scheduler, cluster = kwargs.pop("scheduler"), kwargs.pop("cluster")
-        raw = {k: v for k, v in kwargs.items() if v is not None}
-
-        def where(key: str) -> str:
-            return (
-                f"--{key.replace('_', '-')}" if key in {p.name for p in RUN_OPTIONS} else f"--{key}"
-            )
-
-        spec = build_spec(exp, raw, claims, where)
+        # the same specification as simlab.run(...) builds from the same values
+        spec = experiment_spec(exp, kwargs, claims, claims_false)
         formats = _formats(shown["formats"])
         with runner_for(scheduler, cluster) as runner:
             code = execute(
@@ -145,6 +174,7 @@ def experiment_command(exp: Experiment, name: str) -> click.Command:
                 as_json=shown["as_json"],
                 quiet=shown["quiet"],
                 runner=runner,
+                strict=strict,
             )
         _finish(code)
 
@@ -348,6 +378,8 @@ def _register_experiments() -> None:
     help="Go on with an interrupted run (its _partial folder, or the hidden .NAME.*.tmp one "
     "a killed run leaves): the checks are those of an uninterrupted run.",
 )
+@resolution_option
+@strict_option
 @output_options
 @cluster_options
 def run_command(
@@ -358,6 +390,8 @@ def run_command(
     scheduler: str | None,
     cluster: str | None,
     resume: Path | None,
+    resolution: str | None,
+    strict: bool,
     out: Path | None,
     formats: str,
     no_plots: bool,
@@ -369,8 +403,12 @@ def run_command(
     if resume is not None:
         from simlab.resume import load_resume
 
-        if config is not None or seed is not None:
-            given = "a config file and overrides" if config is not None else "--seed"
+        if config is not None or seed is not None or resolution is not None:
+            given = (
+                "a config file and overrides"
+                if config is not None
+                else ("--seed" if seed is not None else "--resolution")
+            )
             raise SimlabInputError(
                 f"--resume: goes on with the run as it was configured; {given} cannot be given "
                 "with it (only --workers, --scheduler, --cluster and the output options)"
@@ -389,14 +427,13 @@ def run_command(
                 title=res.title,
                 runner=runner,
                 resume=res,
+                strict=strict,
             )
         _finish(code)
         return
     if config is None:
         raise SimlabInputError("run: give a CONFIG.yaml file to run, or --resume DIR")
-    from simlab.config import load_run_file
-
-    specs = load_run_file(config, list(overrides), seed=seed, workers=workers)
+    specs = file_specs(config, overrides, seed=seed, workers=workers, resolution=resolution)
     label = specs[0].experiment.name if len(specs) == 1 else config.stem
     fmts = _formats(formats)
     with runner_for(scheduler, cluster) as runner:
@@ -409,6 +446,7 @@ def run_command(
             as_json=as_json,
             quiet=quiet,
             runner=runner,
+            strict=strict,
         )
     _finish(code)
 
@@ -423,6 +461,8 @@ def run_command(
 )
 @click.option("--seed", type=click.IntRange(min=0), default=None, help="Root seed.")
 @click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
+@resolution_option
+@strict_option
 @output_options
 @cluster_options
 def check_command(
@@ -431,17 +471,22 @@ def check_command(
     workers: str | None,
     scheduler: str | None,
     cluster: str | None,
+    resolution: str | None,
+    strict: bool,
     out: Path | None,
     formats: str,
     no_plots: bool,
     as_json: bool,
     quiet: bool,
 ) -> None:
-    """Check every built-in claim of every experiment; exit status 1 if any fails."""
+    """Check every built-in claim of every experiment; exit status 1 if any fails (or, with
+    --strict, is undecided)."""
     from simlab.engine.seeding import fresh_entropy
 
     # one root seed for the whole course: the report shows it, and --seed with it replays all
-    specs = budget_specs(budget, fresh_entropy() if seed is None else seed, workers)
+    specs = budget_specs(
+        budget, fresh_entropy() if seed is None else seed, workers, resolution=resolution
+    )
     fmts = _formats(formats)
     with runner_for(scheduler, cluster) as runner:
         code = execute(
@@ -454,6 +499,7 @@ def check_command(
             quiet=quiet,
             title=f"simlab check --budget {budget}",
             runner=runner,
+            strict=strict,
         )
     _finish(code)
 
@@ -683,7 +729,7 @@ def list_command() -> None:
     console.print(
         "Run options for every experiment: "
         + ", ".join(f"--{p.name.replace('_', '-')}" for p in RUN_OPTIONS)
-        + ", --claim, --out, --format, "
+        + ", --claim, --claim-false, --strict, --out, --format, "
         "--json, --quiet, --no-plots, --scheduler, --cluster"
     )
 

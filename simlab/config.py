@@ -2,10 +2,11 @@
 
 A file holds one experiment (a mapping with ``experiment:``) or several (``experiments:`` a list of
 such mappings). Keys are the experiment's parameter names and the run options; ``claims:`` maps a
-quantity to an expression (or a list of expressions). A list value is a sweep. Overrides use
-dotted keys: ``p=0.3``, ``claims.var_after='...'``, and in a file of several experiments
-``NAME.key=value`` for the entry whose ``name`` (default: the experiment) is NAME; a bare key then
-applies to every entry that has it.
+quantity to an expression (or a list of expressions); an expression may be written
+``{expr: EXPRESSION, expect: fail}`` for a claim expected to fail (a negative control). A list
+value is a sweep. Overrides use dotted keys: ``p=0.3``, ``claims.var_after='...'``, and in a
+file of several experiments ``NAME.key=value`` for the entry whose ``name`` (default: the
+experiment) is NAME; a bare key then applies to every entry that has it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import yaml
 from simlab.errors import SimlabInputError
 from simlab.experiments import REGISTRY, get_experiment
 from simlab.params import shorten, show_text
-from simlab.runspec import RUN_OPTIONS, RunSpec, build_spec
+from simlab.runspec import RUN_OPTIONS, ClaimText, RunSpec, build_spec
+from simlab.verdicts.claims import CLAIM_EXPECTATIONS
 
 #: Largest run file read, in bytes; a larger one (or an endless one such as /dev/zero) is refused.
 MAX_FILE_BYTES = 1 << 20
@@ -250,20 +252,45 @@ def apply_overrides(entries: list[dict[str, Any]], overrides: list[str], multi: 
                 _set(entry, keys, value)
 
 
-def _claims_of(entry: dict[str, Any], where: Callable[[str], str]) -> list[str]:
+#: the keys of a claim written as a mapping: ``{expr: EXPRESSION, expect: fail}``
+CLAIM_KEYS = ("expr", "expect")
+
+
+def _claims_of(entry: dict[str, Any], where: Callable[[str], str]) -> list[ClaimText]:
+    """The entry's claims: ``QUANTITY: EXPRESSION``, a list of them, and any of them written as
+    ``{expr: EXPRESSION, expect: fail}`` (a claim expected to fail: a negative control)."""
     claims = entry.get("claims") or {}
     if not isinstance(claims, dict):
         raise SimlabInputError(f"{where('claims')}: expected a mapping QUANTITY: EXPRESSION")
-    texts = []
+    texts: list[ClaimText] = []
     for quantity, expressions in claims.items():
         items = expressions if isinstance(expressions, list) else [expressions]
-        for expression in items:
+        for item in items:
+            expect = "pass"
+            expression = item
+            if isinstance(item, dict):
+                unknown = [k for k in item if k not in CLAIM_KEYS]
+                if unknown or "expr" not in item:
+                    what = f"unknown key {shorten(unknown[0])}" if unknown else "no 'expr'"
+                    raise SimlabInputError(
+                        f"{where('claims')}: {shorten(quantity)}: {what}; a claim written as a "
+                        "mapping has 'expr' (the expression) and optionally 'expect' "
+                        f"({' or '.join(CLAIM_EXPECTATIONS)})"
+                    )
+                expression = item["expr"]
+                expect = item.get("expect", "pass")
+                if expect not in CLAIM_EXPECTATIONS:
+                    raise SimlabInputError(
+                        f"{where('claims')}: {shorten(quantity)}: expect {shorten(expect)} is "
+                        f"not allowed; allowed: {', '.join(CLAIM_EXPECTATIONS)}"
+                    )
             if not isinstance(expression, str | int | float) or isinstance(expression, bool):
                 raise SimlabInputError(
-                    f"{where('claims')}: {shorten(quantity)}: expected an expression string, "
-                    f"got {shorten(expression)}"
+                    f"{where('claims')}: {shorten(quantity)}: expected an expression string "
+                    f"(or {{expr: EXPRESSION, expect: fail}}), got {shorten(expression)}"
                 )
-            texts.append(f"{quantity}={expression}")
+            text = f"{quantity}={expression}"
+            texts.append(text if expect == "pass" else (text, expect))
     return texts
 
 

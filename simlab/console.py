@@ -13,7 +13,12 @@ from rich.table import Table
 from simlab.verdicts import format as fmt
 from simlab.verdicts.checks import Check
 
-_VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "undefined": "bold yellow"}
+_VERDICT_STYLE = {
+    "pass": "bold green",
+    "fail": "bold red",
+    "undecided": "bold yellow",
+    "undefined": "bold magenta",
+}
 
 #: C0 and C1 control characters (escape sequences start with one) and DEL
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -73,29 +78,18 @@ def checks_table(checks: Iterable[Check], title: str = "checks") -> Table:
 
 
 def summary_counts(checks: Iterable[Check]) -> dict[str, int]:
-    """Checks by verdict, and how many ended otherwise than they were built to (``unexpected``)."""
-    counts = {"checks": 0, "pass": 0, "fail": 0, "undefined": 0, "unexpected": 0}
-    for c in checks:
-        counts["checks"] += 1
-        counts[c.verdict or "undefined"] = counts.get(c.verdict or "undefined", 0) + 1
-        counts["unexpected"] += not c.as_expected
-    return counts
+    """Checks by verdict, negative controls, and how many ended otherwise than they were built
+    to (``unexpected``): :func:`simlab.verdicts.format.counts`."""
+    return fmt.counts(checks)
 
 
 def summary_line(checks: list[Check], alpha: float, seconds: float) -> str:
     """One line: verdict counts, negative controls, and how many verdicts were not as expected."""
     counts = summary_counts(checks)
-    controls = sum(c.expected != "pass" for c in checks)
-    colour = "green" if counts["unexpected"] == 0 else "red"  # a control failing is success
+    # a control failing is success; undecided is neither (yellow: more samples would tell)
+    colour = "red" if counts["unexpected"] else ("yellow" if counts["undecided"] else "green")
     return (
-        f"[bold {colour}]{counts['pass']} passed, {counts['fail']} failed[/]"
-        + (f", {counts['undefined']} undefined" if counts["undefined"] else "")
-        + (
-            f" ({controls} negative controls or undecidable by design; "
-            f"{counts['unexpected']} verdicts not as expected)"
-            if controls
-            else ""
-        )
+        f"[bold {colour}]{fmt.summary(counts)}[/]"
         + f" — {counts['checks']} checks, family-wise alpha {alpha:g} (Holm), "
         + f"simulated in {seconds:.1f} s"
     )

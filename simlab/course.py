@@ -25,9 +25,14 @@ def budget_raw(exp: Experiment, budget: str) -> dict[str, Any]:
 
 
 def budget_specs(
-    budget: str, seed: int | None = None, workers: Any = None, claims: bool = True
+    budget: str,
+    seed: int | None = None,
+    workers: Any = None,
+    claims: bool = True,
+    resolution: Any = None,
 ) -> list[RunSpec]:
-    """One spec per registered experiment at ``budget`` (every built-in claim)."""
+    """One spec per registered experiment at ``budget`` (every built-in claim); ``resolution``
+    is the target resolution (default: the run option's)."""
     specs = []
     for exp in REGISTRY.values():
         raw = budget_raw(exp, budget)
@@ -36,6 +41,8 @@ def budget_specs(
             raw["seed"] = seed
         if workers is not None:
             raw["workers"] = workers
+        if resolution is not None:
+            raw["resolution"] = resolution
 
         def where(key: str, name: str = exp.name) -> str:
             return f"budget {budget}: {name}.{key}"

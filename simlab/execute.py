@@ -46,6 +46,8 @@ from simlab.report import write_report
 from simlab.resume import Resume, config_document
 from simlab.runspec import RunSpec
 from simlab.simulate import ExperimentRun, decide_runs, simulate
+from simlab.verdicts import format as fmt
+from simlab.verdicts.checks import Check
 from simlab.verdicts.estimates import ScalarEstimate, VectorEstimate
 
 
@@ -56,6 +58,7 @@ def results_document(
     complete: bool,
     engine: dict[str, Any] | None = None,
     resume: Resume | None = None,
+    command: list[str] | None = None,
 ) -> dict[str, Any]:
     """The content of results.json (``engine``: what ran the chunks, workers and versions).
 
@@ -109,7 +112,7 @@ def results_document(
         "status": "complete" if complete else "partial",
         "versions": versions(),
         "engine": engine or describe_threads(max((run.spec.workers for run in runs), default=1)),
-        "command": ["simlab", *sys.argv[1:]],
+        "command": command if command is not None else ["simlab", *sys.argv[1:]],
         "started": started.isoformat(timespec="seconds"),
         "seed": runs[0].spec.seed if len(runs) == 1 else [r.spec.seed for r in runs],
         "alpha": runs[0].spec.alpha,
@@ -120,7 +123,8 @@ def results_document(
         ),
         "summary": summary_counts(checks),
         "experiments": experiments,
-        "checks": [c.as_dict() for c in checks],
+        # each check's record, and its words as the console, the report and checks.csv show them
+        "checks": [{**c.as_dict(), "text": fmt.row(c)} for c in checks],
     }
     if resume is not None:
         doc["resumed"] = {
@@ -311,8 +315,10 @@ def execute(
     title: str | None = None,
     runner: Any = None,
     resume: Resume | None = None,
+    strict: bool = False,
 ) -> int:
-    """Run ``specs`` as one run (one Holm family, one folder). Returns the exit status.
+    """Run ``specs`` as one run (one Holm family, one folder). Returns the exit status
+    (:func:`exit_status`; ``strict``: an undecided check gives 1 too).
 
     The destination is checked and locked first (:meth:`RunFolder.open`): a problem with it is
     an input error before any simulation. Then the specs are simulated and the folder written
@@ -463,8 +469,69 @@ def execute(
             "the run folder is marked partial (see its PARTIAL note)[/]"
         )
         return interrupted
+    return exit_status(checks, strict)
+
+
+def exit_status(checks: list[Check], strict: bool = False) -> int:
+    """0 when nothing failed unexpectedly and nothing is otherwise than expected; 1 else.
+
+    An undecided check never hides a failure (a failure elsewhere still gives 1); it gives 1 by
+    itself only under ``strict``.
+    """
     counts = summary_counts(checks)
-    return 1 if counts["unexpected"] else 0
+    if counts["unexpected"]:
+        return 1
+    return 1 if strict and counts["undecided"] else 0
+
+
+def write_folder(
+    folder: RunFolder,
+    specs: list[RunSpec],
+    runs: list[ExperimentRun],
+    *,
+    started: datetime,
+    seconds: float,
+    formats: tuple[str, ...],
+    plots: bool,
+    title: str,
+    command: list[str] | None = None,
+) -> list[Check]:
+    """Write the run folder of finished, simulated runs (what ``simlab.Result.save`` does).
+
+    The same files, in the same order of value, as :func:`execute` writes (config.yaml,
+    results.json and checks.csv, the figures, the report), with no checkpoint: there is
+    nothing left to simulate. A failure or Ctrl-C while writing leaves ``<name>_partial`` with
+    a PARTIAL note, never a folder that looks complete.
+    """
+    figures: list[str] = []
+    stage = "writing config.yaml"
+    with folder:
+        try:
+            with interrupts.deferred(reraise=True):
+                write_text(folder.path / "config.yaml", yaml_text(config_document(specs)))
+                stage = "deciding"
+                decide_runs(runs, specs[0].alpha)
+                checks = [c for run in runs for c in run.checks]
+                doc = results_document(runs, started, seconds, False, command=command)
+                doc["figures"] = figures
+                stage = "writing results"
+                write_json(folder.path / "results.json", doc)
+                write_checks_csv(folder.path / "checks.csv", checks)
+            if plots:
+                stage = "drawing figures"
+                draw_figures(runs, folder.path, formats, True, drawn=figures)
+            stage = "writing the report"
+            doc = results_document(runs, started, seconds, True, command=command)
+            doc["figures"] = figures
+            write_json(folder.path / "results.json", doc)
+            _write_report(folder, title)
+        except BaseException as exc:
+            with interrupts.deferred():
+                _keep_partial(
+                    folder, specs, runs, started, seconds, figures, stage, exc, None, None
+                )
+            raise
+    return checks
 
 
 class _Stop(Exception):
@@ -480,7 +547,7 @@ def _keep_partial(
     figures: list[str],
     stage: str,
     exc: BaseException,
-    checkpoint: Checkpointer,
+    checkpoint: Checkpointer | None,
     resume: Resume | None,
     engine: dict[str, Any] | None = None,
 ) -> None:
@@ -500,7 +567,8 @@ def _keep_partial(
     else:
         why = f"crashed while {stage}: {exc!r}"
     try:
-        checkpoint.save()
+        if checkpoint is not None:  # None: a finished result being saved (nothing to resume)
+            checkpoint.save()
     except OSError:
         pass  # the last periodic save stays (if even the first one is gone, it says so below)
     results = folder.path / "results.json"
@@ -517,6 +585,6 @@ def _keep_partial(
         why,
         folder.partial_destination(),
         _files(folder.path),
-        resumable=checkpoint.path.exists(),
+        resumable=checkpoint is not None and checkpoint.path.exists(),
     )
     folder.mark_partial(note)

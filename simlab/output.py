@@ -27,6 +27,7 @@ import yaml
 
 import simlab
 from simlab.errors import SimlabInputError
+from simlab.verdicts import format as fmt
 from simlab.verdicts.checks import Check
 
 SCHEMA_VERSION = 1
@@ -51,9 +52,17 @@ CSV_FIELDS = (
     "resolution",
     "resolution_kind",
     "verdict",
+    "expected",
+    "target",
+    "samples_needed",
+    "index_name",
+    "index",
+    "tolerance_used",
     "n",
     "note",
 )
+#: the words of each check (simlab.verdicts.format, as the console and the report show them)
+CSV_TEXT_FIELDS = tuple(f"text_{col.replace('-', '_')}" for col in fmt.COLUMNS)
 
 
 def run_name() -> str:
@@ -411,10 +420,12 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def write_checks_csv(path: Path, checks: list[Check]) -> None:
     buffer = io.StringIO(newline="")
-    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS + CSV_TEXT_FIELDS, extrasaction="ignore")
     writer.writeheader()
     for c in checks:
         row = _plain(c.as_dict())
         row["params"] = ";".join(f"{k}={v}" for k, v in c.params.items())
+        for col, text in fmt.row(c).items():
+            row[f"text_{col.replace('-', '_')}"] = text
         writer.writerow(row)
     write_text(path, buffer.getvalue())

@@ -30,7 +30,7 @@ th,td{border-bottom:1px solid #e4e4e4;padding:.3em .5em;text-align:left;vertical
 th{background:#f4f5f7;position:sticky;top:0}
 td.num{font-variant-numeric:tabular-nums;white-space:nowrap}
 .pass{color:#137b2c;font-weight:600}.fail{color:#b3261e;font-weight:600}
-.undefined{color:#946200;font-weight:600}
+.undecided{color:#946200;font-weight:600}.undefined{color:#8a2be2;font-weight:600}
 figure{margin:1.2em 0}figure img{max-width:100%;border:1px solid #eee}
 figcaption{font-size:.95em;margin:.4em 0;color:#333}
 .meta{color:#666;font-size:.85em}.note{color:#555;font-size:.85em}
@@ -103,21 +103,11 @@ def _experiment_of(doc: dict[str, Any], figure: str) -> str | None:
     return next((n for n in names if n.replace(" ", "-") == folder), None)
 
 
-def _is_expected(c: dict[str, Any]) -> bool:
-    expected = c.get("expected", "pass")
-    return bool(c.get("verdict")) and (expected == "either" or c["verdict"] == expected)
-
-
 def _counts(checks: list[dict[str, Any]]) -> str:
-    passed = sum(c.get("verdict") == "pass" for c in checks)
-    failed = sum(c.get("verdict") == "fail" for c in checks)
-    controls = sum(c.get("expected", "pass") != "pass" for c in checks)
-    unexpected = sum(not _is_expected(c) for c in checks)
-    text = f"{passed} passed, {failed} failed"
-    if controls:
-        text += f" ({controls} negative controls or undecidable by design)"
-    if unexpected:
-        text += f" — <span class=fail>{unexpected} not as expected</span>"
+    counts = fmt.counts(checks)
+    text = html.escape(fmt.summary(counts, unexpected=False))
+    if counts["unexpected"]:
+        text += f" — <span class=fail>{counts['unexpected']} not as expected</span>"
     return text
 
 
@@ -143,9 +133,8 @@ def render_html(
     docs = [(Path(d), _load(Path(d))) for d in run_dirs]
     names = shown_as or [str(d) for d in run_dirs]
     checks = [c for _, doc in docs for c in doc.get("checks", [])]
-    unexpected = sum(not _is_expected(c) for c in checks)
-    passed = sum(c.get("verdict") == "pass" for c in checks)
-    failed = sum(c.get("verdict") == "fail" for c in checks)
+    counts = fmt.counts(checks)
+    unexpected = counts["unexpected"]
     ok = unexpected == 0
     title = title or "simlab report"
     parts = [
@@ -156,8 +145,9 @@ def render_html(
     ]
     verdict = "every verdict as expected" if ok else f"{unexpected} verdicts not as expected"
     parts.append(
-        f"<div class='summary {'ok' if ok else 'bad'}'><b>{passed} passed, {failed} "
-        f"failed</b> — {len(checks)} checks; {verdict}.</div>"
+        f"<div class='summary {'ok' if ok else 'bad'}'><b>"
+        f"{html.escape(fmt.summary(counts, unexpected=False))}</b> — {len(checks)} checks; "
+        f"{verdict}.</div>"
     )
     for name, (_, doc) in zip(names, docs, strict=True):
         v = doc.get("versions", {})

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,11 @@ from simlab.engine.seeding import fresh_entropy
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment
 from simlab.params import Param
+from simlab.verdicts.checks import DEFAULT_RESOLUTION
 from simlab.verdicts.claims import Claim, parse_claim
+
+#: a claim as given: its text (expected to pass), or its text and the verdict it expects
+ClaimText = str | tuple[str, str]
 
 DEFAULT_ALPHA = 0.001
 #: sweep points in one run (the Cartesian product of every listed parameter)
@@ -72,6 +76,17 @@ RUN_OPTIONS: tuple[Param, ...] = (
         sweep=False,
     ),
     Param(
+        "resolution",
+        "float",
+        DEFAULT_RESOLUTION,
+        f"target resolution: a check passes only if it could see a relative deviation this "
+        f"large (90% power); coarser checks read undecided, with the samples that would decide "
+        f"(default {DEFAULT_RESOLUTION:g}: every built-in check meets it at the quick budget)",
+        low=0.0,
+        low_open=True,
+        sweep=False,
+    ),
+    Param(
         "target_se",
         "float",
         None,
@@ -97,6 +112,7 @@ class RunSpec:
     workers: int = 1
     chunk_size: int = 4096
     target_se: float | None = None
+    resolution: float = DEFAULT_RESOLUTION
 
     def points(self) -> list[dict[str, Any]]:
         """The sweep: the Cartesian product of every listed parameter, in declaration order."""
@@ -109,7 +125,11 @@ class RunSpec:
         config: dict[str, Any] = {"experiment": self.experiment.name}
         config.update(self.params)
         config.update(
-            samples=self.samples, seed=self.seed, chunk_size=self.chunk_size, alpha=self.alpha
+            samples=self.samples,
+            seed=self.seed,
+            chunk_size=self.chunk_size,
+            alpha=self.alpha,
+            resolution=self.resolution,
         )
         if self.target_se is not None:
             config["target_se"] = self.target_se
@@ -117,21 +137,27 @@ class RunSpec:
             config["claims"] = {}
             for c in self.claims:
                 config["claims"].setdefault(c.quantity, [])
-                config["claims"][c.quantity].append(c.expression)
+                config["claims"][c.quantity].append(
+                    c.expression
+                    if c.expect == "pass"
+                    else {"expr": c.expression, "expect": c.expect}
+                )
         return config
 
 
 def build_spec(
     experiment: Experiment,
     raw: dict[str, Any],
-    claims: list[str],
+    claims: Sequence[ClaimText],
     where: Callable[[str], str],
     claim_source: str = "--claim",
 ) -> RunSpec:
     """Validate raw values (from options or YAML) into a :class:`RunSpec`.
 
     ``raw`` maps parameter and run-option names to values as given (None: default); ``where(name)``
-    names the option or key in messages. Raises SimlabInputError on the first bad value.
+    names the option or key in messages. ``claims`` are ``NAME=EXPR`` texts expected to pass, or
+    ``(text, expect)`` pairs (``expect`` "fail": ``--claim-false``, ``expect: fail`` in YAML).
+    Raises SimlabInputError on the first bad value.
     """
     known = {p.name for p in experiment.params} | _RUN_OPTION_NAMES
     for key in raw:
@@ -156,6 +182,7 @@ def build_spec(
         workers=options["workers"] or default_workers(),
         chunk_size=options["chunk_size"] or experiment.default_chunk_size,
         target_se=options["target_se"],
+        resolution=options["resolution"] or DEFAULT_RESOLUTION,
     )
     n_points = math.prod(len(v) for v in params.values() if isinstance(v, list))
     if n_points > MAX_POINTS:
@@ -177,16 +204,22 @@ def build_spec(
     # a choice (a string) has no value in a formula: naming it is an error before any work
     numeric = [p.name for p in experiment.params if p.kind in ("float", "int", "bool")]
     names = numeric + list(experiment.claim_names)
-    spec.claims = [
-        parse_claim(
-            text,
-            quantities=[q.name for q in experiment.quantities],
-            names=names,
-            functions=dict(experiment.claim_functions),
-            source=claim_source,
+    spec.claims = []
+    for item in claims:
+        text, expect = (item, "pass") if isinstance(item, str) else item
+        source = claim_source
+        if expect == "fail" and claim_source == "--claim":
+            source = "--claim-false"
+        spec.claims.append(
+            parse_claim(
+                text,
+                quantities=[q.name for q in experiment.quantities],
+                names=names,
+                functions=dict(experiment.claim_functions),
+                source=source,
+                expect=expect,
+            )
         )
-        for text in claims
-    ]
     for claim in spec.claims:
         for point in points:
             _trial_evaluate(experiment, claim, point)

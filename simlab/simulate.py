@@ -27,6 +27,8 @@ class ExperimentRun:
     checks: list[Check]
     seconds: float
     complete: bool = True
+    #: True once :func:`decide_runs` has filled the verdicts (deciding again would repeat notes)
+    decided: bool = False
 
     @property
     def samples_done(self) -> int:
@@ -117,7 +119,7 @@ def checks_for(spec: RunSpec, results: list[PointResult]) -> list[Check]:
                     quantity=claim.quantity,
                     params=setting,
                     estimate=result.estimates[claim.quantity],
-                    prediction=Prediction(value, "as claimed"),
+                    prediction=Prediction(value, "as claimed", expect=claim.expect),
                     source="user",
                     expression=claim.expression,
                     id_suffix=f"#{number}",
@@ -127,8 +129,14 @@ def checks_for(spec: RunSpec, results: list[PointResult]) -> list[Check]:
 
 
 def decide_runs(runs: list[ExperimentRun], alpha: float) -> None:
-    """Decide every check of ``runs`` as one family (one Holm-Bonferroni over all of them)."""
+    """Decide every check of ``runs`` as one family (one Holm-Bonferroni over all of them),
+    each against its own run's target resolution. Runs already decided together are left as
+    they are (a result saved after it was shown keeps its verdicts)."""
+    if runs and all(run.decided for run in runs):
+        return
     flat = [c for run in runs for c in run.checks]
-    decided = iter(decide(flat, alpha))
+    targets = [run.spec.resolution for run in runs for _ in run.checks]
+    decided = iter(decide(flat, alpha, targets))
     for run in runs:
         run.checks = [next(decided) for _ in run.checks]
+        run.decided = True

@@ -1,13 +1,35 @@
 """The check record and the tests that fill it: z-tests, goodness of fit, exact comparisons.
 
-One machinery for every experiment. A check is built undecided (``verdict=None``) from an estimate
-and a prediction; :func:`decide` then applies Holm-Bonferroni over the whole run's statistical and
-distribution checks and fills thresholds, resolutions and verdicts.
+One machinery for every experiment. A check is built without a verdict (``verdict=None``) from an
+estimate and a prediction; :func:`decide` then applies Holm-Bonferroni over the whole run's
+statistical and distribution checks and fills thresholds, resolutions and verdicts.
+
+Verdicts (see :func:`decide`):
+
+- ``fail``: the test rejected the prediction (Holm at the run's alpha), or an exact comparison is
+  beyond its tolerance. A rejection needs no power to be believed, so it is never hidden.
+- ``pass``: not rejected, *and* the check could have seen an error that matters: its resolution
+  (the smallest relative deviation it detects with 90% power) is at or below the run's target
+  (``--resolution``, default :data:`DEFAULT_RESOLUTION`).
+- ``undecided``: not rejected, but the resolution is coarser than the target: the sample could not
+  tell. The record says how many samples would decide it (``samples_needed``; resolution scales
+  like 1/sqrt(n)). A negative control the sample cannot resolve is undecided, not pass.
+- ``undefined``: no verdict at all: the check could not be evaluated (a NaN estimate or
+  prediction, a shape mismatch, a zero standard error). Kept apart from ``undecided`` because it
+  usually means something is wrong with the claim or the run, not that more samples would help;
+  it counts as not as expected unless the check was built to accept either outcome.
+
+The target applies to relative resolutions and to the effect size w of goodness-of-fit checks (w
+is the root-mean-square relative deviation of the pmf). It does not apply to exact checks (their
+resolution is their tolerance, not a property of the sample) nor to checks whose prediction is 0
+(their resolution is absolute, in the quantity's units, with no scale to compare a relative
+target with).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -23,7 +45,13 @@ from simlab.verdicts.estimates import (
 from simlab.verdicts.gof import chi_square_effect_resolution
 
 POWER = 0.9  # resolutions are the deviations detected with this probability
-NOISY_RESOLUTION = 0.5  # a relative resolution above this cannot decide anything useful
+#: the default target resolution: a check passes only when it could have seen a relative
+#: deviation this large. Every built-in check expected to pass meets it at the quick budget (the
+#: coarsest, the finite-width second moment at width 10, resolves 22%), except the noise-floor
+#: TV checks of the Poisson limit, which are undecided by nature at large M.
+DEFAULT_RESOLUTION = 0.25
+#: the verdicts a decided check can have
+VERDICTS = ("pass", "fail", "undecided", "undefined")
 HEAVY_TAIL_KURTOSIS = 20.0  # excess kurtosis of per-sample values above which we warn
 _SKEWED_Z_CAP = 38.0  # |z| where a two-sided normal p-value underflows to 0
 
@@ -51,18 +79,32 @@ class Check:
     threshold: float | None = None
     resolution: float | None = None
     resolution_kind: str = "relative"
-    verdict: str | None = None  # pass | fail | undefined
+    verdict: str | None = None  # pass | fail | undecided | undefined (see the module's doc)
     note: str = ""
     n: int | None = None
     expected: str = "pass"  # pass | fail | either (see Prediction.expect)
     calibrated: bool = True  # see Prediction.calibrated
+    #: the target resolution the verdict was decided against (None: the target does not apply)
+    target: float | None = None
+    #: for an undecided check: the sample count (in the units of ``n``) that would resolve the
+    #: target; None when no sample count can (a tolerance alone coarser than the target)
+    samples_needed: float | None = None
+    #: profile checks: the index (``l``) of the entry shown (the largest |z|), and its name
+    index_name: str | None = None
+    index: float | None = None
+    #: statistical checks with a tolerance: the largest |deviation| as a fraction of it
+    tolerance_used: float | None = None
 
     @property
     def as_expected(self) -> bool:
-        """Whether the verdict is the one the check was built to give."""
-        if self.verdict is None:
-            return False
-        return self.expected == "either" or self.verdict == self.expected
+        """Whether the verdict agrees with what the check was built to give.
+
+        An undecided check contradicts no expectation (the sample could not tell), so it counts
+        as expected here; ``--strict`` is what turns it into a non-zero exit status.
+        """
+        from simlab.verdicts.format import as_expected
+
+        return as_expected(self)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,6 +190,9 @@ def _z_check(common: dict, est: ScalarEstimate, pred: Prediction) -> Check:
             f"heavy tails: per-sample excess kurtosis {est.excess_kurtosis:.3g}; the normal "
             "approximation behind z may be optimistic",
         )
+    used = None
+    if tol > 0 and math.isfinite(deviation):
+        used = abs(deviation) / tol
     return Check(
         kind="statistical",
         estimate=_finite(est.value),
@@ -160,6 +205,7 @@ def _z_check(common: dict, est: ScalarEstimate, pred: Prediction) -> Check:
         tolerance=tol,
         note=note,
         n=est.n,
+        tolerance_used=used,
         **common,
     )
 
@@ -215,7 +261,7 @@ def _vector_check(common: dict, est: VectorEstimate, pred: Prediction) -> Check:
             note = f"{bad} is zero: nothing to test against"
         else:
             note = f"{bad} has entries that are not finite numbers"
-        return _undecided(
+        return _unevaluated(
             common,
             "statistical",
             dof=float(k),
@@ -240,6 +286,10 @@ def _vector_check(common: dict, est: VectorEstimate, pred: Prediction) -> Check:
         p_value = float(min(1.0, k * 2.0 * stats.norm.sf(abs(z[worst]))))
         note = "covariance not invertible: largest |z| with Bonferroni over entries"
     note = _join(note, f"largest deviation at {est.index_name} = {est.index[worst]:g} of {k}")
+    used = None
+    if np.any(tol > 0):
+        with_tol = tol > 0
+        used = float(np.max(np.abs(dev[with_tol]) / tol[with_tol]))
     return Check(
         kind="statistical",
         estimate=_finite(values[worst]),
@@ -252,6 +302,9 @@ def _vector_check(common: dict, est: VectorEstimate, pred: Prediction) -> Check:
         tolerance=float(tol[worst]),
         note=note,
         n=est.n,
+        index_name=est.index_name,
+        index=float(est.index[worst]),
+        tolerance_used=used,
         **common,
     )
 
@@ -264,7 +317,7 @@ def _gof_check(common: dict, est: CountsEstimate, pred: Prediction) -> Check:
     expected = np.append(probs, max(0.0, 1.0 - probs.sum()))
     note = ""
     if not np.all(np.isfinite(expected)) or np.any(expected < -1e-12):
-        return _undecided(
+        return _unevaluated(
             common,
             "distribution",
             dof=None,
@@ -298,7 +351,7 @@ def _exact_check(common: dict, est: ExactEstimate, pred: Prediction) -> Check:
         value = np.broadcast_to(np.asarray(pred.value, dtype=float), ref.shape)
     except ValueError:
         shape = np.shape(pred.value)
-        return _undecided(
+        return _unevaluated(
             common,
             "exact",
             dof=None,
@@ -340,7 +393,7 @@ def _exact_check(common: dict, est: ExactEstimate, pred: Prediction) -> Check:
     )
 
 
-def _undecided(common: dict, kind: str, **fields: object) -> Check:
+def _unevaluated(common: dict, kind: str, **fields: object) -> Check:
     """A check that cannot be decided (a NaN, a shape mismatch): no estimate, no p-value."""
     empty = dict(estimate=None, se=None, predicted=None, z=None, p_value=None, statistic=None)
     return Check(kind=kind, **{**empty, **fields}, **common)
@@ -370,14 +423,27 @@ def holm_thresholds(p_values: list[float], alpha: float) -> tuple[list[float], l
     return thresholds, rejected
 
 
-def decide(checks: list[Check], alpha: float) -> list[Check]:
+def decide(
+    checks: list[Check],
+    alpha: float,
+    target: float | Sequence[float] = DEFAULT_RESOLUTION,
+) -> list[Check]:
     """Verdicts for a whole run: Holm over statistical and distribution checks, tolerances else.
 
     Each tested check also gets its resolution: the smallest deviation it detects with 90% power at
     the Bonferroni level ``alpha / m`` (Holm's most stringent threshold, so the statement is safe).
+    A check that is not rejected passes only when that resolution is at or below ``target`` (one
+    value, or one per check); otherwise it is undecided, with the samples that would decide it.
     """
     from scipy import stats
 
+    targets = (
+        [float(target)] * len(checks)
+        if isinstance(target, int | float)
+        else [float(t) for t in target]
+    )
+    if len(targets) != len(checks):
+        raise ValueError(f"{len(targets)} targets for {len(checks)} checks")
     tested = [i for i, c in enumerate(checks) if c.kind != "exact" and c.p_value is not None]
     m = max(len(tested), 1)
     thresholds, rejected = holm_thresholds([checks[i].p_value for i in tested], alpha)
@@ -385,15 +451,28 @@ def decide(checks: list[Check], alpha: float) -> list[Check]:
     out = list(checks)
     for j, i in enumerate(tested):
         c = checks[i]
-        resolution, note = _resolution(c, alpha / m, z_needed)
+        resolution = _resolution(c, alpha / m, z_needed)
+        kind = (
+            c.resolution_kind
+            if c.kind == "distribution"
+            else ("relative" if c.predicted else "absolute")
+        )
+        applies = resolution is not None and kind != "absolute"
+        verdict, needed, note = "pass", None, ""
+        if rejected[j]:
+            verdict = "fail"  # a rejection needs no power to be believed
+        elif applies and resolution > targets[i]:
+            verdict = "undecided"
+            needed = _samples_needed(c, kind, resolution, targets[i], z_needed)
+            note = _undecided_note(c, kind, resolution, targets[i], needed)
         out[i] = replace(
             c,
             threshold=thresholds[j],
-            verdict="fail" if rejected[j] else "pass",
+            verdict=verdict,
             resolution=resolution,
-            resolution_kind=c.resolution_kind
-            if c.kind == "distribution"
-            else ("relative" if c.predicted else "absolute"),
+            resolution_kind=kind,
+            target=targets[i] if applies else None,
+            samples_needed=needed,
             note=_join(c.note, note) if note else c.note,
         )
     for i, c in enumerate(checks):
@@ -408,22 +487,46 @@ def decide(checks: list[Check], alpha: float) -> list[Check]:
     return out
 
 
-def _resolution(c: Check, level: float, z_needed: float) -> tuple[float | None, str]:
+def _resolution(c: Check, level: float, z_needed: float) -> float | None:
     if c.kind == "distribution":
         if not c.dof or not c.n:
-            return None, ""
-        return chi_square_effect_resolution(int(c.dof), c.n, level, POWER), ""
+            return None
+        return chi_square_effect_resolution(int(c.dof), c.n, level, POWER)
     if c.se is None:
-        return None, ""
+        return None
     absolute = z_needed * c.se + (c.tolerance or 0.0)
     if c.predicted:
-        resolution = absolute / abs(c.predicted)
-        note = ""
-        if resolution > NOISY_RESOLUTION and c.n:
-            needed = c.n * (resolution / 0.05) ** 2
-            note = (
-                f"too noisy to decide: resolution {resolution:.0%} with SE {c.se:.3g}; "
-                f"about {needed:.2g} samples would resolve 5%"
-            )
-        return resolution, note
-    return absolute, ""
+        return absolute / abs(c.predicted)
+    return absolute
+
+
+def _samples_needed(
+    c: Check, kind: str, resolution: float, target: float, z_needed: float
+) -> float | None:
+    """Samples (in the units of ``c.n``) at which the resolution would reach ``target``.
+
+    The noise part of a resolution scales like 1/sqrt(n) (for w exactly: the noncentrality
+    n w^2 needed is fixed by the level, the power and the dof); a tolerance does not shrink, so
+    when the tolerance alone is coarser than the target no sample count decides the check.
+    """
+    if not c.n:
+        return None
+    if kind == "effect size w" or c.kind == "distribution":
+        return float(c.n * (resolution / target) ** 2)
+    if c.se is None or not c.predicted:
+        return None
+    room = target * abs(c.predicted) - (c.tolerance or 0.0)
+    if room <= 0:
+        return None
+    return float(c.n * (z_needed * c.se / room) ** 2)
+
+
+def _undecided_note(
+    c: Check, kind: str, resolution: float, target: float, needed: float | None
+) -> str:
+    shown = f"w = {resolution:.2g}" if c.kind == "distribution" else f"{resolution:.0%}"
+    wanted = f"w = {target:.2g}" if c.kind == "distribution" else f"{target:.0%}"
+    text = f"undecided: resolution {shown}, coarser than the target {wanted}"
+    if needed is None:
+        return text + "; no sample count decides it (its tolerance alone is coarser)"
+    return text + f"; about {needed:.2g} samples (n now {c.n:,}) would decide it"

@@ -30,12 +30,16 @@ from simlab.errors import SimlabInputError
 __all__ = [
     "BASE_CONSTANTS",
     "BASE_FUNCTIONS",
+    "CLAIM_EXPECTATIONS",
     "MAX_CLAIM_LENGTH",
     "Claim",
     "ClaimError",
     "parse_claim",
     "parse_claims",
 ]
+
+#: What a user's claim may be expected to get: passed (believed true) or failed (a negative control)
+CLAIM_EXPECTATIONS = ("pass", "fail")
 
 #: Longest claim text (``NAME=EXPR`` as a whole) that is accepted, in characters.
 MAX_CLAIM_LENGTH = 500
@@ -399,6 +403,9 @@ class Claim:
         The claim text as given (for messages).
     source : str
         Where the claim came from (for messages), e.g. ``"--claim"``.
+    expect : str
+        The verdict the claim is built to get: ``"pass"`` (a claim believed true) or ``"fail"``
+        (``--claim-false``, ``expect: fail`` in YAML: a negative control of the user's own).
     """
 
     quantity: str
@@ -406,6 +413,7 @@ class Claim:
     names: frozenset[str]
     text: str = field(default="", compare=False)
     source: str = field(default="--claim", compare=False)
+    expect: str = "pass"
     _tree: _Node | None = field(default=None, repr=False, compare=False)
     _functions: Mapping[str, Callable[..., Any]] = field(
         default_factory=lambda: BASE_FUNCTIONS, repr=False, compare=False
@@ -504,6 +512,7 @@ def parse_claim(
     names: Iterable[str],
     functions: Mapping[str, Callable[..., Any]] | None = None,
     source: str = "--claim",
+    expect: str = "pass",
 ) -> Claim:
     """Parse and validate one claim ``NAME=EXPR``.
 
@@ -524,6 +533,8 @@ def parse_claim(
     source : str
         Where the claim came from, used in messages, e.g. ``"--claim"`` or
         ``"configs/x.yaml: claims"``.
+    expect : {"pass", "fail"}
+        The verdict the claim is expected to get (``"fail"``: a negative control).
 
     Returns
     -------
@@ -540,6 +551,11 @@ def parse_claim(
         raise ClaimError(
             f"{source} {text!r}: a claim must be text of the form NAME=EXPR, "
             f"not {type(text).__name__}"
+        )
+    if expect not in CLAIM_EXPECTATIONS:
+        raise ClaimError(
+            f"{source} '{_show(text)}': expect {_show(str(expect))!r} is not allowed; "
+            f"allowed: {', '.join(CLAIM_EXPECTATIONS)}"
         )
     if len(text) > MAX_CLAIM_LENGTH:
         raise ClaimError(
@@ -578,6 +594,7 @@ def parse_claim(
         names=used,
         text=text,
         source=source,
+        expect=expect,
         _tree=tree,
         _functions=MappingProxyType(table),
     )

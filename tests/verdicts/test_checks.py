@@ -65,9 +65,59 @@ def test_resolution_is_the_90_percent_power_deviation():
     assert power == pytest.approx(0.9, abs=1e-6)
 
 
-def test_noisy_check_says_so():
-    (c,) = decide([_check(1.0, 1.0, 1.0, n=100)], alpha=0.001)
-    assert "too noisy to decide" in c.note and "samples would resolve 5%" in c.note
+def test_noisy_check_is_undecided_with_the_samples_that_would_decide_it():
+    # was: a "too noisy to decide" note on a check that still read "pass"
+    (c,) = decide([_check(1.0, 1.0, 1.0, n=100)], alpha=0.001, target=0.25)
+    assert c.verdict == "undecided" and c.target == 0.25 and c.as_expected
+    assert "undecided: resolution 457%" in c.note and "would decide it" in c.note
+    # at the samples it names, the same check (SE shrinking like 1/sqrt(n)) resolves the target
+    se = 1.0 * math.sqrt(100 / c.samples_needed)
+    (d,) = decide([_check(1.0, se, 1.0, n=round(c.samples_needed))], alpha=0.001, target=0.25)
+    assert d.resolution == pytest.approx(0.25, rel=1e-9) and d.verdict == "pass"
+
+
+def test_a_rejection_is_a_failure_whatever_the_resolution():
+    # resolution 4.6 (far coarser than the target), but z = 10: undecided must not hide it
+    (c,) = decide([_check(11.0, 1.0, 1.0, n=100)], alpha=0.001, target=0.25)
+    assert c.verdict == "fail" and c.samples_needed is None
+
+
+def test_a_negative_control_the_sample_cannot_resolve_is_undecided_not_pass():
+    from dataclasses import replace
+
+    control = replace(_check(1.1, 1.0, 1.0, n=100), expected="fail")
+    (c,) = decide([control], alpha=0.001)
+    assert c.verdict == "undecided" and c.as_expected  # neither pass nor a contradiction
+    resolved = replace(_check(1.0, 0.001, 1.0), expected="fail")
+    (d,) = decide([resolved], alpha=0.001)
+    assert d.verdict == "pass" and not d.as_expected  # resolved and not rejected: unexpected
+
+
+def test_a_tolerance_coarser_than_the_target_cannot_be_decided_by_more_samples():
+    (c,) = decide([_check(1.0, 0.01, 1.0, tolerance=0.3)], alpha=0.001, target=0.25)
+    assert c.verdict == "undecided" and c.samples_needed is None
+    assert "no sample count decides it" in c.note
+
+
+def test_a_zero_prediction_has_an_absolute_resolution_and_no_target():
+    (c,) = decide([_check(0.0, 1.0, 0.0, n=100)], alpha=0.001, target=0.25)
+    assert c.resolution_kind == "absolute" and c.target is None and c.verdict == "pass"
+
+
+def test_a_distribution_check_is_undecided_when_its_effect_size_is_coarse():
+    from simlab.verdicts.checks import POWER
+
+    probs = np.array([0.25, 0.5, 0.25])
+    small = CountsEstimate(support=np.arange(3), counts=np.array([6, 10, 4]), overflow=0)
+    (c,) = decide(
+        [make_check(experiment="e", quantity="pmf", params={}, estimate=small,
+                    prediction=Prediction(probs), source="builtin", expression="")],
+        alpha=0.001,
+    )  # fmt: skip
+    assert c.verdict == "undecided" and c.resolution > 0.25
+    # w scales like 1/sqrt(n) exactly: at the samples named, w is the target
+    w = chi_square_effect_resolution(int(c.dof), round(c.samples_needed), 0.001, POWER)
+    assert w == pytest.approx(0.25, rel=1e-3)
 
 
 def test_nan_estimate_is_undefined_not_a_crash():
