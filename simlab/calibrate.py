@@ -1,5 +1,10 @@
 """Are the verdicts calibrated? Rerun the course over many seeds and measure.
 
+Verdicts are pass, fail and undecided (a check whose resolution is coarser than the target):
+false alarms and power count failures only, as before; the undecided rates are reported beside
+them (on correct claims: the fraction of checks undecided; on wrong ones: the seeds on which the
+formula escaped rejection because the sample could not resolve it).
+
 (a) False alarms: over independent seeds, how often does a run reject some correct built-in
 claim? With Holm-Bonferroni at family-wise ``alpha`` this must be at most about ``alpha``. At the
 default ``alpha = 0.001`` a handful of seeds cannot see such a rate, so the same runs are also
@@ -67,6 +72,9 @@ class WrongResult:
     why: str
     rejected: int = 0
     runs: int = 0
+    #: seeds on which the claim was not rejected and some point of it was undecided (the sample
+    #: could not resolve it there): not counted as power, reported beside it
+    undecided: int = 0
     min_abs_z: float | None = None  # over seeds, of the seed's largest |z| (statistical checks)
     min_margin: float | None = None  # over seeds, of the seed's best z_margin (tested checks)
     min_error_ratio: float | None = None  # over seeds, of the seed's largest error/tolerance
@@ -78,7 +86,9 @@ class WrongResult:
     def record(self, checks: list[Check]) -> None:
         """Add one seed's user checks of this claim (one per sweep point)."""
         self.runs += 1
-        self.rejected += any(c.verdict == "fail" for c in checks)
+        rejected = any(c.verdict == "fail" for c in checks)
+        self.rejected += rejected
+        self.undecided += not rejected and any(c.verdict == "undecided" for c in checks)
         # A claim is rejected when any point rejects it; its evidence on a seed is therefore its
         # strongest point, and the weakest seed is what the power statement rests on.
         zs = [abs(c.z) for c in checks if c.z is not None]
@@ -113,6 +123,8 @@ class Calibration:
     false_alarms: int = 0
     false_alarms_wide: int = 0
     correct_checks_per_run: int = 0
+    #: correct checks that came out undecided, over every seed (a pass needs the resolution)
+    undecided_correct: int = 0
     p_values: list[float] = field(default_factory=list)
     p_values_by_check: dict[str, list[float]] = field(default_factory=dict)
     #: quantities whose correct checks are conservative by design (``calibrated=False``: an SE
@@ -193,6 +205,13 @@ class Calibration:
             "false_alarm_rate_wide": self.false_alarms_wide / n if n else None,
             "false_alarm_rate_wide_ci95": clopper_pearson(self.false_alarms_wide, n),
             "correct_checks_per_run": self.correct_checks_per_run,
+            # a correct check is a false alarm only when it fails; undecided is neither
+            "undecided_checks": self.undecided_correct,
+            "undecided_rate": (
+                self.undecided_correct / (n * self.correct_checks_per_run)
+                if n and self.correct_checks_per_run
+                else None
+            ),
             "p_values_tested": len(self.p_values),
             "p_value_ks_statistic": ks,
             "p_value_ks_p": ks_p,
@@ -221,6 +240,8 @@ class Calibration:
                     "runs": w.runs,
                     "power": w.power,
                     "power_ci95": clopper_pearson(w.rejected, w.runs),
+                    "undecided_runs": w.undecided,
+                    "undecided_rate": w.undecided / w.runs if w.runs else None,
                     "min_abs_z": w.min_abs_z,
                     "min_margin_se": w.min_margin,
                     "min_error_over_tolerance": w.min_error_ratio,
@@ -397,6 +418,7 @@ def _record_correct(result: Calibration, runs: list[Any]) -> None:
     correct = [c for run in runs for c in run.checks if c.expected == "pass"]
     result.correct_checks_per_run = len(correct)
     result.false_alarms += any(c.verdict == "fail" for c in correct)
+    result.undecided_correct += sum(c.verdict == "undecided" for c in correct)
     everything = [c for run in runs for c in run.checks]
     family = [c for c in everything if c.kind != "exact" and c.p_value is not None]
     result.families.append(

@@ -124,6 +124,8 @@ def calibration_table(doc: dict[str, Any], budget: str, complete: bool, requeste
             )
         if w["min_error_over_tolerance"] is not None:
             evidence.append(f"weakest error {w['min_error_over_tolerance']:.3g}× tolerance")
+        if w.get("undecided_runs"):  # escaped rejection only because the sample could not tell
+            evidence.append(f"undecided on {w['undecided_runs']}")
         table.add_row(
             f"power: {safe(w['claim'])}  ({safe(w['experiment'])})",
             f"{w['rejected']}/{w['runs']}  " + "; ".join(evidence),
@@ -150,6 +152,14 @@ def _false_alarm_rows(table: Table, doc: dict[str, Any], n: int) -> None:
         f"[{lo:.3f}, {hi:.3f}]",
         f"≈ {alpha_wide:g} or less",
     )
+    if doc.get("undecided_rate") is not None:
+        total = n * doc["correct_checks_per_run"]
+        table.add_row(
+            "correct checks undecided (resolution coarser than the target)",
+            f"{doc['undecided_checks']}/{total} ({doc['undecided_rate']:.1%})",
+            "",
+            "neither a pass nor a false alarm",
+        )
     table.add_row(
         "p-values of correct checks vs uniform (KS)",
         f"D = {doc['p_value_ks_statistic']:.3f}, p = {doc['p_value_ks_p']:.2g}",
