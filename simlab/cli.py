@@ -147,8 +147,9 @@ def resolution_option(func: Callable) -> Callable:
         default=None,
         metavar="VALUE",
         help="Target resolution: a check passes only if it could see a relative deviation this "
-        f"large (default {DEFAULT_RESOLUTION:g}, which every built-in check meets at the quick "
-        "budget); coarser checks read undecided.",
+        f"large (default {DEFAULT_RESOLUTION:g}: the built-in checks meet it at the quick "
+        "budget, bar the Poisson limit's TV below its noise floor); coarser checks read "
+        "undecided.",
     )(func)
 
 

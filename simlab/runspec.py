@@ -81,7 +81,8 @@ RUN_OPTIONS: tuple[Param, ...] = (
         DEFAULT_RESOLUTION,
         f"target resolution: a check passes only if it could see a relative deviation this "
         f"large (90% power); coarser checks read undecided, with the samples that would decide "
-        f"(default {DEFAULT_RESOLUTION:g}: every built-in check meets it at the quick budget)",
+        f"(default {DEFAULT_RESOLUTION:g}: the built-in checks meet it at the quick budget, bar "
+        f"the Poisson limit's TV below its noise floor)",
         low=0.0,
         low_open=True,
         sweep=False,
