@@ -25,7 +25,10 @@ def test_signal_run_writes_checks_and_figures(simlab, tmp_path):
     doc = json.loads((tmp_path / "run" / "results.json").read_text())
     checks = doc["checks"]
     assert {c["quantity"] for c in checks} == {"q", "r", "norm_ratio", "norm_ratio_second"}
-    assert all(c["verdict"] == c["expected"] or c["expected"] == "either" for c in checks)
+    # undecided contradicts no expectation (heavy-tailed moments at a small budget)
+    assert all(
+        c["verdict"] in (c["expected"], "undecided") or c["expected"] == "either" for c in checks
+    )
     assert any(c["expected"] == "either" for c in checks)  # exp(5 sum 1/n): not resolvable
     q = next(c for c in checks if c["quantity"] == "q")
     assert q["dof"] == 6 and q["statistic"] is not None  # one Hotelling check over l = 1..6
@@ -70,7 +73,8 @@ def test_per_layer_widths_and_product_claims(simlab):
     )
     assert doc["experiments"][0]["points"][0]["params"]["widths"] == "5,4,6,3"
     user = [c for c in doc["checks"] if c["source"] == "user"]
-    assert user[0]["verdict"] == "pass"
+    # the right formula; 2,000 networks do not resolve this heavy-tailed moment to 25% (was "pass")
+    assert user[0]["verdict"] == "undecided"
     assert user[0]["predicted"] == pytest.approx(2 * 2.25 * (11 / 6) * (8 / 3))  # n_1..n_4
 
 
@@ -169,10 +173,13 @@ def test_config_file_runs_with_small_overrides(simlab, tmp_path):
         "--out",
         "all",
     )
-    assert result.exit_code in (0, 1), result.stderr  # the negative-control claim may fail
+    # the negative-control claim is declared expect: fail: the file exits 0 (it could exit 1)
+    assert result.exit_code == 0, result.stderr
     doc = json.loads((tmp_path / "all" / "results.json").read_text())
     built = [c for c in doc["checks"] if c["source"] == "builtin"]
-    assert all(c["verdict"] == c["expected"] or c["expected"] == "either" for c in built)
+    assert all(
+        c["verdict"] in (c["expected"], "undecided") or c["expected"] == "either" for c in built
+    )
 
 
 def test_help_says_how_each_option_sweeps(simlab):

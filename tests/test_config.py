@@ -134,10 +134,11 @@ def test_shipped_config_is_valid(simlab):
         "--no-plots",
         "--json",
     )
-    assert result.exit_code == 1  # it ships one wrong claim on purpose
-    failed = [c for c in json.loads(result.stdout)["checks"] if c["verdict"] != "pass"]
+    # it ships one wrong claim on purpose, declared expect: fail, so it exits 0 (it exited 1)
+    assert result.exit_code == 0
+    failed = [c for c in json.loads(result.stdout)["checks"] if c["verdict"] == "fail"]
     assert {c["expression"] for c in failed} == {"(1/2 - 1/(2*pi))/(1-p)"}
-    assert len(failed) == 4
+    assert len(failed) == 4 and all(c["expected"] == "fail" for c in failed)
 
 
 def _bomb(levels: int = 9) -> str:

@@ -96,7 +96,7 @@ def test_a_course_report_has_one_section_per_topic_with_its_checks(tmp_path):
     assert all(f"href='#{anchor}'" in page for anchor, _ in sections)
     binomial = page.split("<h2 id='x-kept-units-binomial'>")[1]
     assert binomial.count("<tr>") == 1 + 2 and "fail (expected)" in binomial
-    assert "1 passed, 1 failed (1 negative controls" in binomial
+    assert "1 passed, 1 failed (1 negative control)" in binomial  # was "1 negative controls"
     assert "seed 7 ·" in page
 
 

@@ -200,6 +200,7 @@ def summary(counts: Mapping[str, int], unexpected: bool = True) -> str:
         extra.append(f"{counts['either']} either way by design")
     if unexpected and (extra or counts.get("unexpected")):
         extra.append(f"{counts.get('unexpected', 0)} not as expected")
+    if extra:
         text += f" ({'; '.join(extra)})"
     return text
 

@@ -213,7 +213,10 @@ def test_example_claims_are_decided_as_stated():
         {"L": 3, "width": 10, "inputs": 4, "samples": 12_000, "chunk_size": 3000, "seed": 5},
         ["norm_ratio_second=exp(5*L/width)", "norm_ratio_second=(1+5/width)**L"],
     )
-    assert [c.verdict for c in hr] == ["fail", "pass"], hr
+    # the right formula is not rejected, but 12,000 networks do not resolve the heavy-tailed
+    # second moment to the default 25%: undecided (was "pass")
+    assert [c.verdict for c in hr] == ["fail", "undecided"], hr
+    assert hr[1].resolution > 0.25 and hr[1].samples_needed > 12_000
 
 
 # ------------------------------------------------------------------------------- correlation
@@ -266,7 +269,8 @@ def test_opposite_inputs_make_layer_one_an_identity():
     assert list(result.estimates["rho"].index) == [2, 3, 4]
     checks = {c.quantity: c for c in _builtin_checks(CORRELATION, result)}
     assert checks["rho_exact"].kind == "exact" and checks["rho_exact"].verdict == "pass"
-    assert checks["rho"].verdict == "pass"
+    # 40 networks do not resolve rho to 25% at these layers: undecided, not pass (was "pass")
+    assert checks["rho"].verdict == "undecided" and checks["rho"].as_expected
 
 
 # ------------------------------------------------------------------------------------- grads
