@@ -74,6 +74,7 @@ def test_claims_that_cannot_evaluate_are_refused_before_any_work(simlab, args, m
         (["propagation", "signal", "--sigma_x", "1e-300"], "expected a number in [1e-12, 1e+12]"),
         (["propagation", "signal", "--sigma_b", "1e300"], "expected a number in [0, 1e+12]"),
         (["propagation", "grads", "--sigma_x", "100"], "expected a number in [1e-06, 30]"),
+        (["propagation", "signal", "--L", "1e9"], "expected an integer in [1, 10000]"),
         (["batchnorm", "stats", "--sigma", "1e-300"], "expected 0 (constant features) or"),
         (["batchnorm", "stats", "--gamma", "1e300"], "expected a number in [-1e+12, 1e+12]"),
         (["dropout", "--p", ",".join(["0.5"] * 101), "--M", ",".join(["8"] * 100)],

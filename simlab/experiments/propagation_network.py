@@ -98,7 +98,9 @@ def network_params(
 ) -> tuple[Param, ...]:
     """The parameters of the network (``inputs`` per sample unless None)."""
     params = (
-        count("L", L, "number of layers (weight matrices) l = 1..L"),
+        # per-layer profiles, predictions and memory estimates are built layer by layer: a
+        # billion layers hung before any check could refuse them
+        Param("L", "int", L, "number of layers (weight matrices) l = 1..L", low=1, high=10_000),
         count("width", width, "width of every layer, input included (see widths for a list)"),
         WidthsParam(
             "widths",
