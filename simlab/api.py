@@ -32,7 +32,7 @@ from simlab.errors import SimlabInputError
 from simlab.experiments import REGISTRY
 from simlab.experiments.base import Experiment
 from simlab.runspec import RUN_OPTIONS, ClaimText, RunSpec, build_spec
-from simlab.simulate import ExperimentRun, decide_runs
+from simlab.simulate import ExperimentRun, decide_runs, points_with_claims
 from simlab.verdicts import format as fmt
 from simlab.verdicts.checks import Check
 
@@ -151,8 +151,9 @@ class Result:
         for run in self.runs:
             if not run.points:
                 continue
+            points = points_with_claims(run)  # each point carries its claims and verdicts
             for spec in run.spec.experiment.figures:
-                figure = spec.render(run.points)
+                figure = spec.render(points)
                 if figure is None:
                     continue
                 key = spec.stem

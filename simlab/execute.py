@@ -33,6 +33,7 @@ from simlab.engine.checkpoint import (
 from simlab.engine.cluster import describe_threads
 from simlab.engine.progress import get_progress
 from simlab.errors import SimlabInputError
+from simlab.figures import undrawn_quantities
 from simlab.output import (
     SCHEMA_VERSION,
     RunFolder,
@@ -45,7 +46,7 @@ from simlab.output import (
 from simlab.report import write_report
 from simlab.resume import Resume, config_document
 from simlab.runspec import RunSpec
-from simlab.simulate import ExperimentRun, decide_runs, simulate
+from simlab.simulate import ExperimentRun, decide_runs, points_with_claims, simulate
 from simlab.verdicts import format as fmt
 from simlab.verdicts.checks import Check
 from simlab.verdicts.estimates import ScalarEstimate, VectorEstimate
@@ -248,7 +249,7 @@ def draw_figures(
         if len(runs) > 1:
             target = root / run.spec.experiment.name.replace(" ", "-")
             target.mkdir()
-        jobs.append((run.spec.experiment, run.points, target, formats))
+        jobs.append((run.spec.experiment, points_with_claims(run), target, formats))
     workers = min(max((run.spec.workers for run in runs), default=1), len(jobs))
     if not _can_spawn():
         workers = 1
@@ -461,6 +462,9 @@ def execute(
         console.print(checks_table(checks, title))
         for line in notes(checks):
             console.print(f"[dim]note[/] {safe(line)}")
+        if plots:
+            for line in undrawn_claims(specs):
+                console.print(f"[dim]note[/] {safe(line)}")
     console.print(summary_line(checks, specs[0].alpha, seconds))
     console.print(f"run folder: {safe(folder.final)}")
     if interrupted is not None:
@@ -470,6 +474,20 @@ def execute(
         )
         return interrupted
     return exit_status(checks, strict)
+
+
+def undrawn_claims(specs: list[RunSpec]) -> list[str]:
+    """One line per claimed quantity that no figure of its experiment draws (an exact
+    comparison, a descriptive quantity, or one only the table shows)."""
+    lines = []
+    for spec in specs:
+        claimed = [c.quantity for c in spec.claims]
+        for quantity in undrawn_quantities(spec.experiment.figures, claimed):
+            lines.append(
+                f"{spec.experiment.name}: the claim on {quantity} is not drawn: no figure shows "
+                f"{quantity} against its claims (it is in the table)"
+            )
+    return lines
 
 
 def exit_status(checks: list[Check], strict: bool = False) -> int:

@@ -7,14 +7,17 @@ predictions -> checks (built-in and user claims) -> Holm-Bonferroni verdicts ove
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from simlab.engine.checkpoint import Checkpointer
 from simlab.engine.executor import ChunkRunner, RunInterrupted, run_chunks
 from simlab.engine.progress import NullProgress
 from simlab.experiments.base import PointContext, PointResult
+from simlab.figures import ClaimMark
 from simlab.runspec import RunSpec
 from simlab.verdicts.checks import Check, decide, make_check
+from simlab.verdicts.claims import Claim
 from simlab.verdicts.estimates import Prediction
 
 
@@ -112,7 +115,7 @@ def checks_for(spec: RunSpec, results: list[PointResult]) -> list[Check]:
                     )
                 )
         for number, claim in enumerate(spec.claims, start=1):
-            value = claim.evaluate(exp.claim_values(result, claim.quantity))
+            value = claim_value(spec, result, claim)
             checks.append(
                 make_check(
                     experiment=exp.name,
@@ -140,3 +143,46 @@ def decide_runs(runs: list[ExperimentRun], alpha: float) -> None:
     for run in runs:
         run.checks = [next(decided) for _ in run.checks]
         run.decided = True
+
+
+def claim_value(spec: RunSpec, result: PointResult, claim: Claim) -> Any:
+    """What ``claim`` predicts at ``result``'s point (a float, or an array over ``l`` or ``k``)."""
+    return claim.evaluate(spec.experiment.claim_values(result, claim.quantity))
+
+
+def points_with_claims(run: ExperimentRun) -> list[PointResult]:
+    """``run``'s points, each carrying its user claims with their verdicts (for the figures).
+
+    A claim's verdict at a point is that of its check there (id suffix ``#number``, the point's
+    swept setting); a claim that cannot be evaluated at a point is left off there.
+    """
+    claims = run.spec.claims
+    if not claims:
+        return list(run.points)
+    swept = [k for k, v in run.spec.params.items() if isinstance(v, list)]
+    verdicts = {}
+    for check in run.checks:
+        if check.source == "user":
+            number = check.id.rsplit("#", 1)[-1].split("/", 1)[0]
+            verdicts[(number, tuple(sorted(map(str, check.params.items()))))] = check.verdict
+    out = []
+    for result in run.points:
+        setting = tuple(sorted(map(str, ((k, result.params[k]) for k in swept))))
+        marks = []
+        for number, claim in enumerate(claims, start=1):
+            try:
+                value = claim_value(run.spec, result, claim)
+            except Exception:  # the check records why; a figure simply leaves it off
+                continue
+            marks.append(
+                ClaimMark(
+                    number=number,
+                    quantity=claim.quantity,
+                    expression=claim.expression,
+                    value=value,
+                    verdict=verdicts.get((str(number), setting)),
+                    expect=claim.expect,
+                )
+            )
+        out.append(replace(result, claims=tuple(marks)))
+    return out

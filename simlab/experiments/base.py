@@ -30,7 +30,7 @@ from simlab.engine.executor import ChunkPlan, ChunkRun, ChunkRunner, RunInterrup
 from simlab.engine.progress import NullProgress
 from simlab.engine.seeding import setup_rng
 from simlab.engine.stopping import ABSOLUTE, TargetSE
-from simlab.figures import FigureSpec, draw
+from simlab.figures import ClaimMark, FigureSpec, draw
 from simlab.params import Param
 from simlab.verdicts.estimates import (
     CountsEstimate,
@@ -235,6 +235,9 @@ class PointResult:
     seconds: float
     #: the experiment's figure data for this point (a frozen dataclass of its figures module)
     figure: Any = None
+    #: the user claims at this point with their verdicts, for the figures to draw (filled once
+    #: the run is decided; see :func:`simlab.execute.points_with_claims`)
+    claims: tuple[ClaimMark, ...] = ()
 
 
 class _TraceRecorder:
