@@ -6,11 +6,17 @@ nothing; only drawing pays for it.
 
 from __future__ import annotations
 
+import math
+import textwrap
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from simlab.figures import ClaimMark
 
 SIM_STYLE = dict(fmt="o", ms=4, capsize=3, lw=1.2)  # simulated points with error bars
 THEORY_STYLE = dict(lw=1.6, alpha=0.85)  # analytic curves
@@ -207,6 +213,7 @@ def finish_axes(
     ax.grid(alpha=0.3, which=which)
     if legend and ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=legend_size, **legend_options)
+    claims_legend(ax, legend_size)
 
 
 def swept_parameters(points: Sequence[Any]) -> list[str]:
@@ -231,3 +238,221 @@ def setting_label(params: Mapping[str, Any], names: Sequence[str]) -> str:
         value = params[name]
         parts.append(f"{name} = {value:g}" if isinstance(value, float) else f"{name} = {value}")
     return ", ".join(parts)
+
+
+# -- user claims on the figures ------------------------------------------------------------------
+#: one colour and marker per claim, in claim order, apart from the C0-C5 of the built-in curves
+CLAIM_COLORS = ("C6", "k", "C8", "C9", "C7", "C4")
+CLAIM_MARKERS = ("D", "s", "^", "v", "P", "X")
+#: claims that would stretch the y axis more than this many times the data's span are left
+#: partly off it (the data stay readable; the legend says so)
+CLAIM_SPAN_LIMIT = 4.0
+#: a legend line longer than this is wrapped (a long formula stays whole, over several lines)
+CLAIM_LABEL_WIDTH = 64
+_CLAIMS_ATTR = "_simlab_claims"  # the claim handles and labels waiting for claims_legend
+
+
+def verdict_summary(verdicts: Sequence[str | None]) -> str:
+    """``fail``, or ``fail at 2, pass at 3 of 5 points`` when the points disagree."""
+    known = [v for v in verdicts if v is not None]
+    if not known:
+        return "not decided"
+    counts = Counter(known)
+    if len(counts) == 1:
+        return known[0]
+    order = ("fail", "undecided", "pass", "undefined")
+    parts = [f"{v} at {counts[v]}" for v in sorted(counts, key=lambda v: (order + (v,)).index(v))]
+    return f"{', '.join(parts)} of {len(verdicts)} points"
+
+
+def claim_label(marks: Sequence[ClaimMark], off_axis: bool = False) -> str:
+    """The legend entry of one claim over the points it is drawn at: its number, formula and
+    verdict, e.g. ``claim 1: var_after = 1/(2*(1-p)) — fail`` (wrapped when long)."""
+    first = marks[0]
+    head = f"claim {first.number}" + (", expected to fail" if first.expect == "fail" else "")
+    text = f"{head}: {first.quantity} = {first.expression} — "
+    text += verdict_summary([m.verdict for m in marks])
+    if off_axis:
+        text += " (partly off the axis)"
+    return "\n".join(
+        textwrap.wrap(text, CLAIM_LABEL_WIDTH, subsequent_indent="    ", break_on_hyphens=False)
+    )
+
+
+def claims_of(points: Sequence[Any], quantity: str) -> dict[int, list[tuple[Any, ClaimMark]]]:
+    """The claims on ``quantity`` carried by ``points``, by claim number: (point, mark) pairs."""
+    out: dict[int, list[tuple[Any, ClaimMark]]] = {}
+    for pt in points:
+        for mark in getattr(pt, "claims", ()):
+            if mark.quantity == quantity:
+                out.setdefault(mark.number, []).append((pt, mark))
+    return out
+
+
+def _span(lo: float, hi: float, log: bool) -> float:
+    if log:
+        lo, hi = max(lo, 1e-300), max(hi, 1e-300)
+        return abs(math.log10(hi) - math.log10(lo))
+    return abs(hi - lo)
+
+
+def draw_claims(
+    ax: Any,
+    points: Sequence[Any],
+    quantity: str,
+    x: Sequence[float] | None = None,
+    *,
+    y: Any = None,
+) -> int:
+    """Draw every user claim on ``quantity`` that ``points`` carry, one dashed curve with
+    markers per claim; return how many were drawn. Call it before :func:`finish_axes`, which
+    lists them in a legend of their own below the panel.
+
+    A scalar quantity is drawn against ``x`` (the points' sweep values, in the order of
+    ``points``); a profile against its index (``l``) and a pmf against its support ``k``, one
+    curve per point (``x`` overrides the estimate's own axis). ``y(point, values)`` maps the
+    claim's values to what the panel plots (a ratio to theory, say). The x range stays that of
+    the data; a claim that would stretch the y range more than :data:`CLAIM_SPAN_LIMIT` times
+    is left partly off the axis.
+    """
+    claims = claims_of(points, quantity)
+    if not claims:
+        return 0
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    log_y = ax.get_yscale() == "log"
+    drawn: list[tuple[Any, list, np.ndarray]] = []
+    for number, pairs in sorted(claims.items()):
+        slot = number - 1  # by claim number: a claim looks the same on every panel
+        style = dict(
+            color=CLAIM_COLORS[slot % len(CLAIM_COLORS)],
+            marker=CLAIM_MARKERS[slot % len(CLAIM_MARKERS)],
+            ms=5,
+            mfc="none",
+            lw=1.3,
+            ls="--",
+            zorder=4,
+        )
+        handle = None
+        shown: list[np.ndarray] = []
+        if x is not None and all(np.ndim(m.value) == 0 for _, m in pairs):
+            where = {id(pt): i for i, pt in enumerate(points)}
+            xs = np.array([float(x[where[id(pt)]]) for pt, _ in pairs])
+            ys = np.array([_mapped(y, pt, m.value) for pt, m in pairs], dtype=float)
+            order = np.argsort(xs)
+            (handle,) = ax.plot(xs[order], np.ravel(ys)[order], **style)
+            shown.append(ys)
+        else:
+            for pt, mark in pairs:
+                est = pt.estimates.get(quantity)
+                axis = x
+                if axis is None:
+                    axis = getattr(est, "index", None)
+                    if axis is None:
+                        axis = getattr(est, "support", None)
+                if axis is None:
+                    continue
+                axis = np.asarray(axis, dtype=float)
+                ys = np.broadcast_to(np.asarray(_mapped(y, pt, mark.value), float), axis.shape)
+                pmf = getattr(est, "support", None) is not None and x is None
+                (line,) = ax.plot(axis, ys, **({**style, "ls": ":"} if pmf else style))
+                handle = handle or line
+                inside = (axis >= min(xlim)) & (axis <= max(xlim))
+                shown.append(ys[inside])
+        if handle is not None:
+            drawn.append(
+                (handle, [m for _, m in pairs], np.concatenate([np.ravel(v) for v in shown]))
+            )
+    ax.set_xlim(xlim)
+    # keep the data readable: a wild claim does not squash it against one edge
+    values = np.concatenate([v for _, _, v in drawn]) if drawn else np.array([])
+    values = values[np.isfinite(values)]
+    if log_y:
+        values = values[values > 0]
+    if values.size:
+        lo, hi = min(ylim[0], values.min()), max(ylim[1], values.max())
+        if _span(lo, hi, log_y) > CLAIM_SPAN_LIMIT * _span(*ylim, log_y):
+            ax.set_ylim(ylim)
+    bottom, top = sorted(ax.get_ylim())
+    entries = getattr(ax, _CLAIMS_ATTR, [])
+    for handle, marks, vals in drawn:
+        vals = vals[np.isfinite(vals)]
+        off = bool(vals.size) and bool(np.any((vals < bottom) | (vals > top)))
+        entries.append((marks[0].number, handle, claim_label(marks, off)))
+    setattr(ax, _CLAIMS_ATTR, entries)
+    return len(drawn)
+
+
+def _mapped(y: Any, point: Any, value: Any) -> Any:
+    return value if y is None else y(point, value)
+
+
+def claims_legend(ax: Any, fontsize: float = 7) -> Any:
+    """The legend of the claims drawn on ``ax`` (:func:`draw_claims`), below the panel's x axis
+    label, so it never covers the data however many claims there are; None when there are
+    none. The panel's own legend is left where it is."""
+    entries = getattr(ax, _CLAIMS_ATTR, [])
+    if not entries:
+        return None
+    from matplotlib import rcParams
+    from matplotlib.legend import Legend
+
+    setattr(ax, _CLAIMS_ATTR, [])  # once: finish_axes may be called again on the same panel
+    entries = sorted(entries, key=lambda e: e[0])
+    # room for the ticks, their labels (taller on a log axis) and the x label, in points
+    below = rcParams["xtick.major.size"] + rcParams["xtick.major.pad"] + _points("xtick.labelsize")
+    if ax.get_xscale() == "log":
+        below += 3
+    if ax.get_xlabel():
+        below += rcParams["axes.labelpad"] + _points("axes.labelsize") * (
+            1 + ax.get_xlabel().count("\n")
+        )
+    legend = Legend(
+        ax,
+        [h for _, h, _ in entries],
+        [t for _, _, t in entries],
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        bbox_transform=ax.transAxes,
+        borderaxespad=(below + 4) / fontsize,
+        fontsize=fontsize,
+        handlelength=3,
+    )
+    ax.add_artist(legend)
+    legend.set_clip_on(False)  # add_artist clips to the axes, and the legend is below them
+    lines = sum(1 + t.count("\n") for _, _, t in entries)
+    spacing = rcParams["legend.labelspacing"] + 1
+    height = below + 4 + fontsize * (lines * spacing + 2 * rcParams["legend.borderpad"]) + 4
+    _make_room(ax, height / 72)
+    return legend
+
+
+def _make_room(ax: Any, inches: float) -> None:
+    """Grow the figure so that the panels keep their height with ``inches`` below a row's axes
+    (a claims legend): each row grows by what its tallest legend needs beyond the usual
+    margin."""
+    fig = ax.figure
+    spec = ax.get_subplotspec()
+    if spec is None:
+        return
+    rooms = fig.__dict__.setdefault("_simlab_claim_room", {})
+    row = spec.rowspan.stop - 1
+    extra = max(inches - _GUESS["bottom"], 0.0)
+    grow = extra - rooms.get(row, 0.0)
+    if grow <= 0:
+        return
+    rooms[row] = extra
+    width, height = fig.get_size_inches()
+    fig.set_size_inches(width, height + grow)
+
+
+def _points(key: str) -> float:
+    """A font size rcParam in points (``"medium"`` and the like resolved)."""
+    from matplotlib.font_manager import FontProperties
+
+    return float(FontProperties(size=_rc(key)).get_size_in_points())
+
+
+def _rc(key: str) -> Any:
+    from matplotlib import rcParams
+
+    return rcParams[key]

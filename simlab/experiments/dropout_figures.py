@@ -13,6 +13,7 @@ from simlab.plotting import (
     ERRORBAR_SE,
     SIM_STYLE,
     THEORY_STYLE,
+    draw_claims,
     finish_axes,
     new_figure,
     simulated_vs_theory,
@@ -92,6 +93,8 @@ def moments_figure(points: Sequence[PointResult]):
                 label=_LABELS[name],
                 theory_x=None if smooth is None else smooth[0],
             )
+        for name in names:
+            draw_claims(ax, points, name, xs)
         finish_axes(ax, xlabel=_axis_label(axis), ylabel="moment", title=title)
     ax = axes[0, 2]
     offsets = np.linspace(-0.035, 0.035, 6) * (np.ptp(xs) or 1.0)
@@ -229,6 +232,7 @@ FIGURES = (
         "E[h] = μΦ(μ/s) + sφ(μ/s), E[h²] = (μ² + s²)Φ(μ/s) + μsφ(μ/s), E[h̃] = E[h], "
         "E[h̃²] = E[h²]/q, so Var(h̃) = 1/(2(1−p)) − 1/(2π) at μ = 0, s = 1",
         moments_figure,
+        quantities=tuple(name for _, names in _PANELS for name in names),
     ),
     FigureSpec(
         "dropout_laws",
