@@ -212,7 +212,17 @@ def finish_axes(
         ax.set_title(title)
     ax.grid(alpha=0.3, which=which)
     if legend and ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=legend_size, **legend_options)
+        if "bbox_to_anchor" in legend_options and getattr(ax, _CLAIMS_ATTR, None):
+            # the panel's legend is already outside it, where a claims legend would go: the
+            # claims join it, in one column (a formula is too long to share a row)
+            handles, labels = ax.get_legend_handles_labels()
+            extra_handles, extra_labels = claim_entries(ax)
+            options = {**legend_options, "ncols": 1}
+            ax.legend(
+                handles + extra_handles, labels + extra_labels, fontsize=legend_size, **options
+            )
+        else:
+            ax.legend(fontsize=legend_size, **legend_options)
     claims_legend(ax, legend_size)
 
 
@@ -373,13 +383,28 @@ def draw_claims(
         if _span(lo, hi, log_y) > CLAIM_SPAN_LIMIT * _span(*ylim, log_y):
             ax.set_ylim(ylim)
     bottom, top = sorted(ax.get_ylim())
-    entries = getattr(ax, _CLAIMS_ATTR, [])
+    # one legend entry per claim, however many groups of points it was drawn for on this panel
+    entries: dict[int, tuple[Any, list, bool]] = getattr(ax, _CLAIMS_ATTR, {})
     for handle, marks, vals in drawn:
         vals = vals[np.isfinite(vals)]
         off = bool(vals.size) and bool(np.any((vals < bottom) | (vals > top)))
-        entries.append((marks[0].number, handle, claim_label(marks, off)))
+        number = marks[0].number
+        if number in entries:
+            first, before, was_off = entries[number]
+            entries[number] = (first, before + marks, was_off or off)
+        else:
+            entries[number] = (handle, marks, off)
     setattr(ax, _CLAIMS_ATTR, entries)
     return len(drawn)
+
+
+def claim_entries(ax: Any) -> tuple[list[Any], list[str]]:
+    """The handles and labels of the claims drawn on ``ax`` not yet in a legend, in claim
+    order; they are taken (a panel lists its claims once)."""
+    entries = getattr(ax, _CLAIMS_ATTR, {})
+    setattr(ax, _CLAIMS_ATTR, {})
+    ordered = [entries[n] for n in sorted(entries)]
+    return [h for h, _, _ in ordered], [claim_label(marks, off) for _, marks, off in ordered]
 
 
 def _mapped(y: Any, point: Any, value: Any) -> Any:
@@ -390,14 +415,12 @@ def claims_legend(ax: Any, fontsize: float = 7) -> Any:
     """The legend of the claims drawn on ``ax`` (:func:`draw_claims`), below the panel's x axis
     label, so it never covers the data however many claims there are; None when there are
     none. The panel's own legend is left where it is."""
-    entries = getattr(ax, _CLAIMS_ATTR, [])
-    if not entries:
+    handles, labels = claim_entries(ax)
+    if not handles:
         return None
     from matplotlib import rcParams
     from matplotlib.legend import Legend
 
-    setattr(ax, _CLAIMS_ATTR, [])  # once: finish_axes may be called again on the same panel
-    entries = sorted(entries, key=lambda e: e[0])
     # room for the ticks, their labels (taller on a log axis) and the x label, in points
     below = rcParams["xtick.major.size"] + rcParams["xtick.major.pad"] + _points("xtick.labelsize")
     if ax.get_xscale() == "log":
@@ -408,8 +431,8 @@ def claims_legend(ax: Any, fontsize: float = 7) -> Any:
         )
     legend = Legend(
         ax,
-        [h for _, h, _ in entries],
-        [t for _, _, t in entries],
+        handles,
+        labels,
         loc="upper center",
         bbox_to_anchor=(0.5, 0.0),
         bbox_transform=ax.transAxes,
@@ -419,7 +442,7 @@ def claims_legend(ax: Any, fontsize: float = 7) -> Any:
     )
     ax.add_artist(legend)
     legend.set_clip_on(False)  # add_artist clips to the axes, and the legend is below them
-    lines = sum(1 + t.count("\n") for _, _, t in entries)
+    lines = sum(1 + t.count("\n") for t in labels)
     spacing = rcParams["legend.labelspacing"] + 1
     height = below + 4 + fontsize * (lines * spacing + 2 * rcParams["legend.borderpad"]) + 4
     _make_room(ax, height / 72)

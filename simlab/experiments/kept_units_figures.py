@@ -26,6 +26,7 @@ from simlab.plotting import (
     ERRORBAR_SE,
     SIM_STYLE,
     THEORY_STYLE,
+    draw_claims,
     finish_axes,
     new_figure,
     setting_label,
@@ -161,6 +162,7 @@ def _pmf_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
     for style, (label, _, law) in zip(_LAW_STYLES, laws, strict=False):
         ax.plot(k, law[k], **{**THEORY_STYLE, "lw": 1.0}, **style, label=label)
     _integer_ticks(ax)
+    draw_claims(ax, [pt], "pmf")
     finish_axes(ax, xlabel="k kept units", ylabel="P(K = k)")
     ax.set_title(setting_label(pt.params, list(pt.params)), fontsize=9)
 
@@ -264,6 +266,7 @@ def binomial_moments_figure(points: Sequence[PointResult]):
                 label=label,
                 offset=0.004 * (i - (len(Ms) - 1) / 2),  # side by side when several M share a p
             )
+            draw_claims(top, pts, name, ps, y=lambda pt, value: value / pt.params["M"])
         bottom.axhline(0.0, color="C3", lw=1.2)
         for ax in (top, bottom):
             ax.set_xlim(-0.02, 1.0)
@@ -332,6 +335,7 @@ def poisson_limit_tv_figure(points: Sequence[PointResult]):
         ax.set_ylim(bottom / 2, min(1.5, top * 2))
         ax.set_xlim(grid[0] / 1.1, grid[-1] * 1.1)
         ax.grid(alpha=0.08, which="minor")
+        draw_claims(ax, pts, "tv", Ms)
         finish_axes(
             ax,
             xlabel="number of units M (q = lam/M)",
@@ -412,12 +416,14 @@ BINOMIAL_FIGURES = (
         "The law of the number K of kept units: every unit's mask is simulated, and K follows "
         "Binomial(M, q), P(K = k) = C(M, k) q^k p^(M−k), q = 1 − p",
         binomial_pmf_figure,
+        quantities=("pmf",),
     ),
     FigureSpec(
         "kept_units_binomial_moments",
         "E[K] = M q and Var(K) = M q p: per unit, E[K]/M = q and Var(K)/M = p q against the "
         "drop probability",
         binomial_moments_figure,
+        quantities=("mean", "var"),
     ),
 )
 POISSON_LIMIT_FIGURES = (
@@ -428,6 +434,7 @@ POISSON_LIMIT_FIGURES = (
         "band (1/32) min(1, 1/lam) lam²/M ≤ TV_M ≤ (1 − e^−lam) lam/M, and the empirical TV, "
         "which a sample resolves only above its noise floor",
         poisson_limit_tv_figure,
+        quantities=("tv",),
     ),
     FigureSpec(
         "kept_units_poisson_limit_pmf",
@@ -435,6 +442,7 @@ POISSON_LIMIT_FIGURES = (
         "tends to Poisson(lam), e^−lam lam^k / k!, as M → ∞: the residuals against Poisson are "
         "systematic at small M and sampling noise at large M",
         limit_pmf_figure,
+        quantities=("pmf",),
     ),
 )
 THINNING_FIGURES = (
@@ -443,6 +451,7 @@ THINNING_FIGURES = (
         "The law of K when M ~ Poisson(lam) units are each kept with probability q: "
         "K ~ Poisson(lam q), P(K = k) = e^−lam q (lam q)^k / k!, not Poisson(lam)",
         thinning_pmf_figure,
+        quantities=("pmf",),
     ),
     FigureSpec(
         "kept_units_thinning_joint",
