@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,6 +19,7 @@ from simlab.plotting import (
     ERRORBAR_SE,
     SIM_STYLE,
     THEORY_STYLE,
+    draw_claims,
     finish_axes,
     new_figure,
     setting_label,
@@ -73,6 +75,14 @@ def _zero_axis(ax, x0: float, lo: float, hi: float, label: str = "0") -> None:
 
     ax.xaxis.set_minor_locator(NullLocator())
     ax.axvline(math.sqrt(x0 * lo), color="0.5", lw=0.8, ls=(0, (2, 2)))
+
+
+def _relative(name: str, pt: PointResult, value: float) -> float:
+    """A claim's value as panel (b) shows it: its deviation from the built-in prediction."""
+    pred = pt.predictions.get(name)
+    if pred is None:
+        return math.nan
+    return (float(value) - float(pred.value)) / (abs(float(pred.value)) or 1.0)
 
 
 def stats_figure(points: Sequence[PointResult]):
@@ -133,6 +143,8 @@ def stats_figure(points: Sequence[PointResult]):
             err.append(ERRORBAR_SE * est.se / scale)
             pos.append(j + (i - 1) * 0.12)
         ax.errorbar(pos, dev, yerr=err, color=f"C{i}", **SIM_STYLE, label=label)
+        # a claim on it, as its deviation from the built-in prediction, beside the estimate
+        draw_claims(ax, points, name, xs + (i - 1) * 0.12, y=partial(_relative, name))
     if not any(pt.params["sigma"] > 0 for pt in points):
         ax.text(
             0.5,
@@ -371,6 +383,7 @@ FIGURES = (
         "(for Gaussian input Bv/σ² ~ χ²_{B−1}), the output has E[Ŷ] = β and "
         "Var(Ŷ) = γ² E[v/(v+ε)], which eps shrinks once σ² ≲ ε",
         stats_figure,
+        quantities=("mean_v", "mean_out", "var_out"),
     ),
     FigureSpec(
         "batchnorm_eps",
