@@ -313,6 +313,7 @@ def draw_claims(
     x: Sequence[float] | None = None,
     *,
     y: Any = None,
+    vertical: bool = False,
 ) -> int:
     """Draw every user claim on ``quantity`` that ``points`` carry, one dashed curve with
     markers per claim; return how many were drawn. Call it before :func:`finish_axes`, which
@@ -323,7 +324,8 @@ def draw_claims(
     curve per point (``x`` overrides the estimate's own axis). ``y(point, values)`` maps the
     claim's values to what the panel plots (a ratio to theory, say). The x range stays that of
     the data; a claim that would stretch the y range more than :data:`CLAIM_SPAN_LIMIT` times
-    is left partly off the axis.
+    is left partly off the axis. ``vertical``: a scalar claim at one point is a vertical line
+    at its (mapped) value, on a panel whose x axis is the quantity (a histogram of it).
     """
     claims = claims_of(points, quantity)
     if not claims:
@@ -344,7 +346,14 @@ def draw_claims(
         )
         handle = None
         shown: list[np.ndarray] = []
-        if x is not None and all(np.ndim(m.value) == 0 for _, m in pairs):
+        if vertical:
+            for pt, mark in pairs:
+                at = float(_mapped(y, pt, mark.value))
+                line = ax.axvline(at, **{**style, "marker": None, "lw": 1.6})
+                handle = handle or line
+                inside = min(xlim) <= at <= max(xlim)
+                shown.append(np.array([0.5 * sum(ylim) if inside else np.inf]))
+        elif x is not None and all(np.ndim(m.value) == 0 for _, m in pairs):
             where = {id(pt): i for i, pt in enumerate(points)}
             xs = np.array([float(x[where[id(pt)]]) for pt, _ in pairs])
             ys = np.array([_mapped(y, pt, m.value) for pt, m in pairs], dtype=float)

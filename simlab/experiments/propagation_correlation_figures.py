@@ -14,6 +14,7 @@ from simlab.figures import FigureSpec
 from simlab.plotting import (
     ERRORBAR_SE,
     THEORY_STYLE,
+    draw_claims,
     finish_axes,
     new_figure,
     setting_label,
@@ -150,6 +151,7 @@ def correlation_figure(points: Sequence[PointResult]):
         legend_size=6.5,
         loc="lower right",
     )
+    draw_claims(ax_depth, points, "rho")
     finish_axes(
         ax_depth,
         xlabel="layer l",
@@ -185,5 +187,6 @@ FIGURES = (
         "iterates ρ_l = f(ρ_{l−1}) against simulated cosines (band: the 0.75/width allowance); "
         "1 − ρ_l approaches 9π²/(2l²) only slowly (slope −2)",
         correlation_figure,
+        quantities=("rho",),
     ),
 )

@@ -14,6 +14,7 @@ from simlab.figures import FigureSpec
 from simlab.plotting import (
     ERRORBAR_SE,
     THEORY_STYLE,
+    draw_claims,
     finish_axes,
     new_figure,
     setting_label,
@@ -109,6 +110,7 @@ def depth_figure(points: Sequence[PointResult]):
     for col, title in enumerate(titles):
         top, bottom = axes[0, col], axes[1, col]
         top.set_yscale("log")
+        draw_claims(top, points, ("q", "r")[col])
         finish_axes(top, title=title, legend=False)
         bottom.axhline(0.0, color="k", lw=1.0)
         finish_axes(bottom, xlabel="layer l", legend=False)
@@ -244,6 +246,8 @@ def _norm_ratio_panel(ax, pt: PointResult) -> None:
         lo = x_edges[max(filled[0] - 2, 0)]
         hi = x_edges[min(filled[-1] + 3, len(x_edges) - 1)]
         ax.set_xlim(min(lo, 0.5 * m1), max(hi, 2 * math.sqrt(hr)))
+    draw_claims(ax, [pt], "norm_ratio", vertical=True)
+    draw_claims(ax, [pt], "norm_ratio_second", vertical=True, y=lambda _, v: math.sqrt(max(v, 0)))
     label = (
         f"width {widths[1]}" if len(set(widths)) == 1 else "widths " + ",".join(map(str, widths))
     )
@@ -345,6 +349,7 @@ FIGURES = (
         "r_L = 1, r_{l−1} = (n_l Var W_l / 2) r_l (He et al. 2015), with c_l = n_{l−1} Var W_l "
         "and the relative deviation of every layer (±2 SE over networks)",
         depth_figure,
+        quantities=("q", "r"),
     ),
     FigureSpec(
         "propagation_signal_activations",
@@ -359,6 +364,7 @@ FIGURES = (
         "E[(A_L/A_0)²] = ∏(1 + 5/n_l) exactly for Gaussian Kaiming weights (Hanin & Rolnick "
         "2018), not the large-width exp(5 Σ 1/n_l)",
         norm_ratio_figure,
+        quantities=("norm_ratio", "norm_ratio_second"),
     ),
     FigureSpec(
         "propagation_signal_r_vs_width",
