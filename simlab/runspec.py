@@ -205,6 +205,7 @@ def build_spec(
     # a choice (a string) has no value in a formula: naming it is an error before any work
     numeric = [p.name for p in experiment.params if p.kind in ("float", "int", "bool")]
     names = numeric + list(experiment.claim_names)
+    refused = _refused_quantities(experiment, names)
     spec.claims = []
     for item in claims:
         text, expect = (item, "pass") if isinstance(item, str) else item
@@ -219,12 +220,42 @@ def build_spec(
                 functions=dict(experiment.claim_functions),
                 source=source,
                 expect=expect,
+                measured=experiment.joint_quantities,
+                refused=refused,
             )
         )
     for claim in spec.claims:
         for point in points:
             _trial_evaluate(experiment, claim, point)
     return spec
+
+
+def relation_experiments() -> list[str]:
+    """The experiments whose claims may name their other measured quantities."""
+    from simlab.experiments import REGISTRY  # here: the registry imports every experiment
+
+    return [name for name, exp in REGISTRY.items() if exp.joint_quantities]
+
+
+def _refused_quantities(experiment: Experiment, names: list[str]) -> dict[str, str]:
+    """Why each quantity a claim cannot name is refused (the parser's message for it)."""
+    joint = set(experiment.joint_quantities)
+    refused = {}
+    for q in experiment.quantities:
+        if q.name in names or q.name in joint:
+            continue
+        if joint:
+            refused[q.name] = (
+                f"'{q.name}' is a measured quantity whose joint covariance with the others is "
+                f"not estimated; a claim may name only {', '.join(experiment.joint_quantities)}"
+            )
+        else:
+            refused[q.name] = (
+                f"'{q.name}' is a measured quantity; claims between measured quantities need the "
+                f"joint covariance of the estimates, which {experiment.name} does not estimate "
+                f"(supported by: {', '.join(relation_experiments())})"
+            )
+    return refused
 
 
 def memory_budget() -> int:
@@ -267,10 +298,24 @@ def _trial_evaluate(exp: Experiment, claim: Claim, point: dict[str, Any]) -> Non
     """
     values = exp.claim_trial_values(point, claim.quantity)
     setting = ", ".join(f"{k}={_short(v)}" for k, v in point.items())
+    involved = claim.measured | {claim.quantity} if claim.measured else set()
+    missing = sorted(involved - set(exp.relation_quantities(point)))
+    if missing:
+        raise SimlabInputError(
+            f"{claim.source} '{claim.quantity}={claim.expression}': a claim between measured "
+            f"quantities needs their joint covariance, which is not estimated at {setting} "
+            f"for {', '.join(missing)} (exact there, not measured)"
+        )
     try:
         value = claim.evaluate(values)
     except SimlabInputError as exc:
         raise SimlabInputError(f"{exc} (at {setting})") from None
+    if claim.measured and np.ndim(value) != 0:
+        raise SimlabInputError(
+            f"{claim.source} '{claim.quantity}={claim.expression}': evaluates to an array of "
+            f"shape {np.shape(value)} at {setting}; a claim between measured quantities must "
+            "give one number"
+        )
     if set(claim.names) <= set(point) and not np.all(np.isfinite(value)):
         raise SimlabInputError(
             f"{claim.source} '{claim.quantity}={claim.expression}': evaluates to {value} at "

@@ -19,6 +19,7 @@ from simlab.runspec import RunSpec
 from simlab.verdicts.checks import Check, decide, make_check
 from simlab.verdicts.claims import Claim
 from simlab.verdicts.estimates import Prediction
+from simlab.verdicts.relations import relation_check
 
 
 @dataclass
@@ -115,6 +116,20 @@ def checks_for(spec: RunSpec, results: list[PointResult]) -> list[Check]:
                     )
                 )
         for number, claim in enumerate(spec.claims, start=1):
+            values = exp.claim_values(result, claim.quantity)
+            if claim.measured and result.joint is not None:
+                checks.append(
+                    relation_check(
+                        experiment=exp.name,
+                        params=setting,
+                        claim=claim,
+                        values=values,
+                        joint=result.joint,
+                        estimate=result.estimates[claim.quantity],
+                        id_suffix=f"#{number}",
+                    )
+                )
+                continue
             value = claim_value(spec, result, claim)
             checks.append(
                 make_check(

@@ -35,6 +35,7 @@ from simlab.params import Param
 from simlab.verdicts.estimates import (
     CountsEstimate,
     ExactEstimate,
+    JointEstimate,
     Prediction,
     ScalarEstimate,
     VectorEstimate,
@@ -53,6 +54,11 @@ class Stats(Protocol):
 
     def estimates(self) -> Mapping[str, Estimate]:
         """Every measured quantity, with its uncertainty."""
+
+    # Optional (experiments that declare ``joint_quantities``):
+    #     def joint_estimates(self) -> JointEstimate | None
+    # the scalar quantities' estimates with the covariance matrix of the estimates, from the
+    # same per-sample features (delta method): what claims between measured quantities need.
 
 
 StatsT = TypeVar("StatsT", bound=Stats)
@@ -238,6 +244,8 @@ class PointResult:
     #: the user claims at this point with their verdicts, for the figures to draw (filled once
     #: the run is decided; see :func:`simlab.execute.points_with_claims`)
     claims: tuple[ClaimMark, ...] = ()
+    #: the scalar estimates with their joint covariance (experiments with ``joint_quantities``)
+    joint: JointEstimate | None = None
 
 
 class _TraceRecorder:
@@ -296,6 +304,9 @@ class Experiment(Generic[SetupT, StatsT]):
     figures: ClassVar[tuple[FigureSpec, ...]] = ()
     #: keep a convergence trace of the scalar estimates (for a convergence figure)
     traced: ClassVar[bool] = False
+    #: scalar quantities whose joint covariance the statistics estimate (``joint_estimates()``):
+    #: a claim on one of them may name the others (``second_after=second_before/(1-p)``)
+    joint_quantities: ClassVar[tuple[str, ...]] = ()
 
     # -- declared per experiment -------------------------------------------------------------
     def validate(self, point: dict[str, Any], where: Callable[[str], str]) -> None:
@@ -334,7 +345,16 @@ class Experiment(Generic[SetupT, StatsT]):
             values["k"] = np.arange(4.0)
         if spec is not None and spec.index:
             values[spec.index] = np.arange(1.0, 4.0)
+        # measured quantities a claim may name (a relation): scalars, as after the run
+        values.update({name: 1.0 for name in self.relation_quantities(point)})
         return values
+
+    def relation_quantities(self, point: Mapping[str, Any]) -> tuple[str, ...]:
+        """The :attr:`joint_quantities` estimated (with their covariance) at this point.
+
+        An experiment where some points have none (constant features, say) narrows this.
+        """
+        return self.joint_quantities
 
     def label(self, point: Mapping[str, Any]) -> str:
         """What the progress bar calls this point."""
@@ -369,6 +389,9 @@ class Experiment(Generic[SetupT, StatsT]):
             stop=ctx.stop_rule(self.quantities),
             on_fold=recorder,
         )
+        joint = None
+        if self.joint_quantities and hasattr(run.stats, "joint_estimates"):
+            joint = run.stats.joint_estimates()
         sim = Simulated(
             point=point,
             setup=setup,
@@ -385,6 +408,7 @@ class Experiment(Generic[SetupT, StatsT]):
             n_samples=run.n_samples,
             seconds=time.perf_counter() - start,
             figure=self.figure_data(sim),
+            joint=joint,
         )
 
     def render_figures(
@@ -404,6 +428,8 @@ class Experiment(Generic[SetupT, StatsT]):
             values.update(estimate.names)
         if isinstance(estimate, VectorEstimate):
             values[estimate.index_name] = estimate.index.astype(float)
+        if result.joint is not None:  # the measured quantities a relation names
+            values.update(zip(result.joint.names, map(float, result.joint.values), strict=True))
         return values
 
 

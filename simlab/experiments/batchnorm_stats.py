@@ -41,11 +41,14 @@ from simlab.verdicts.estimates import (
     EXACT_IN_EXPECTATION,
     IDENTITY,
     ExactEstimate,
+    JointEstimate,
     Prediction,
     ScalarEstimate,
 )
 
 INPUT_LAWS = ("gaussian", "uniform", "exponential", "student_t")
+#: the scalar quantities estimated jointly (a claim on one may name the others)
+JOINT_QUANTITIES = ("mean_v", "mean_out", "var_out")
 #: degrees of freedom of the ``student_t`` input (finite variance and fourth moment)
 STUDENT_T_DOF = 5
 #: relative tolerance of the floating-point identities, measured against the rounding scale of
@@ -257,6 +260,21 @@ class StatsChunk:
             "ratio": est(mean[3], np.array([0.0, 0.0, 0.0, 1.0]), 3),
         }
 
+    def joint_estimates(self) -> JointEstimate | None:
+        """mean_v, mean_out and var_out (as in :meth:`delta_estimates`) with the covariance of
+        their estimates, ``G C G^T`` over the per-batch features; None for constant features
+        (sigma = 0), where they are exact, not estimated."""
+        if self.bn.sigma <= 0:
+            return None
+        f = self.features
+        d, d2, v = f.mean[0], f.mean[1], f.mean[2]
+        grads = np.array(
+            [[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [-2.0 * d, 1.0, 0.0, 0.0]]
+        )
+        values = np.array([v, self.bn.beta + d, d2 - d * d])
+        cov = grads @ f.cov_of_mean() @ grads.T
+        return JointEstimate(JOINT_QUANTITIES, values, cov, f.n)
+
 
 def _blocks(size: int, per_item: int) -> list[tuple[int, int]]:
     step = max(1, _BLOCK_NUMBERS // max(per_item, 1))
@@ -399,6 +417,7 @@ class BatchnormStats(Experiment[StatsSetup, StatsChunk]):
     default_samples = 50_000
     default_chunk_size = 1024
     claim_names = ("v", "m", "s")
+    joint_quantities = JOINT_QUANTITIES
     known_wrong = (
         WrongClaim(
             "mean_v=sigma**2",
@@ -451,6 +470,10 @@ class BatchnormStats(Experiment[StatsSetup, StatsChunk]):
 
     def label(self, point: Mapping[str, Any]) -> str:
         return describe(self.name, point)
+
+    def relation_quantities(self, point: Mapping[str, Any]) -> tuple[str, ...]:
+        # constant features (sigma = 0): mean_v, mean_out and var_out are exact, not estimated
+        return self.joint_quantities if point["sigma"] > 0 else ()
 
     def setup(self, point: Mapping[str, Any], rng: np.random.Generator) -> StatsSetup:
         B, sigma = point["B"], point["sigma"]

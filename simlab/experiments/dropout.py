@@ -19,13 +19,25 @@ from typing import Any
 import numpy as np
 
 from simlab.errors import SimlabInputError
-from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated, WrongClaim
+from simlab.experiments.base import (
+    Experiment,
+    PointResult,
+    Predictions,
+    Quantity,
+    Simulated,
+    WrongClaim,
+)
 from simlab.experiments.dropout_figures import FIGURES, DropoutFigureData
 from simlab.masks import bernoulli_mask
 from simlab.params import Param, count
 from simlab.stats import CoMoments, Histogram, Moments
 from simlab.theory.relu import dropout_moments
-from simlab.verdicts.estimates import EXACT_IN_EXPECTATION, Prediction, ScalarEstimate
+from simlab.verdicts.estimates import (
+    EXACT_IN_EXPECTATION,
+    JointEstimate,
+    Prediction,
+    ScalarEstimate,
+)
 
 # Per-sample features, each an average over the sample's units (or neighbour pairs).
 _FEATURES = ("h", "h2", "ht", "ht2", "ht_next")
@@ -100,6 +112,14 @@ class DropoutStats:
             name: ScalarEstimate(float(v), float(se), self.features.n, float(kurt[feature_of[i]]))
             for i, (name, v, se) in enumerate(zip(QUANTITIES, values, ses, strict=True))
         }
+
+    def joint_estimates(self) -> JointEstimate:
+        """The seven quantities with the covariance of their estimates, ``G C G^T`` (``G`` their
+        gradients in the feature means, ``C`` the covariance of those means): one sample's
+        features feed every quantity, so e.g. mean_before and mean_after move together."""
+        values, grads = quantity_values_and_gradients(self.features.mean)
+        cov = grads @ self.features.cov_of_mean() @ grads.T
+        return JointEstimate(QUANTITIES, values, cov, self.features.n)
 
 
 class DropoutSampler:
@@ -211,6 +231,8 @@ class Dropout(Experiment[DropoutSetup, DropoutStats]):
     )
     figures = FIGURES
     traced = True
+    claim_names = ("q",)  # the keep probability 1 - p
+    joint_quantities = QUANTITIES
     budgets = {
         "quick": {"p": [0.1, 0.5, 0.8], "samples": 100_000},
         "standard": {"p": [0.1, 0.3, 0.5, 0.7], "samples": 1_000_000},
@@ -235,6 +257,16 @@ class Dropout(Experiment[DropoutSetup, DropoutStats]):
 
     def label(self, point: Mapping[str, Any]) -> str:
         return f"dropout p={point['p']:g}"
+
+    def claim_values(self, result: PointResult, quantity: str) -> dict[str, Any]:
+        values = super().claim_values(result, quantity)
+        values["q"] = 1.0 - result.params["p"]
+        return values
+
+    def claim_trial_values(self, point: Mapping[str, Any], quantity: str) -> dict[str, Any]:
+        values = super().claim_trial_values(point, quantity)
+        values["q"] = 1.0 - point["p"]
+        return values
 
     def setup(self, point: Mapping[str, Any], rng: np.random.Generator) -> DropoutSetup:
         weights = draw_weights(rng, point["weights"], point["M"], point["N"])

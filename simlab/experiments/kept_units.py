@@ -87,6 +87,7 @@ from simlab.verdicts.estimates import (
     EXACT_IN_EXPECTATION,
     CountsEstimate,
     ExactEstimate,
+    JointEstimate,
     Prediction,
     ScalarEstimate,
 )
@@ -265,6 +266,17 @@ class KeptStats:
         mean, var = mean_and_var(self.moments)
         return {"mean": mean, "var": var, "pmf": counts_estimate(self.hist)}
 
+    def joint_estimates(self) -> JointEstimate:
+        """mean and var with the covariance of their estimates: ``Cov(mean, s^2) = mu3 / n``
+        (exact for iid trials), the variances as in :func:`mean_and_var`."""
+        m = self.moments
+        n = m.n
+        s2 = float(m.var)
+        mu3, mu4 = float(m.m3) / n, float(m.m4) / n
+        var_of_s2 = max(mu4 - (n - 3) / (n - 1) * s2 * s2, 0.0) / n if n > 3 else math.inf
+        cov = np.array([[s2 / n, mu3 / n], [mu3 / n, var_of_s2]])
+        return JointEstimate(("mean", "var"), np.array([float(m.mean), s2]), cov, n)
+
 
 @dataclass(frozen=True)
 class TVEstimate:
@@ -344,6 +356,9 @@ class ThinningStats:
     moments: Moments  # of K, up to the fourth central moment
     hist: np.ndarray  # counts of K = 0..kmax, then of K > kmax
     joint: np.ndarray  # (K, D) table, each clipped at jmax + 1 (for the figure)
+    # of (K, K^2, D, K D): the joint covariance of mean, var and cov_kept_dropped (relations).
+    # Kept apart from ``features`` so that the built-in estimates keep their exact numbers.
+    relation_features: CoMoments
 
     def merge(self, other: ThinningStats) -> ThinningStats:
         return ThinningStats(
@@ -351,6 +366,7 @@ class ThinningStats:
             self.moments.merge(other.moments),
             self.hist + other.hist,
             self.joint + other.joint,
+            self.relation_features.merge(other.relation_features),
         )
 
     def estimates(self) -> dict[str, Any]:
@@ -366,6 +382,24 @@ class ThinningStats:
             "pmf": counts_estimate(self.hist),
             "cov_kept_dropped": scalar_or_exact(cov, se, f.n),
         }
+
+    def joint_estimates(self) -> JointEstimate:
+        """mean, var and cov_kept_dropped (their values as in :meth:`estimates`) with the
+        covariance of their estimates, ``G C G^T`` over the co-moments of ``(K, K^2, D, K D)``."""
+        m, f, g = self.moments, self.features, self.relation_features
+        n = g.n
+        values = np.array([float(m.mean), float(m.var), float(f.mean[2] - f.mean[0] * f.mean[1])])
+        mk, _, md, _ = g.mean
+        unbiased = n / max(n - 1, 1)  # var is the unbiased s^2 = n/(n-1) (E[K^2] - E[K]^2)
+        grads = np.array(
+            [
+                [1.0, 0.0, 0.0, 0.0],
+                [-2.0 * mk * unbiased, unbiased, 0.0, 0.0],
+                [-md, 0.0, -mk, 1.0],
+            ]
+        )
+        cov = grads @ g.cov_of_mean() @ grads.T
+        return JointEstimate(("mean", "var", "cov_kept_dropped"), values, cov, n)
 
 
 class ThinningSampler:
@@ -384,11 +418,14 @@ class ThinningSampler:
         side = self.jmax + 2
         cell = np.minimum(kept, side - 1) * side + np.minimum(dropped, side - 1)
         joint = np.bincount(cell, minlength=side * side).reshape(side, side).astype(np.int64)
+        k = kept.astype(np.float64)
+        relation = np.column_stack([k, k * k, features[:, 1], features[:, 2]])
         return ThinningStats(
             CoMoments.from_batch(features),
             Moments.from_batch(kept.astype(np.float64)),
             _bincount(kept, self.kmax),
             joint,
+            CoMoments.from_batch(relation),
         )
 
 
@@ -405,8 +442,9 @@ _UNIT_BYTES, _SEGMENT_UNIT_BYTES = 3, 12
 #: Bytes per kept (or dropped) unit found by geometric skips: its gap, position and trial label.
 _EVENT_BYTES = 32
 #: Bytes per trial: the int64 counts, their float64 copy, the moments' temporaries; thinning adds
-#: M and M - K, the (K, D, K D) features, their co-moments and the trials' unit offsets.
-_TRIAL_BYTES, _THINNING_TRIAL_BYTES = 32, 100
+#: M and M - K, the (K, D, K D) and (K, K^2, D, K D) features, their co-moments and the trials'
+#: unit offsets.
+_TRIAL_BYTES, _THINNING_TRIAL_BYTES = 32, 180
 
 
 def _memory(
@@ -523,6 +561,7 @@ class KeptBinomial(_KeptUnits):
         WrongClaim("mean=M*p", "counts the dropped units, not the kept ones"),
     )
     figures = BINOMIAL_FIGURES
+    joint_quantities = ("mean", "var")
     budgets = {
         "quick": {
             "M": 50,
@@ -776,6 +815,7 @@ class KeptThinning(_KeptUnits):
         ),
     )
     figures = THINNING_FIGURES
+    joint_quantities = ("mean", "var", "cov_kept_dropped")
     budgets = {
         "quick": {
             "lam": 7.0,

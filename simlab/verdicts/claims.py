@@ -1,7 +1,8 @@
 """User claims: ``NAME=EXPR`` parsed with :mod:`ast` and evaluated by walking an allow-list.
 
 A claim such as ``var_after=1/(2*(1-p)) - 1/(2*pi)`` names one quantity of an experiment and gives a
-formula for it in terms of the experiment's parameters. The formula is parsed with :func:`ast.parse`
+formula for it in terms of the experiment's parameters, and, where the experiment estimates them
+jointly, of its other measured quantities (a relation: ``second_after=second_before/(1-p)``). The formula is parsed with :func:`ast.parse`
 and checked node by node against a small allow-list (numbers, allowed names, ``+ - * / ** % @``,
 unary ``+``/``-``, parentheses and calls of allowed functions). It is then evaluated by walking a
 tiny private tree with numpy ufuncs: nothing is ever passed to ``eval``, ``exec`` or ``compile``.
@@ -213,10 +214,12 @@ class _Validator:
         self,
         names: Sequence[str],
         functions: Mapping[str, Callable[..., Any]],
+        refused: Mapping[str, str] | None = None,
     ) -> None:
         self.names = names
         self.name_set = frozenset(names)
         self.functions = functions
+        self.refused = refused or {}
         self.used: set[str] = set()
 
     def allowed(self) -> str:
@@ -278,6 +281,8 @@ class _Validator:
             return ("var", name)
         if name in BASE_CONSTANTS:
             return ("const", name)
+        if name in self.refused:  # a name known to the experiment that this claim cannot use
+            raise _Refused(self.refused[name])
         if name in self.functions:
             raise _Refused(
                 f"'{name}' is a function and must be called, e.g. {name}(x); {self.allowed()}"
@@ -331,7 +336,10 @@ class _Validator:
 
 
 def _build_tree(
-    expression: str, names: Sequence[str], functions: Mapping[str, Callable[..., Any]]
+    expression: str,
+    names: Sequence[str],
+    functions: Mapping[str, Callable[..., Any]],
+    refused: Mapping[str, str] | None = None,
 ) -> tuple[_Node, frozenset[str]]:
     """Parse and validate ``expression``; return the private tree and the variable names used.
 
@@ -368,7 +376,7 @@ def _build_tree(
         raise _Refused(
             f"'{_show(expression)}' is not a valid expression ({type(exc).__name__})"
         ) from None
-    validator = _Validator(names, functions)
+    validator = _Validator(names, functions, refused)
     try:
         root = validator.build(tree.body)
     except RecursionError:
@@ -406,6 +414,9 @@ class Claim:
     expect : str
         The verdict the claim is built to get: ``"pass"`` (a claim believed true) or ``"fail"``
         (``--claim-false``, ``expect: fail`` in YAML: a negative control of the user's own).
+    measured : frozenset of str
+        The measured quantities among :attr:`names` (a relation between estimates; empty for a
+        claim in the parameters alone). Its standard error needs their joint covariance.
     """
 
     quantity: str
@@ -414,6 +425,7 @@ class Claim:
     text: str = field(default="", compare=False)
     source: str = field(default="--claim", compare=False)
     expect: str = "pass"
+    measured: frozenset[str] = field(default=frozenset(), compare=False)
     _tree: _Node | None = field(default=None, repr=False, compare=False)
     _functions: Mapping[str, Callable[..., Any]] = field(
         default_factory=lambda: BASE_FUNCTIONS, repr=False, compare=False
@@ -513,6 +525,8 @@ def parse_claim(
     functions: Mapping[str, Callable[..., Any]] | None = None,
     source: str = "--claim",
     expect: str = "pass",
+    measured: Sequence[str] = (),
+    refused: Mapping[str, str] | None = None,
 ) -> Claim:
     """Parse and validate one claim ``NAME=EXPR``.
 
@@ -535,6 +549,13 @@ def parse_claim(
         ``"configs/x.yaml: claims"``.
     expect : {"pass", "fail"}
         The verdict the claim is expected to get (``"fail"``: a negative control).
+    measured : sequence of str
+        Measured quantities a claim on one of them may name (their joint covariance is
+        estimated): a claim on ``Q`` may use every other one as a name; a claim on a quantity
+        outside them may use none, and no claim may name its own quantity.
+    refused : mapping of str to str, optional
+        Names the experiment knows but a claim cannot use (its other quantities, when it
+        estimates no joint covariance), each with the reason given when one is named.
 
     Returns
     -------
@@ -584,8 +605,24 @@ def parse_claim(
         raise ClaimError(
             f"{prefix} unknown quantity '{_show(quantity)}'; allowed: {_listing(quantities)}"
         )
+    measured = [m for m in measured if m not in names]
+    refused = dict(refused or {})
+    if quantity in measured:
+        names = names + [m for m in measured if m != quantity]
+        refused[quantity] = (
+            f"a claim cannot name its own quantity '{quantity}'; it may name the other "
+            f"measured quantities: {_listing(m for m in measured if m != quantity)}"
+        )
+    else:
+        for m in measured:
+            refused.setdefault(
+                m,
+                f"the measured quantity '{m}' may be named only in a claim on one of "
+                f"{_listing(measured)} (their joint covariance is estimated), not on "
+                f"'{quantity}'",
+            )
     try:
-        tree, used = _build_tree(expression, names, table)
+        tree, used = _build_tree(expression, names, table, refused)
     except _Refused as exc:
         raise ClaimError(f"{prefix} {exc}") from None
     return Claim(
@@ -595,6 +632,7 @@ def parse_claim(
         text=text,
         source=source,
         expect=expect,
+        measured=frozenset(used & set(measured)),
         _tree=tree,
         _functions=MappingProxyType(table),
     )

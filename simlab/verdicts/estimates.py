@@ -56,6 +56,26 @@ class VectorEstimate:
 
 
 @dataclass(frozen=True)
+class JointEstimate:
+    """Several scalar estimates from the same samples, with the covariance matrix of the estimates.
+
+    What a claim between measured quantities (``second_after=second_before/(1-p)``) is tested
+    with: the estimates come from the same samples, so they are correlated, and the standard
+    error of ``Q - f(others)`` needs their joint covariance (delta method), never their separate
+    standard errors as if they were independent. ``values`` are the quantities' estimates as
+    reported elsewhere; ``cov`` is the covariance of the estimate vector (not of one sample).
+    """
+
+    names: tuple[str, ...]
+    values: np.ndarray
+    cov: np.ndarray
+    n: int
+
+    def value(self, name: str) -> float:
+        return float(self.values[self.names.index(name)])
+
+
+@dataclass(frozen=True)
 class CountsEstimate:
     """Observed counts of an integer outcome over ``support`` (beyond it: ``overflow``)."""
 
