@@ -268,9 +268,7 @@ class StatsChunk:
             return None
         f = self.features
         d, d2, v = f.mean[0], f.mean[1], f.mean[2]
-        grads = np.array(
-            [[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [-2.0 * d, 1.0, 0.0, 0.0]]
-        )
+        grads = np.array([[0.0, 0.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [-2.0 * d, 1.0, 0.0, 0.0]])
         values = np.array([v, self.bn.beta + d, d2 - d * d])
         cov = grads @ f.cov_of_mean() @ grads.T
         return JointEstimate(JOINT_QUANTITIES, values, cov, f.n)

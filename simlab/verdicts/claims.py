@@ -2,9 +2,10 @@
 
 A claim such as ``var_after=1/(2*(1-p)) - 1/(2*pi)`` names one quantity of an experiment and gives a
 formula for it in terms of the experiment's parameters, and, where the experiment estimates them
-jointly, of its other measured quantities (a relation: ``second_after=second_before/(1-p)``). The formula is parsed with :func:`ast.parse`
-and checked node by node against a small allow-list (numbers, allowed names, ``+ - * / ** % @``,
-unary ``+``/``-``, parentheses and calls of allowed functions). It is then evaluated by walking a
+jointly, of its other measured quantities (a relation: ``second_after=second_before/(1-p)``).
+The formula is parsed with :func:`ast.parse` and checked node by node against a small allow-list
+(numbers, allowed names, ``+ - * / ** % @``, unary ``+``/``-``, parentheses and calls of allowed
+functions). It is then evaluated by walking a
 tiny private tree with numpy ufuncs: nothing is ever passed to ``eval``, ``exec`` or ``compile``.
 
 Numeric literals become ``float64``, so ``10**10**10`` is a float overflow (``inf``), never a huge
