@@ -115,7 +115,10 @@ def _run_option_decorators() -> list[Callable]:
             "claims",
             multiple=True,
             metavar="NAME=EXPR",
-            help="A formula to check, e.g. var_after='1/(2*(1-p)) - 1/(2*pi)' (repeatable).",
+            help="A formula to check, e.g. var_after='1/(2*(1-p)) - 1/(2*pi)' (repeatable). "
+            "In dropout, kept-units binomial and thinning, and batchnorm stats it may name the "
+            "other measured quantities (second_after='second_before/(1-p)'), tested with their "
+            "joint covariance.",
         )
     )
     decorators.append(
