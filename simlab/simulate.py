@@ -168,8 +168,9 @@ def claim_value(spec: RunSpec, result: PointResult, claim: Claim) -> Any:
 def points_with_claims(run: ExperimentRun) -> list[PointResult]:
     """``run``'s points, each carrying its user claims with their verdicts (for the figures).
 
-    A claim's verdict at a point is that of its check there (id suffix ``#number``, the point's
-    swept setting); a claim that cannot be evaluated at a point is left off there.
+    A claim's verdict at a point is that of its user check there (same quantity, expression and
+    swept setting: two identical claims share their verdict); a claim that cannot be evaluated
+    at a point is left off there.
     """
     claims = run.spec.claims
     if not claims:
@@ -178,8 +179,8 @@ def points_with_claims(run: ExperimentRun) -> list[PointResult]:
     verdicts = {}
     for check in run.checks:
         if check.source == "user":
-            number = check.id.rsplit("#", 1)[-1].split("/", 1)[0]
-            verdicts[(number, tuple(sorted(map(str, check.params.items()))))] = check.verdict
+            setting = tuple(sorted(map(str, check.params.items())))
+            verdicts[(check.quantity, check.expression, setting)] = check.verdict
     out = []
     for result in run.points:
         setting = tuple(sorted(map(str, ((k, result.params[k]) for k in swept))))
@@ -195,7 +196,7 @@ def points_with_claims(run: ExperimentRun) -> list[PointResult]:
                     quantity=claim.quantity,
                     expression=claim.expression,
                     value=value,
-                    verdict=verdicts.get((str(number), setting)),
+                    verdict=verdicts.get((claim.quantity, claim.expression, setting)),
                     expect=claim.expect,
                 )
             )
