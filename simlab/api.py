@@ -134,12 +134,6 @@ class Result:
         """The summary line in words."""
         return fmt.summary(self.counts)
 
-    def to_frame(self) -> Any:
-        """The checks as a pandas DataFrame (pandas is not a dependency: import it yourself)."""
-        import pandas as pd
-
-        return pd.DataFrame([c.as_dict() for c in self.checks])
-
     def table(self) -> list[dict[str, str]]:
         """The rows of the table as the console shows them (one dict of words per check)."""
         return [fmt.row(c) for c in self.checks]

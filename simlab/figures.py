@@ -67,8 +67,3 @@ def undrawn_quantities(specs: Sequence[FigureSpec], quantities: Sequence[str]) -
     """The claimed ``quantities`` that none of ``specs`` draws, each once, in order."""
     drawn = {q for spec in specs for q in spec.quantities}
     return list(dict.fromkeys(q for q in quantities if q not in drawn))
-
-
-def caption_of(specs: Sequence[FigureSpec], stem: str) -> str | None:
-    """The caption of the figure saved as ``stem``, if ``specs`` has it."""
-    return next((s.caption for s in specs if s.stem == stem), None)

@@ -410,10 +410,6 @@ def yaml_text(data: dict[str, Any]) -> str:
     return yaml.safe_dump(_plain(data), sort_keys=False)
 
 
-def write_yaml(path: Path, data: dict[str, Any]) -> None:
-    write_text(path, yaml_text(data))
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
     write_text(path, json.dumps(_plain(data), indent=2) + "\n")
 

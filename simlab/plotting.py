@@ -157,6 +157,12 @@ def save(fig: Any, folder: Path, stem: str, formats: tuple[str, ...]) -> list[Pa
     return paths
 
 
+def log_errorbars(values: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """Asymmetric +-2 SE bars that stay positive on a log axis (the lower bar is cut at 95%)."""
+    lower = np.minimum(ERRORBAR_SE * se, 0.95 * np.abs(values))
+    return np.vstack([lower, ERRORBAR_SE * se])
+
+
 def simulated_vs_theory(
     ax: Any,
     x: np.ndarray,

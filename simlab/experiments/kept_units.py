@@ -418,11 +418,11 @@ class ThinningSampler:
         side = self.jmax + 2
         cell = np.minimum(kept, side - 1) * side + np.minimum(dropped, side - 1)
         joint = np.bincount(cell, minlength=side * side).reshape(side, side).astype(np.int64)
-        k = kept.astype(np.float64)
+        k = kept.astype(np.float64)  # once, for the moments and the relation features
         relation = np.column_stack([k, k * k, features[:, 1], features[:, 2]])
         return ThinningStats(
             CoMoments.from_batch(features),
-            Moments.from_batch(kept.astype(np.float64)),
+            Moments.from_batch(k),
             _bincount(kept, self.kmax),
             joint,
             CoMoments.from_batch(relation),

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simlab.experiments.propagation_signal_figures import log_errorbars
 from simlab.figures import FigureSpec
 from simlab.plotting import (
     ERRORBAR_SE,
     THEORY_STYLE,
     draw_claims,
     finish_axes,
+    log_errorbars,
     new_figure,
     setting_label,
     simulated_vs_theory,

@@ -16,6 +16,7 @@ from simlab.plotting import (
     THEORY_STYLE,
     draw_claims,
     finish_axes,
+    log_errorbars,
     new_figure,
     setting_label,
     swept_parameters,
@@ -46,12 +47,6 @@ class SignalFigureData:
 
 
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
-
-
-def log_errorbars(values: np.ndarray, se: np.ndarray) -> np.ndarray:
-    """Asymmetric ±2 SE bars that stay positive on a log axis."""
-    lower = np.minimum(ERRORBAR_SE * se, 0.95 * np.abs(values))
-    return np.vstack([lower, ERRORBAR_SE * se])
 
 
 def _legend(pt: PointResult, keys: list[str]) -> str:
