@@ -25,6 +25,7 @@ from simlab.console import (
     summary_counts,
     summary_line,
 )
+from simlab.drawing import FigureDrawer
 from simlab.engine.checkpoint import (
     FILE_NAME,
     Checkpointer,
@@ -46,7 +47,7 @@ from simlab.output import (
 from simlab.report import write_report
 from simlab.resume import Resume, config_document
 from simlab.runspec import RunSpec
-from simlab.simulate import ExperimentRun, decide_runs, points_with_claims, simulate
+from simlab.simulate import ExperimentRun, decide_runs, simulate
 from simlab.verdicts import format as fmt
 from simlab.verdicts.checks import Check
 from simlab.verdicts.estimates import ScalarEstimate, VectorEstimate
@@ -194,34 +195,6 @@ def partial_note(
     return "\n".join(lines) + "\n"
 
 
-def _draw(experiment: Any, points: list, target: Path, formats: tuple[str, ...]) -> list[Path]:
-    """One experiment's figures (a top-level function, so a worker process can run it)."""
-    return experiment.render_figures(points, target, formats)
-
-
-def _can_spawn() -> bool:
-    """Whether a spawned worker can start: it re-imports ``__main__`` from its file, if it has one.
-
-    ``python - < script`` and similar give ``__main__`` a file name that does not exist.
-    """
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    return main_file is None or Path(main_file).exists()
-
-
-def _stop_pool(pool: Any) -> None:
-    """Stop a process pool now: cancel what has not started and kill the workers drawing.
-
-    The workers ignore Ctrl-C (the parent decides), so on an interruption they are killed
-    rather than left to finish a figure nobody will wait for.
-    """
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        try:
-            process.kill()
-        except (OSError, ValueError, AttributeError):
-            pass
-
-
 def draw_figures(
     runs: list[ExperimentRun],
     root: Path,
@@ -229,56 +202,23 @@ def draw_figures(
     quiet: bool,
     drawn: list[str] | None = None,
 ) -> list[str]:
-    """Draw every run's figures under ``root`` (one folder per experiment when there are several).
-
-    Drawing is pure-Python matplotlib work that threads cannot share, and it takes longer than
-    the quick course's simulation, so the experiments are drawn in worker processes, one per
-    core the run uses. Returns the figure paths relative to ``root``, in run order. ``drawn``,
-    if given, receives each experiment's paths as they are finished, so an interruption knows
-    which figures exist. Workers ignore Ctrl-C and SIGTERM; on either the parent stops them.
-    """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    drawn = [] if drawn is None else drawn
-    jobs = []
-    for run in runs:
-        if not run.points:
-            continue
-        target = root
-        if len(runs) > 1:
-            target = root / run.spec.experiment.name.replace(" ", "-")
-            target.mkdir()
-        jobs.append((run.spec.experiment, points_with_claims(run), target, formats))
-    workers = min(max((run.spec.workers for run in runs), default=1), len(jobs))
-    if not _can_spawn():
-        workers = 1
-
-    def done(paths: list[Path]) -> None:
-        drawn.extend(str(p.relative_to(root)) for p in paths)
-        progress.advance(1)
-
-    with get_progress(not quiet and bool(jobs)) as progress:
-        progress.start("drawing figures", len(jobs))
-        if workers <= 1:
-            for job in jobs:
-                done(_draw(*job))
-        else:
-            # spawn, not fork: the parent has BLAS and progress-bar threads running
-            context = multiprocessing.get_context("spawn")
-            pool = ProcessPoolExecutor(
-                workers, mp_context=context, initializer=interrupts.ignore_in_worker
-            )
-            try:
-                with interrupts.blocked():  # workers start with the signals blocked
-                    futures = [pool.submit(_draw, *job) for job in jobs]
-                for future in futures:
-                    done(future.result())
-            except BaseException:
-                _stop_pool(pool)
-                raise
-            pool.shutdown(wait=True)
-    return list(drawn)
+    """Draw every run's figures under ``root`` (one folder per experiment when there are several),
+    in one worker process per core the runs use; return the paths relative to ``root``, in run
+    order. ``drawn``, if given, receives the paths as figures are finished."""
+    workers = max((run.spec.workers for run in runs), default=1)
+    drawer = FigureDrawer(root, formats, len(runs), workers)
+    try:
+        drawer.start()
+        for index, run in enumerate(runs):
+            drawer.submit(index, run)
+        paths = drawer.finish(quiet)
+    except BaseException:
+        drawer.stop()
+        raise
+    finally:
+        if drawn is not None:
+            drawn.extend(drawer.drawn)
+    return paths
 
 
 def _write_report(folder: RunFolder, title: str) -> None:
@@ -340,7 +280,7 @@ def execute(
     started = datetime.now()
     t0 = time.perf_counter()
     interval = interval_from_environment()
-    run_versions = versions()  # imports matplotlib: before the folder exists, not in its way
+    run_versions = versions()
     config_text = yaml_text(config_document(specs))
     folder = RunFolder(label, out).open()  # the destination is checked before any work
     checkpoint = Checkpointer(
@@ -357,9 +297,18 @@ def execute(
         interval=interval,
     )
     runs: list[ExperimentRun] = []
+    figures: list[str] = []
     complete = True
     stage = "simulating"
+    # figures are drawn beside the simulation: an experiment's as soon as it is simulated, or,
+    # when they draw user claims, once the verdicts are decided (simlab.drawing)
+    drawer = None
+    if plots:
+        workers = max(spec.workers for spec in specs)
+        drawer = FigureDrawer(folder.path, formats, len(specs), workers)
     try:
+        if drawer is not None:
+            drawer.start()
         try:
             # at once: a run killed outright at any moment leaves a folder it can resume from
             checkpoint.save()
@@ -376,18 +325,24 @@ def execute(
                 if not run.complete:
                     complete = False
                     break
+                if drawer is not None and not spec.claims:
+                    drawer.submit(index, run)
     except KeyboardInterrupt:  # outside the engine's chunks (a point's set-up, say)
         complete = False
         if len(runs) < len(specs):  # the experiment it stopped keeps no point
             runs.append(ExperimentRun(specs[len(runs)], [], [], time.perf_counter() - t0, False))
     except BaseException:
+        if drawer is not None:
+            drawer.stop()
         folder.discard()
         raise
     seconds = time.perf_counter() - t0
+    if drawer is not None and not complete:  # the experiments simulated keep their figures
+        drawer.stop()
+        figures.extend(drawer.finished())
     engine = runner.describe() if runner is not None else None
     interrupted = None if complete else interrupts.exit_status()
     checks: list = []
-    figures: list[str] = []
     try:
         with folder:
             try:
@@ -409,9 +364,12 @@ def execute(
                     stage = "writing the report"
                     _write_report(folder, title)
                     raise _Stop
-                if plots:
+                if drawer is not None:
                     stage = "drawing figures"
-                    draw_figures(runs, folder.path, formats, quiet, drawn=figures)
+                    for index, run in enumerate(runs):
+                        if run.spec.claims:
+                            drawer.submit(index, run)
+                    figures[:] = drawer.finish(quiet)
                 stage = "writing the report"
                 doc = results_document(runs, started, seconds, True, engine=engine, resume=resume)
                 doc["figures"] = figures
@@ -419,6 +377,9 @@ def execute(
                 _write_report(folder, title)
                 checkpoint.remove()  # complete: nothing to resume
             except BaseException as exc:
+                if drawer is not None:
+                    drawer.stop()
+                    figures[:] = drawer.finished()
                 if isinstance(exc, KeyboardInterrupt):
                     interrupted = interrupts.exit_status(exc)
                 with interrupts.deferred():  # a further Ctrl-C must not cut this short

@@ -364,15 +364,14 @@ def versions() -> dict[str, str]:
     """Versions of simlab and of the libraries whose numbers it reports."""
     from importlib.metadata import version
 
-    import matplotlib
-    import scipy
-
+    # from the installed packages' metadata: importing matplotlib here would cost the main
+    # process a third of a second of a run that draws its figures in other processes
     return {
         "simlab": simlab.__version__,
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "matplotlib": matplotlib.__version__,
+        "scipy": version("scipy"),
+        "matplotlib": version("matplotlib"),
         "click": version("click"),
     }
 

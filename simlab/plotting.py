@@ -7,6 +7,7 @@ nothing; only drawing pays for it.
 from __future__ import annotations
 
 import math
+import os
 import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -151,7 +152,14 @@ def save(fig: Any, folder: Path, stem: str, formats: tuple[str, ...]) -> list[Pa
     paths = []
     for fmt in formats:
         path = folder / f"{stem}.{fmt}"
-        fig.savefig(path, dpi=png_dpi if fmt == "png" else None)
+        # under a hidden temporary name, then renamed: a worker killed while it writes (the run
+        # was interrupted) never leaves a truncated figure under the figure's name
+        temporary = folder / f".{stem}.{os.getpid()}.tmp.{fmt}"
+        try:
+            fig.savefig(temporary, format=fmt, dpi=png_dpi if fmt == "png" else None)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
         paths.append(path)
     _pyplot().close(fig)
     return paths

@@ -206,7 +206,7 @@ def test_a_run_stopped_while_drawing_resumes_without_simulating_again(
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(execute, "draw_figures", stopped)
+        patch.setattr(execute.FigureDrawer, "finish", stopped)
         assert simlab(*args, "--out", "cut").exit_code == 130
     counter = CountChunks(monkeypatch)
     resumed = simlab("run", "--resume", "cut_partial", "--quiet")

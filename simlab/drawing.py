@@ -1,0 +1,181 @@
+"""Drawing a run's figures in worker processes, while the run is still simulating.
+
+Drawing is pure-Python matplotlib work that threads cannot share, and at the quick budget it
+costs more CPU than the simulation; the simulation, for its part, leaves part of a core idle
+(folding, Python between chunks). So the figure workers are started, and their imports, font
+cache and mathtext parser warmed up, when the run starts, and each experiment's figures are
+drawn as soon as its simulation ends, beside the next experiment's. An experiment whose figures
+draw user claims waits for the verdicts (decided once every experiment is simulated: one Holm
+family), so it is submitted after them.
+
+Workers ignore Ctrl-C and SIGTERM (the parent decides what a signal means) and are killed
+when the run stops; a figure is written under a hidden temporary name and renamed (see
+:func:`simlab.plotting.save`), so a killed worker never leaves a half-written file that looks
+complete.
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from simlab import interrupts
+from simlab.engine.progress import get_progress
+from simlab.figures import draw
+from simlab.simulate import ExperimentRun, points_with_claims
+
+
+def _warm_up() -> None:
+    """Initializer of a figure worker: ignore signals, then pay the one-time costs of drawing
+    (imports, the font cache, mathtext's parser, the Agg canvas) while the run simulates."""
+    import io
+
+    interrupts.ignore_in_worker()
+    import simlab.experiments  # noqa: F401  (every experiment's figure module)
+    from simlab.plotting import _pyplot
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(1, 1))
+    ax.set_title(r"$\sigma^2_x\ \sqrt{\lambda}$ warm-up")
+    ax.errorbar([0, 1], [0, 1], yerr=[0.1, 0.1], fmt="o")
+    ax.legend(["x"])
+    fig.savefig(io.BytesIO(), format="png", dpi=130)
+    plt.close(fig)
+
+
+def _draw_figure(
+    experiment: Any, index: int, points: list, folder: Path, formats: tuple[str, ...]
+) -> list[Path]:
+    """Figure ``index`` of ``experiment`` (a top-level function, so a worker can run it)."""
+    return draw([experiment.figures[index]], points, folder, formats)
+
+
+def can_spawn() -> bool:
+    """Whether a spawned worker can start: it re-imports ``__main__`` from its file, if it has one.
+
+    ``python - < script`` and similar give ``__main__`` a file name that does not exist.
+    """
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    return main_file is None or Path(main_file).exists()
+
+
+class FigureDrawer:
+    """Draws the figures of a run's experiments into ``root`` (one folder per experiment when
+    there are several), in ``workers`` processes (1: in this process, when :meth:`finish` is
+    called).
+
+    Use: :meth:`start`, then :meth:`submit` each finished experiment (in any order), then
+    :meth:`finish` for the paths in run order; :meth:`stop` on any way out. ``drawn`` lists
+    the figures finished so far (relative to ``root``), for a run folder marked partial.
+    """
+
+    def __init__(
+        self, root: Path, formats: tuple[str, ...], experiments: int, workers: int
+    ) -> None:
+        self.root = root
+        self.formats = formats
+        self.several = experiments > 1
+        self.workers = workers if can_spawn() else 1
+        self.drawn: list[str] = []
+        self._pool: Any = None
+        self._futures: list[tuple[tuple[int, int], Future]] = []
+        self._in_turn: list[tuple[tuple[int, int], tuple]] = []
+        self._paths: dict[tuple[int, int], list[Path]] = {}
+
+    def start(self) -> None:
+        """Start the workers (spawned, not forked: the parent runs BLAS and progress-bar
+        threads) and let them warm up while the run simulates."""
+        if self.workers <= 1:
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._pool = ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_warm_up,
+        )
+        with interrupts.blocked():  # the workers start with the signals blocked
+            # one trivial task per worker: the pool spawns its processes on submission
+            for _ in range(self.workers):
+                self._pool.submit(int)
+
+    def folder(self, index: int, run: ExperimentRun) -> Path:
+        """Where experiment ``index``'s figures go (created on first use)."""
+        if not self.several:
+            return self.root
+        target = self.root / run.spec.experiment.name.replace(" ", "-")
+        target.mkdir(exist_ok=True)
+        return target
+
+    def submit(self, index: int, run: ExperimentRun) -> None:
+        """Queue the figures of ``run``, experiment ``index`` of the run (none: no points)."""
+        if not run.points:
+            return
+        target = self.folder(index, run)
+        points = points_with_claims(run)
+        for figure in range(len(run.spec.experiment.figures)):
+            job = (run.spec.experiment, figure, points, target, self.formats)
+            if self._pool is None:
+                self._in_turn.append(((index, figure), job))
+                continue
+            with interrupts.blocked():  # a submission may spawn a replacement worker
+                future = self._pool.submit(_draw_figure, *job)
+            future.add_done_callback(self._record_paths((index, figure)))
+            self._futures.append(((index, figure), future))
+
+    def _record_paths(self, key: tuple[int, int]) -> Any:
+        def record(future: Future) -> None:
+            if not future.cancelled() and future.exception() is None:
+                self._done(key, future.result())
+
+        return record
+
+    def _done(self, key: tuple[int, int], paths: list[Path]) -> None:
+        self._paths[key] = paths
+        self.drawn.extend(str(p.relative_to(self.root)) for p in paths)
+
+    def finish(self, quiet: bool) -> list[str]:
+        """Wait for every figure submitted (drawing those left to this process); return the
+        figure paths relative to ``root``, in run order."""
+        jobs = len(self._futures) + len(self._in_turn)
+        with get_progress(not quiet and bool(jobs)) as progress:
+            progress.start("drawing figures", jobs)
+            progress.advance(sum(1 for _, f in self._futures if f.done()))
+            for key, job in self._in_turn:
+                self._done(key, _draw_figure(*job))
+                progress.advance(1)
+            for _, future in self._futures:
+                if not future.done():
+                    future.result()
+                    progress.advance(1)
+                future.result()  # a worker's exception is raised here
+        self.stop(wait=True)
+        return self.finished()
+
+    def finished(self) -> list[str]:
+        """The figures finished so far, relative to ``root``, in run order."""
+        paths = dict(self._paths)  # a worker's callback may add one meanwhile
+        return [str(p.relative_to(self.root)) for key in sorted(paths) for p in paths[key]]
+
+    def stop(self, wait: bool = False) -> None:
+        """Stop the workers; without ``wait``, now: cancel what has not started and kill the
+        workers drawing (they ignore Ctrl-C, so they are not left to finish a figure nobody
+        will wait for)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if wait:
+            pool.shutdown(wait=True)
+            return
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            try:
+                process.kill()
+                process.join(timeout=5)
+            except (OSError, ValueError, AttributeError, AssertionError):
+                pass
+        for temporary in self.root.rglob(".*.tmp.*"):  # a figure a killed worker was writing
+            temporary.unlink(missing_ok=True)
