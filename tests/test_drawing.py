@@ -1,0 +1,92 @@
+"""Figures drawn beside the simulation: when each experiment is handed to the drawer, and what an
+interrupted run keeps."""
+
+import json
+
+import matplotlib.image
+
+import simlab.engine.executor as executor
+import simlab.execute as execute
+
+TWO = (
+    "experiments:\n"
+    "  - experiment: kept-units binomial\n    M: 10\n    samples: 4000\n    chunk_size: 1000\n"
+    "    seed: 1\n{claims}"
+    "  - experiment: kept-units thinning\n    lam: 3\n    samples: 4000\n    chunk_size: 1000\n"
+    "    seed: 2\n"
+)
+CLAIM = "    claims:\n      var: M*p*(1-p)\n"
+
+
+def _events(monkeypatch) -> list[str]:
+    """Record, in order, each experiment's simulation and its hand-over to the figure drawer."""
+    events: list[str] = []
+    real_simulate, real_submit = execute.simulate, execute.FigureDrawer.submit
+
+    def simulate(spec, *args):
+        events.append(f"simulate {spec.experiment.name}")
+        return real_simulate(spec, *args)
+
+    def submit(self, index, run):
+        events.append(f"draw {run.spec.experiment.name}")
+        return real_submit(self, index, run)
+
+    monkeypatch.setattr(execute, "simulate", simulate)
+    monkeypatch.setattr(execute.FigureDrawer, "submit", submit)
+    return events
+
+
+def test_an_experiment_is_drawn_while_the_next_one_simulates(simlab, tmp_path, monkeypatch):
+    (tmp_path / "two.yaml").write_text(TWO.format(claims=""))
+    events = _events(monkeypatch)
+    result = simlab("run", "two.yaml", "--workers", "2", "--quiet", "--out", "run")
+    assert result.exit_code == 0, result.stderr
+    assert events == [
+        "simulate kept-units binomial",
+        "draw kept-units binomial",
+        "simulate kept-units thinning",
+        "draw kept-units thinning",
+    ]
+    doc = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert doc["figures"][0].startswith("kept-units-binomial/")  # run order, not finish order
+    assert doc["figures"][-1].startswith("kept-units-thinning/")
+
+
+def test_figures_that_draw_claims_wait_for_the_verdicts(simlab, tmp_path, monkeypatch):
+    (tmp_path / "two.yaml").write_text(TWO.format(claims=CLAIM))
+    events = _events(monkeypatch)
+    result = simlab("run", "two.yaml", "--workers", "2", "--quiet", "--out", "run")
+    assert result.exit_code == 0, result.stderr
+    # the claim's verdict (its legend entry) is decided only once every experiment has run
+    assert events == [
+        "simulate kept-units binomial",
+        "simulate kept-units thinning",
+        "draw kept-units thinning",
+        "draw kept-units binomial",
+    ]
+
+
+def test_an_interrupted_run_lists_exactly_the_whole_figures_it_keeps(simlab, tmp_path, monkeypatch):
+    (tmp_path / "two.yaml").write_text(TWO.format(claims=""))
+    real, calls = executor.chunk_rng, []
+
+    def chunk_rng(*args):  # Ctrl-C at the thinning experiment's second chunk
+        calls.append(args)
+        if len(calls) == 4 + 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(executor, "chunk_rng", chunk_rng)
+    result = simlab("run", "two.yaml", "--workers", "2", "--quiet", "--out", "run")
+    assert result.exit_code == 130, result.stderr
+    partial = tmp_path / "run_partial"
+    listed = json.loads((partial / "results.json").read_text())["figures"]
+    on_disk = sorted(str(p.relative_to(partial)) for p in partial.rglob("*.png"))
+    # The binomial figures may or may not have been finished when the run stopped (the workers
+    # are killed); whichever they are, the folder and its results agree, every listed figure is
+    # whole, and no temporary file is left behind.
+    assert sorted(listed) == on_disk
+    assert all(p.startswith("kept-units-binomial/") for p in listed)
+    for path in listed:
+        assert matplotlib.image.imread(partial / path).size > 0
+    assert not [p for p in partial.rglob(".*") if ".tmp." in p.name]
