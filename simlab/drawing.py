@@ -83,11 +83,13 @@ class FigureDrawer:
         self._futures: list[tuple[tuple[int, int], Future]] = []
         self._in_turn: list[tuple[tuple[int, int], tuple]] = []
         self._paths: dict[tuple[int, int], list[Path]] = {}
+        self._submitted: set[int] = set()
+        self._stopped = False
 
     def start(self) -> None:
         """Start the workers (spawned, not forked: the parent runs BLAS and progress-bar
         threads) and let them warm up while the run simulates."""
-        if self.workers <= 1:
+        if self.workers <= 1 or self._pool is not None or self._stopped:
             return
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -111,9 +113,11 @@ class FigureDrawer:
         return target
 
     def submit(self, index: int, run: ExperimentRun) -> None:
-        """Queue the figures of ``run``, experiment ``index`` of the run (none: no points)."""
-        if not run.points:
+        """Queue the figures of ``run``, experiment ``index`` of the run, unless they are
+        queued already (an experiment with no points has none)."""
+        if not run.points or index in self._submitted:
             return
+        self._submitted.add(index)
         target = self.folder(index, run)
         points = points_with_claims(run)
         for figure in range(len(run.spec.experiment.figures)):
@@ -165,6 +169,7 @@ class FigureDrawer:
         workers drawing (they ignore Ctrl-C, so they are not left to finish a figure nobody
         will wait for)."""
         pool, self._pool = self._pool, None
+        self._stopped = True
         if pool is None:
             return
         if wait:

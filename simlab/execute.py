@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -195,32 +196,6 @@ def partial_note(
     return "\n".join(lines) + "\n"
 
 
-def draw_figures(
-    runs: list[ExperimentRun],
-    root: Path,
-    formats: tuple[str, ...],
-    quiet: bool,
-    drawn: list[str] | None = None,
-) -> list[str]:
-    """Draw every run's figures under ``root`` (one folder per experiment when there are several),
-    in one worker process per core the runs use; return the paths relative to ``root``, in run
-    order. ``drawn``, if given, receives the paths as figures are finished."""
-    workers = max((run.spec.workers for run in runs), default=1)
-    drawer = FigureDrawer(root, formats, len(runs), workers)
-    try:
-        drawer.start()
-        for index, run in enumerate(runs):
-            drawer.submit(index, run)
-        paths = drawer.finish(quiet)
-    except BaseException:
-        drawer.stop()
-        raise
-    finally:
-        if drawn is not None:
-            drawn.extend(drawer.drawn)
-    return paths
-
-
 def _write_report(folder: RunFolder, title: str) -> None:
     """report.html, written under a temporary name and renamed (never a truncated page)."""
     tmp = folder.path / f".report.{os.getpid()}.tmp"
@@ -262,13 +237,13 @@ def execute(
     (:func:`exit_status`; ``strict``: an undecided check gives 1 too).
 
     The destination is checked and locked first (:meth:`RunFolder.open`): a problem with it is
-    an input error before any simulation. Then the specs are simulated and the folder written
-    in order of value: config.yaml, results.json and checks.csv (the results), then figures
-    and the report. results.json says ``"status": "partial"`` until everything is written; an
-    interruption (Ctrl-C or SIGTERM) at any point publishes ``<name>_partial`` with what was
-    done and a PARTIAL note (:func:`partial_note`). A file system error while writing (a full
-    disk) ends with one line that says where the saved files are. ``runner`` runs the chunks
-    on a Dask cluster (:mod:`simlab.engine.cluster`); None: threads.
+    an input error before any simulation. Then the specs are simulated, their figures drawn
+    beside the simulation (:mod:`simlab.drawing`), and the folder written in order of value
+    (:meth:`_Writing.write`). results.json says ``"status": "partial"`` until everything is
+    written; an interruption (Ctrl-C or SIGTERM) at any point publishes ``<name>_partial``
+    with what was done and a PARTIAL note (:func:`partial_note`). A file system error while
+    writing (a full disk) ends with one line that says where the saved files are. ``runner``
+    runs the chunks on a Dask cluster (:mod:`simlab.engine.cluster`); None: threads.
 
     While it simulates, the run keeps every point's state in ``checkpoint.simlab`` (saved
     every few seconds, and as it stops), so an interrupted run can go on with
@@ -279,7 +254,6 @@ def execute(
     title = title or f"simlab {label}"
     started = datetime.now()
     t0 = time.perf_counter()
-    interval = interval_from_environment()
     run_versions = versions()
     config_text = yaml_text(config_document(specs))
     folder = RunFolder(label, out).open()  # the destination is checked before any work
@@ -294,21 +268,72 @@ def execute(
         },
         blobs=resume.blobs if resume is not None else None,
         summary=resume.summary if resume is not None else None,
-        interval=interval,
+        interval=interval_from_environment(),
     )
+    drawer = _drawer(folder, specs, formats) if plots else None
+    runs, complete = _simulate_all(specs, folder, checkpoint, drawer, runner, resume, quiet, t0)
+    writing = _Writing(
+        folder,
+        specs,
+        runs,
+        started,
+        time.perf_counter() - t0,
+        title,
+        config_text,
+        checkpoint=checkpoint,
+        resume=resume,
+        engine=runner.describe() if runner is not None else None,
+        drawer=drawer,
+    )
+    interrupted = None if complete else interrupts.exit_status()
+    try:
+        writing.write(complete, quiet)
+    except KeyboardInterrupt as exc:
+        interrupted = interrupts.exit_status(exc)
+        console.print(
+            f"[bold yellow]interrupted ({interrupts.describe(interrupted)}) while "
+            f"{writing.stage}: what was done is in {safe(folder.final)}[/]"
+        )
+        return interrupted or 130
+    except OSError as exc:
+        _print_write_error(folder, writing.stage, exc)
+        return 1
+    _print_outcome(writing, as_json, quiet, plots)
+    if interrupted is not None:
+        console.print(
+            f"[bold yellow]interrupted ({interrupts.describe(interrupted)}): "
+            "the run folder is marked partial (see its PARTIAL note)[/]"
+        )
+        return interrupted
+    return exit_status(writing.checks, strict)
+
+
+def _drawer(folder: RunFolder, specs: list[RunSpec], formats: tuple[str, ...]) -> FigureDrawer:
+    """The run's figure drawer: one worker process per core the run uses."""
+    return FigureDrawer(folder.path, formats, len(specs), max(spec.workers for spec in specs))
+
+
+def _simulate_all(
+    specs: list[RunSpec],
+    folder: RunFolder,
+    checkpoint: Checkpointer,
+    drawer: FigureDrawer | None,
+    runner: Any,
+    resume: Resume | None,
+    quiet: bool,
+    t0: float,
+) -> tuple[list[ExperimentRun], bool]:
+    """Simulate ``specs`` in turn; return the runs and whether they all finished.
+
+    Each experiment's figures go to ``drawer`` as soon as it is simulated, unless they draw
+    user claims (their verdicts come once every experiment is simulated: one Holm family).
+    A Ctrl-C stops the simulation (the runs so far are returned); any other failure removes
+    the folder.
+    """
     runs: list[ExperimentRun] = []
-    figures: list[str] = []
-    complete = True
-    stage = "simulating"
-    # figures are drawn beside the simulation: an experiment's as soon as it is simulated, or,
-    # when they draw user claims, once the verdicts are decided (simlab.drawing)
-    drawer = None
-    if plots:
-        workers = max(spec.workers for spec in specs)
-        drawer = FigureDrawer(folder.path, formats, len(specs), workers)
     try:
         if drawer is not None:
-            drawer.start()
+            drawer.start()  # the workers warm up while the first experiment simulates
         try:
             # at once: a run killed outright at any moment leaves a folder it can resume from
             checkpoint.save()
@@ -323,118 +348,50 @@ def execute(
                 run = simulate(spec, progress, runner, checkpoint, index)
                 runs.append(run)
                 if not run.complete:
-                    complete = False
-                    break
+                    return runs, False
                 if drawer is not None and not spec.claims:
                     drawer.submit(index, run)
     except KeyboardInterrupt:  # outside the engine's chunks (a point's set-up, say)
-        complete = False
         if len(runs) < len(specs):  # the experiment it stopped keeps no point
             runs.append(ExperimentRun(specs[len(runs)], [], [], time.perf_counter() - t0, False))
+        return runs, False
     except BaseException:
         if drawer is not None:
             drawer.stop()
         folder.discard()
         raise
-    seconds = time.perf_counter() - t0
-    if drawer is not None and not complete:  # the experiments simulated keep their figures
-        drawer.stop()
-        figures.extend(drawer.finished())
-    engine = runner.describe() if runner is not None else None
-    interrupted = None if complete else interrupts.exit_status()
-    checks: list = []
-    try:
-        with folder:
-            try:
-                # the results first, and whole: a Ctrl-C meanwhile stops the run after them
-                with interrupts.deferred(reraise=True):
-                    stage = "writing config.yaml"
-                    write_text(folder.path / "config.yaml", config_text)
-                    stage = "deciding"
-                    decide_runs(runs, specs[0].alpha)
-                    checks = [c for run in runs for c in run.checks]
-                    doc = results_document(
-                        runs, started, seconds, False, engine=engine, resume=resume
-                    )
-                    doc["figures"] = figures
-                    stage = "writing results"
-                    write_json(folder.path / "results.json", doc)
-                    write_checks_csv(folder.path / "checks.csv", checks)
-                if not complete:
-                    stage = "writing the report"
-                    _write_report(folder, title)
-                    raise _Stop
-                if drawer is not None:
-                    stage = "drawing figures"
-                    for index, run in enumerate(runs):
-                        if run.spec.claims:
-                            drawer.submit(index, run)
-                    figures[:] = drawer.finish(quiet)
-                stage = "writing the report"
-                doc = results_document(runs, started, seconds, True, engine=engine, resume=resume)
-                doc["figures"] = figures
-                write_json(folder.path / "results.json", doc)
-                _write_report(folder, title)
-                checkpoint.remove()  # complete: nothing to resume
-            except BaseException as exc:
-                if drawer is not None:
-                    drawer.stop()
-                    figures[:] = drawer.finished()
-                if isinstance(exc, KeyboardInterrupt):
-                    interrupted = interrupts.exit_status(exc)
-                with interrupts.deferred():  # a further Ctrl-C must not cut this short
-                    _keep_partial(
-                        folder,
-                        specs,
-                        runs,
-                        started,
-                        seconds,
-                        figures,
-                        stage,
-                        exc,
-                        checkpoint,
-                        resume,
-                        engine,
-                    )
-                if not isinstance(exc, _Stop):
-                    raise
-    except KeyboardInterrupt:
-        console.print(
-            f"[bold yellow]interrupted ({interrupts.describe(interrupted)}) while {stage}: "
-            f"what was done is in {safe(folder.final)}[/]"
-        )
-        return interrupted or 130
-    except OSError as exc:
-        where = folder.where
-        saved = _files(where)
-        click_line = (
-            f"simlab: error: could not write the run folder ({printable(exc.strerror or exc)}"
-            f"{': ' + printable(exc.filename) if exc.filename else ''}) while {stage}; "
-            f"what was saved is in {printable(where)}"
-            + (f" ({', '.join(saved)})" if saved else " (no files)")
-        )
-        sys.stderr.write(click_line + "\n")
-        return 1
+    return runs, True
+
+
+def _print_write_error(folder: RunFolder, stage: str, exc: OSError) -> None:
+    """One line: what could not be written, while doing what, and where the saved files are."""
+    where = folder.where
+    saved = _files(where)
+    sys.stderr.write(
+        f"simlab: error: could not write the run folder ({printable(exc.strerror or exc)}"
+        f"{': ' + printable(exc.filename) if exc.filename else ''}) while {stage}; "
+        f"what was saved is in {printable(where)}"
+        + (f" ({', '.join(saved)})" if saved else " (no files)")
+        + "\n"
+    )
+
+
+def _print_outcome(writing: _Writing, as_json: bool, quiet: bool, plots: bool) -> None:
+    """The results JSON (``as_json``), the verdict table and its notes, the summary line."""
+    console = stderr_console()
+    checks, specs = writing.checks, writing.specs
     if as_json:
-        sys.stdout.write(
-            json.dumps(json.loads((folder.final / "results.json").read_text()), indent=2) + "\n"
-        )
+        results = writing.folder.final / "results.json"
+        sys.stdout.write(json.dumps(json.loads(results.read_text()), indent=2) + "\n")
     if not quiet:
-        console.print(checks_table(checks, title))
+        console.print(checks_table(checks, writing.title))
         for line in notes(checks):
             console.print(f"[dim]note[/] {safe(line)}")
         if plots:
             for line in undrawn_claims(specs):
                 console.print(f"[dim]note[/] {safe(line)}")
-    console.print(summary_line(checks, specs[0].alpha, seconds))
-    console.print(f"run folder: {safe(folder.final)}")
-    if interrupted is not None:
-        console.print(
-            f"[bold yellow]interrupted ({interrupts.describe(interrupted)}): "
-            "the run folder is marked partial (see its PARTIAL note)[/]"
-        )
-        return interrupted
-    return exit_status(checks, strict)
+    console.print(summary_line(checks, specs[0].alpha, writing.seconds))
+    console.print(f"run folder: {safe(writing.folder.final)}")
 
 
 def undrawn_claims(specs: list[RunSpec]) -> list[str]:
@@ -482,88 +439,141 @@ def write_folder(
     nothing left to simulate. A failure or Ctrl-C while writing leaves ``<name>_partial`` with
     a PARTIAL note, never a folder that looks complete.
     """
-    figures: list[str] = []
-    stage = "writing config.yaml"
-    with folder:
-        try:
-            with interrupts.deferred(reraise=True):
-                write_text(folder.path / "config.yaml", yaml_text(config_document(specs)))
-                stage = "deciding"
-                decide_runs(runs, specs[0].alpha)
-                checks = [c for run in runs for c in run.checks]
-                doc = results_document(runs, started, seconds, False, command=command)
-                doc["figures"] = figures
-                stage = "writing results"
-                write_json(folder.path / "results.json", doc)
-                write_checks_csv(folder.path / "checks.csv", checks)
-            if plots:
-                stage = "drawing figures"
-                draw_figures(runs, folder.path, formats, True, drawn=figures)
-            stage = "writing the report"
-            doc = results_document(runs, started, seconds, True, command=command)
-            doc["figures"] = figures
-            write_json(folder.path / "results.json", doc)
-            _write_report(folder, title)
-        except BaseException as exc:
-            with interrupts.deferred():
-                _keep_partial(
-                    folder, specs, runs, started, seconds, figures, stage, exc, None, None
-                )
-            raise
-    return checks
+    writing = _Writing(
+        folder,
+        specs,
+        runs,
+        started,
+        seconds,
+        title,
+        yaml_text(config_document(specs)),
+        command=command,
+        drawer=_drawer(folder, specs, formats) if plots else None,
+    )
+    writing.write(complete=True, quiet=True)
+    return writing.checks
 
 
 class _Stop(Exception):
     """The simulation was interrupted: the results are written, the rest is skipped."""
 
 
-def _keep_partial(
-    folder: RunFolder,
-    specs: list[RunSpec],
-    runs: list[ExperimentRun],
-    started: datetime,
-    seconds: float,
-    figures: list[str],
-    stage: str,
-    exc: BaseException,
-    checkpoint: Checkpointer | None,
-    resume: Resume | None,
-    engine: dict[str, Any] | None = None,
-) -> None:
-    """Mark the folder partial: the resume state saved as it stands, results.json rewritten
-    as partial, and the PARTIAL note.
+@dataclass
+class _Writing:
+    """Writing one run's folder: what is written, and how far it got (``stage``)."""
 
-    Best effort, on a full disk included: a results.json that cannot be rewritten as partial
-    is removed rather than left saying ``complete`` in a ``_partial`` folder; a resume state
-    that cannot be saved leaves the last one saved (older, as good to resume from).
-    """
-    if isinstance(exc, _Stop):
-        why = f"interrupted ({interrupts.describe()}) before every point was simulated"
-    elif isinstance(exc, KeyboardInterrupt):
-        why = f"interrupted ({interrupts.describe(interrupts.exit_status(exc))}) while {stage}"
-    elif isinstance(exc, OSError):
-        why = f"the run folder could not be written while {stage}: {exc.strerror or exc}"
-    else:
-        why = f"crashed while {stage}: {exc!r}"
-    try:
-        if checkpoint is not None:  # None: a finished result being saved (nothing to resume)
-            checkpoint.save()
-    except OSError:
-        pass  # the last periodic save stays (if even the first one is gone, it says so below)
-    results = folder.path / "results.json"
-    if results.exists() and not isinstance(exc, _Stop):
+    folder: RunFolder
+    specs: list[RunSpec]
+    runs: list[ExperimentRun]
+    started: datetime
+    seconds: float
+    title: str
+    config_text: str
+    checkpoint: Checkpointer | None = None  # None: nothing left to resume
+    resume: Resume | None = None
+    engine: dict[str, Any] | None = None
+    command: list[str] | None = None
+    drawer: FigureDrawer | None = None
+    figures: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    stage: str = "writing config.yaml"
+
+    def document(self, complete: bool) -> dict[str, Any]:
+        """results.json's content as it stands."""
+        doc = results_document(
+            self.runs,
+            self.started,
+            self.seconds,
+            complete,
+            engine=self.engine,
+            resume=self.resume,
+            command=self.command,
+        )
+        doc["figures"] = list(self.figures)
+        return doc
+
+    def write(self, complete: bool, quiet: bool) -> None:
+        """Write the folder in order of value: config.yaml, results.json and checks.csv (whole,
+        a Ctrl-C meanwhile stops the run after them), then, for a ``complete`` simulation, the
+        figures and the report, results.json last saying complete. Any failure or interruption
+        publishes the folder as partial (:meth:`keep_partial`) and is raised again; an
+        incomplete simulation ends published as partial, without raising."""
+        if self.drawer is not None and not complete:  # the experiments simulated keep theirs
+            self.drawer.stop()
+            self.figures = self.drawer.finished()
+        with self.folder:
+            try:
+                self._write_results()
+                if not complete:
+                    self.stage = "writing the report"
+                    _write_report(self.folder, self.title)
+                    raise _Stop
+                if self.drawer is not None:
+                    self.stage = "drawing figures"
+                    self.drawer.start()  # nothing to do if it was started for the simulation
+                    for index, run in enumerate(self.runs):
+                        self.drawer.submit(index, run)  # those not submitted yet
+                    self.figures = self.drawer.finish(quiet)
+                self.stage = "writing the report"
+                write_json(self.folder.path / "results.json", self.document(True))
+                _write_report(self.folder, self.title)
+                if self.checkpoint is not None:
+                    self.checkpoint.remove()  # complete: nothing to resume
+            except BaseException as exc:
+                if self.drawer is not None:
+                    self.drawer.stop()
+                    self.figures = self.drawer.finished()
+                with interrupts.deferred():  # a further Ctrl-C must not cut this short
+                    self.keep_partial(exc)
+                if not isinstance(exc, _Stop):
+                    raise
+
+    def _write_results(self) -> None:
+        with interrupts.deferred(reraise=True):
+            self.stage = "writing config.yaml"
+            write_text(self.folder.path / "config.yaml", self.config_text)
+            self.stage = "deciding"
+            decide_runs(self.runs, self.specs[0].alpha)
+            self.checks = [c for run in self.runs for c in run.checks]
+            self.stage = "writing results"
+            write_json(self.folder.path / "results.json", self.document(False))
+            write_checks_csv(self.folder.path / "checks.csv", self.checks)
+
+    def keep_partial(self, exc: BaseException) -> None:
+        """Mark the folder partial: the resume state saved as it stands, results.json rewritten
+        as partial, and the PARTIAL note.
+
+        Best effort, on a full disk included: a results.json that cannot be rewritten as
+        partial is removed rather than left saying ``complete`` in a ``_partial`` folder; a
+        resume state that cannot be saved leaves the last one saved (older, as good to resume
+        from).
+        """
+        stage = self.stage
+        if isinstance(exc, _Stop):
+            why = f"interrupted ({interrupts.describe()}) before every point was simulated"
+        elif isinstance(exc, KeyboardInterrupt):
+            why = f"interrupted ({interrupts.describe(interrupts.exit_status(exc))}) while {stage}"
+        elif isinstance(exc, OSError):
+            why = f"the run folder could not be written while {stage}: {exc.strerror or exc}"
+        else:
+            why = f"crashed while {stage}: {exc!r}"
         try:
-            doc = results_document(runs, started, seconds, False, engine=engine, resume=resume)
-            doc["figures"] = list(figures)
-            write_json(results, doc)
-        except BaseException:
-            results.unlink(missing_ok=True)
-    note = partial_note(
-        specs,
-        runs,
-        why,
-        folder.partial_destination(),
-        _files(folder.path),
-        resumable=checkpoint is not None and checkpoint.path.exists(),
-    )
-    folder.mark_partial(note)
+            if self.checkpoint is not None:
+                self.checkpoint.save()
+        except OSError:
+            pass  # the last periodic save stays (if even the first one is gone, it says so)
+        results = self.folder.path / "results.json"
+        if results.exists() and not isinstance(exc, _Stop):
+            try:
+                write_json(results, self.document(False))
+            except BaseException:
+                results.unlink(missing_ok=True)
+        note = partial_note(
+            self.specs,
+            self.runs,
+            why,
+            self.folder.partial_destination(),
+            _files(self.folder.path),
+            resumable=self.checkpoint is not None and self.checkpoint.path.exists(),
+        )
+        self.folder.mark_partial(note)

@@ -7,6 +7,10 @@ import matplotlib.image
 
 import simlab.engine.executor as executor
 import simlab.execute as execute
+from simlab.drawing import FigureDrawer
+from simlab.experiments import REGISTRY
+from simlab.runspec import build_spec
+from simlab.simulate import simulate
 
 TWO = (
     "experiments:\n"
@@ -16,6 +20,27 @@ TWO = (
     "    seed: 2\n"
 )
 CLAIM = "    claims:\n      var: M*p*(1-p)\n"
+
+
+def _drawn(runs, folder, workers):
+    folder.mkdir()
+    drawer = FigureDrawer(folder, ("png",), len(runs), workers)
+    drawer.start()
+    for index, run in reversed(list(enumerate(runs))):  # handed over in any order
+        drawer.submit(index, run)
+    return drawer.finish(quiet=True)
+
+
+def test_figures_drawn_in_processes_match_figures_drawn_in_turn(tmp_path):
+    runs = []
+    for name in ("kept-units binomial", "kept-units thinning"):
+        raw = {"samples": 2000, "seed": 3}
+        runs.append(simulate(build_spec(REGISTRY[name], raw, [], lambda k: k)))
+    in_turn = _drawn(runs, tmp_path / "one", workers=1)
+    parallel = _drawn(runs, tmp_path / "two", workers=2)
+    assert in_turn == parallel and len(in_turn) >= 4
+    assert in_turn[0].startswith("kept-units-binomial/")  # run order, not hand-over order
+    assert all((tmp_path / "two" / path).stat().st_size > 10_000 for path in parallel)
 
 
 def _events(monkeypatch) -> list[str]:
@@ -28,7 +53,8 @@ def _events(monkeypatch) -> list[str]:
         return real_simulate(spec, *args)
 
     def submit(self, index, run):
-        events.append(f"draw {run.spec.experiment.name}")
+        if index not in self._submitted:  # a second hand-over of the same one is a no-op
+            events.append(f"draw {run.spec.experiment.name}")
         return real_submit(self, index, run)
 
     monkeypatch.setattr(execute, "simulate", simulate)
