@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from simlab.engine.checkpoint import Checkpointer
-from simlab.engine.executor import ChunkRunner, RunInterrupted, run_chunks
+from simlab.engine.executor import ChunkRunner, RunInterrupted, run_chunks, single_threaded_blas
 from simlab.engine.progress import NullProgress
 from simlab.experiments.base import PointContext, PointResult
 from simlab.figures import ClaimMark
@@ -75,7 +75,8 @@ def simulate(
             ctx.resume = checkpoint.state((run_index, index))
             ctx.checkpoint = checkpoint.slot((run_index, index))
         try:
-            result = spec.experiment.run_point(point, ctx)
+            with single_threaded_blas():  # the set-up and predictions too, not only the chunks
+                result = spec.experiment.run_point(point, ctx)
         except RunInterrupted:
             complete = False
             break
@@ -88,7 +89,8 @@ def simulate(
         if ctx.interrupted:
             complete = False
             break
-    checks = checks_for(spec, results)
+    with single_threaded_blas():
+        checks = checks_for(spec, results)
     return ExperimentRun(spec, results, checks, time.perf_counter() - start, complete)
 
 
@@ -154,7 +156,8 @@ def decide_runs(runs: list[ExperimentRun], alpha: float) -> None:
         return
     flat = [c for run in runs for c in run.checks]
     targets = [run.spec.resolution for run in runs for _ in run.checks]
-    decided = iter(decide(flat, alpha, targets))
+    with single_threaded_blas():
+        decided = iter(decide(flat, alpha, targets))
     for run in runs:
         run.checks = [next(decided) for _ in run.checks]
         run.decided = True
