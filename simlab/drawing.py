@@ -33,6 +33,11 @@ def _warm_up() -> None:
     import io
 
     interrupts.ignore_in_worker()
+    from threadpoolctl import threadpool_limits
+
+    # for good (no context): a figure's theory curve never needs BLAS threads, and they spin
+    # on a machine busy with the simulation
+    threadpool_limits(limits=1, user_api="blas")
     import simlab.experiments  # noqa: F401  (every experiment's figure module)
     from simlab.plotting import _pyplot
 
