@@ -11,6 +11,7 @@ import os
 import textwrap
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,7 +82,7 @@ def _guess_margins(fig: Any, nrows: int, ncols: int) -> None:
     )
 
 
-def fit_margins(fig: Any, dpi: float) -> None:
+def fit_margins(fig: Any, dpi: float, *, keep_panels: tuple[float, float] | None = None) -> None:
     """Set the subplot margins to what the panels' labels, titles and legends need.
 
     Each panel's tight box (tick labels, axis labels, title, legend, insets) is measured once
@@ -90,6 +91,10 @@ def fit_margins(fig: Any, dpi: float) -> None:
     constrained layout's padding; a suptitle gets its height above the top row. The tick
     locators see the final panel size from the start (:func:`_guess_margins`), so the one
     measurement holds.
+
+    ``keep_panels`` (width, height in inches): grow the figure, never shrink it, so that each
+    panel keeps at least that size (a legend moved outside its panel takes room of its own
+    instead of squeezing the panels, and the legends placed inside stay clear of the data).
     """
     panels = [ax for ax in fig.axes if ax.get_subplotspec() is not None and ax.get_visible()]
     if not panels:
@@ -112,16 +117,29 @@ def fit_margins(fig: Any, dpi: float) -> None:
         right[cols.stop - 1] = max(right[cols.stop - 1], (box.x1 - frame.x1) / dpi)
         top[rows.start] = max(top[rows.start], (box.y1 - frame.y1) / dpi)
         bottom[rows.stop - 1] = max(bottom[rows.stop - 1], (frame.y0 - box.y0) / dpi)
-    width, height = fig.get_size_inches()
-    title_room = 0.0
     suptitle = getattr(fig, "_suptitle", None)
-    if suptitle is not None and suptitle.get_in_layout():
-        if getattr(suptitle, "_autopos", False):
-            suptitle.set_y(1 - PAD / height)
-        title_room = suptitle.get_window_extent(renderer).height / dpi + 2 * PAD
-    wgaps = [right[i] + left[i + 1] + 2 * PAD + SPACE * width for i in range(ncols - 1)]
-    hgaps = [bottom[j] + top[j + 1] + 2 * PAD + SPACE * height for j in range(nrows - 1)]
-    wgap, hgap = max(wgaps, default=0.0), max(hgaps, default=0.0)
+    has_title = suptitle is not None and suptitle.get_in_layout()
+    title_height = suptitle.get_window_extent(renderer).height / dpi if has_title else 0.0
+    width, height = fig.get_size_inches()
+    # gaps: fixed inches plus constrained layout's fraction of the figure
+    wfixed = max((right[i] + left[i + 1] + 2 * PAD for i in range(ncols - 1)), default=0.0)
+    hfixed = max((bottom[j] + top[j + 1] + 2 * PAD for j in range(nrows - 1)), default=0.0)
+    title_room = title_height + 2 * PAD if has_title else 0.0
+    if keep_panels is not None:
+        # width = margins + ncols * panel + (ncols - 1) * (wfixed + SPACE * width), solved
+        panel_w, panel_h = keep_panels
+        need_w = left[0] + right[-1] + 2 * PAD + ncols * panel_w + (ncols - 1) * wfixed
+        need_w /= 1 - (ncols - 1) * SPACE
+        need_h = bottom[-1] + top[0] + 2 * PAD + title_room + nrows * panel_h
+        need_h = (need_h + (nrows - 1) * hfixed) / (1 - (nrows - 1) * SPACE)
+        # grow only by more than rounding (a thousandth of an inch is below a pixel)
+        width = need_w if need_w > width + 1e-3 else width
+        height = need_h if need_h > height + 1e-3 else height
+        fig.set_size_inches(width, height)
+    if has_title and getattr(suptitle, "_autopos", False):
+        suptitle.set_y(1 - PAD / height)
+    wgap = wfixed + SPACE * width if ncols > 1 else 0.0
+    hgap = hfixed + SPACE * height if nrows > 1 else 0.0
     x0, x1 = left[0] + PAD, width - right[-1] - PAD
     y0, y1 = bottom[-1] + PAD, height - top[0] - PAD - title_room
     panel_w = (x1 - x0 - (ncols - 1) * wgap) / ncols
@@ -136,19 +154,52 @@ def fit_margins(fig: Any, dpi: float) -> None:
     )
 
 
+#: the resolution of the PNG files (and of every layout measurement: text sizes in pixels)
+PNG_DPI = 130
+
+
+def layout_figure(fig: Any, dpi: float = PNG_DPI) -> None:
+    """Lay ``fig`` out as :func:`save` writes it: margins fitted once at ``dpi``, then each
+    legend of :func:`place_legend` put where it covers no data point (moved outside its panel
+    when no place inside is clear, the figure growing so that the panels keep their size).
+
+    The layout is then frozen: a figure laid out twice does not move.
+    """
+    fig.set_dpi(dpi)
+    engine = fig.get_layout_engine()
+    if engine is None:
+        fit_margins(fig, dpi)
+    else:  # run the engine here rather than in a separate layout draw per format; twice,
+        # as a figure drawn on screen would: the first pass sees tick labels not yet placed
+        # (panels of fixed aspect then left an x label past the canvas's bottom)
+        engine.execute(fig)
+        engine.execute(fig)
+    panel = _panel_size(fig)
+    if _place_pending_legends(fig):
+        if engine is None:
+            fit_margins(fig, dpi, keep_panels=panel)
+        else:
+            engine.execute(fig)
+    if engine is not None:
+        fig.set_layout_engine("none")
+
+
+def _panel_size(fig: Any) -> tuple[float, float] | None:
+    """The size of the first grid panel, in inches."""
+    width, height = fig.get_size_inches()
+    for ax in fig.axes:
+        if ax.get_subplotspec() is not None and ax.get_visible():
+            box = ax.get_position()
+            return box.width * width, box.height * height
+    return None
+
+
 def save(fig: Any, folder: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
     """Save ``fig`` as ``folder/stem.<fmt>`` for each format and close it.
 
-    The layout is done once, before the first format, and then frozen.
+    The layout is done once, before the first format (:func:`layout_figure`), and then frozen.
     """
-    png_dpi = 130
-    engine = fig.get_layout_engine()
-    if engine is None:
-        fit_margins(fig, png_dpi)
-    else:  # run the engine once here rather than in a separate layout draw per format
-        fig.set_dpi(png_dpi)
-        engine.execute(fig)
-        fig.set_layout_engine("none")
+    layout_figure(fig, PNG_DPI)
     paths = []
     for fmt in formats:
         path = folder / f"{stem}.{fmt}"
@@ -156,7 +207,7 @@ def save(fig: Any, folder: Path, stem: str, formats: tuple[str, ...]) -> list[Pa
         # was interrupted) never leaves a truncated figure under the figure's name
         temporary = folder / f".{stem}.{os.getpid()}.tmp.{fmt}"
         try:
-            fig.savefig(temporary, format=fmt, dpi=png_dpi if fmt == "png" else None)
+            fig.savefig(temporary, format=fmt, dpi=PNG_DPI if fmt == "png" else None)
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
@@ -215,9 +266,14 @@ def finish_axes(
     legend: bool = True,
     legend_size: int = 7,
     which: str = "major",
+    keep_clear: bool = False,
     **legend_options: Any,
 ) -> None:
-    """Labels, a light grid and a legend: the styling every panel shares."""
+    """Labels, a light grid and a legend: the styling every panel shares.
+
+    ``keep_clear``: the legend goes where it covers no data point (:func:`place_legend`),
+    rather than at matplotlib's "best" place, which may cover some.
+    """
     if xlabel:
         ax.set_xlabel(xlabel)
     if ylabel:
@@ -235,6 +291,8 @@ def finish_axes(
             ax.legend(
                 handles + extra_handles, labels + extra_labels, fontsize=legend_size, **options
             )
+        elif keep_clear:
+            place_legend(ax, fontsize=legend_size, **legend_options)
         else:
             ax.legend(fontsize=legend_size, **legend_options)
     claims_legend(ax, legend_size)
@@ -435,70 +493,372 @@ def _mapped(y: Any, point: Any, value: Any) -> Any:
 
 
 def claims_legend(ax: Any, fontsize: float = 7) -> Any:
-    """The legend of the claims drawn on ``ax`` (:func:`draw_claims`), below the panel's x axis
-    label, so it never covers the data however many claims there are; None when there are
-    none. The panel's own legend is left where it is."""
+    """The legend of the claims drawn on ``ax`` (:func:`draw_claims`): inside the panel where
+    it covers no data point, else below the panel's x label (:func:`place_legend`); None when
+    there are none. The panel's own legend is left where it is, and the claims' avoid it."""
     handles, labels = claim_entries(ax)
     if not handles:
         return None
-    from matplotlib import rcParams
+    return place_legend(
+        ax, handles, labels, fontsize=fontsize, outside="below", extra=True, handlelength=3
+    )
+
+
+# -- what a legend must not cover, and legends placed clear of it --------------------------------
+#: a mark that reaches into a legend's box by at most this many pixels is not covered (a marker
+#: touching the frame is still readable)
+COVER_TOLERANCE_PX = 1.0
+#: where :func:`place_legend` tries a legend inside its panel, in order
+LEGEND_LOCS = (
+    "upper right",
+    "upper left",
+    "lower left",
+    "lower right",
+    "center right",
+    "center left",
+    "upper center",
+    "lower center",
+    "center",
+)
+#: room between a panel's outer labels and a legend moved outside it, in points
+OUTSIDE_PAD = 4.0
+_PLACE_ATTR = "_simlab_place"  # on a figure: the legends of place_legend still to be placed
+
+
+@dataclass(frozen=True)
+class DataMark:
+    """The data points of one artist, in display pixels, as a legend must leave them visible.
+
+    ``points`` are marker centres with their ``radii``; ``segments`` are error bars and the
+    value edges of bars and histogram steps. ``frame`` is the axes box that clips them.
+    """
+
+    name: str
+    axes: Any
+    frame: tuple[float, float, float, float]
+    points: np.ndarray  # (N, 2)
+    radii: np.ndarray  # (N,)
+    segments: np.ndarray  # (M, 2, 2)
+
+
+def data_marks(ax: Any) -> list[DataMark]:
+    """The data points of ``ax`` that a legend must not cover, in display coordinates.
+
+    Data points are what a reader reads values off: markers (simulated points, claims, their
+    error bar caps), error bars, scatter points, the value edge of each bar and the top of each
+    histogram step. Lines without markers are curves (theory, trends): a legend may hide a
+    stretch of one, the rest of the curve still shows its course. Reference lines spanning the
+    axes (``axhline``/``axvline``, not in data coordinates), shaded bands (``fill_between``,
+    ``axhspan``), images and colour meshes are context, not points: a legend over them hides
+    nothing one reads a value from. Empty bins (at the baseline) are not points either.
+    """
+    from matplotlib.collections import LineCollection, PathCollection
+    from matplotlib.container import BarContainer, ErrorbarContainer
+    from matplotlib.patches import StepPatch
+
+    if not ax.get_visible():
+        return []
+    ax.get_xlim(), ax.get_ylim()  # autoscale now: the data transform uses the final limits
+    frame = tuple(ax.bbox.extents)
+    px = ax.figure.dpi / 72.0
+    owner: dict[int, str] = {}  # an error bar's or bar's pieces are named by their container
+    error_bars: list[Any] = []
+    bar_sides: dict[int, str] = {}
+    for container in ax.containers:
+        label = container.get_label() or ""
+        children = [a for a in _flatten(container) if a is not None]
+        for artist in children:
+            owner[id(artist)] = label
+        if isinstance(container, ErrorbarContainer):
+            error_bars.extend(c for c in children if isinstance(c, LineCollection))
+        elif isinstance(container, BarContainer):
+            side = getattr(container, "orientation", None) or "vertical"
+            bar_sides.update({id(patch): side for patch in container.patches})
+    empty2 = np.empty((0, 2))
+    empty_segments = np.empty((0, 2, 2))
+    marks = []
+
+    def add(artist: Any, points: Any = empty2, radii: Any = 0.0, segments: Any = empty_segments):
+        label = owner.get(id(artist)) or artist.get_label() or ""
+        if label.startswith("_"):
+            label = f"{type(artist).__name__} without a label"
+        points = np.asarray(points, dtype=float).reshape(-1, 2)
+        segments = np.asarray(segments, dtype=float).reshape(-1, 2, 2)
+        keep = np.isfinite(points).all(axis=1)
+        radii = np.broadcast_to(np.asarray(radii, dtype=float), (len(points),))[keep]
+        segments = segments[np.isfinite(segments).all(axis=(1, 2))]
+        if keep.any() or len(segments):
+            marks.append(DataMark(label, ax, frame, points[keep], radii, segments))
+
+    for line in ax.get_lines():
+        if not line.get_visible() or not _in_data_coordinates(line, ax):
+            continue
+        if line.get_marker() in (None, "None", "none", "", " ") or line.get_markersize() <= 0:
+            continue
+        xy = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+        add(line, xy, 0.5 * line.get_markersize() * px)
+    for collection in ax.collections:
+        if not collection.get_visible():
+            continue
+        if isinstance(collection, PathCollection) and len(collection.get_offsets()):
+            offsets = collection.get_offset_transform().transform(collection.get_offsets())
+            sizes = np.asarray(collection.get_sizes(), dtype=float)
+            radii = 0.5 * np.sqrt(sizes if sizes.size else np.array([36.0])) * px
+            add(collection, offsets, np.resize(radii, len(offsets)))
+        elif any(collection is bars for bars in error_bars):
+            transform = collection.get_transform()
+            segments = [
+                transform.transform(np.asarray(s, dtype=float))
+                for s in collection.get_segments()
+                if len(s) == 2
+            ]
+            add(collection, segments=np.array(segments).reshape(-1, 2, 2))
+    for patch in ax.patches:
+        if not patch.get_visible():
+            continue
+        if id(patch) in bar_sides:
+            # the bar's value end: its top (its right end for a horizontal bar), in the
+            # rectangle's own unit coordinates
+            vertical = bar_sides[id(patch)] == "vertical"
+            if (patch.get_height() if vertical else patch.get_width()) == 0:
+                continue
+            corners = [(0, 1), (1, 1)] if vertical else [(1, 0), (1, 1)]
+            add(patch, segments=patch.get_transform().transform(np.array(corners, float)))
+        elif isinstance(patch, StepPatch):
+            values, edges, baseline = patch.get_data()
+            values = np.asarray(values, dtype=float)
+            edges = np.asarray(edges, dtype=float)
+            base = np.broadcast_to(
+                np.asarray(0.0 if baseline is None else baseline, float), values.shape
+            )
+            full = values != base
+            x0, x1, v = edges[:-1][full], edges[1:][full], values[full]
+            if patch.orientation == "vertical":
+                segments = np.stack([np.column_stack([x0, v]), np.column_stack([x1, v])], 1)
+            else:
+                segments = np.stack([np.column_stack([v, x0]), np.column_stack([v, x1])], 1)
+            flat = patch.get_transform().transform(segments.reshape(-1, 2))
+            add(patch, segments=flat.reshape(-1, 2, 2))
+    return marks
+
+
+def figure_data_marks(fig: Any) -> list[DataMark]:
+    """:func:`data_marks` of every axes of ``fig``."""
+    return [mark for ax in fig.axes for mark in data_marks(ax)]
+
+
+def covered_marks(box: Any, marks: Sequence[DataMark]) -> list[tuple[DataMark, int, int]]:
+    """The marks that the display box ``box`` (a legend's) covers: (mark, points, segments
+    covered). A point is covered when its marker reaches more than :data:`COVER_TOLERANCE_PX`
+    into the box; a segment when it crosses the box shrunk by that tolerance. Only what is
+    visible counts: points and segments are clipped to their axes."""
+    tol = COVER_TOLERANCE_PX
+    bx0, by0, bx1, by1 = box.x0 + tol, box.y0 + tol, box.x1 - tol, box.y1 - tol
+    if bx1 <= bx0 or by1 <= by0:
+        return []
+    out = []
+    for mark in marks:
+        fx0, fy0, fx1, fy1 = mark.frame
+        n_points = n_segments = 0
+        if len(mark.points):
+            x, y = mark.points[:, 0], mark.points[:, 1]
+            shown = (x >= fx0 - tol) & (x <= fx1 + tol) & (y >= fy0 - tol) & (y <= fy1 + tol)
+            dx = np.maximum(np.maximum(bx0 - x, x - bx1), 0.0)
+            dy = np.maximum(np.maximum(by0 - y, y - by1), 0.0)
+            distance = np.hypot(dx, dy)
+            n_points = int(np.sum(shown & ((distance < mark.radii) | (distance == 0))))
+        if len(mark.segments):
+            # the part of the legend box over the axes: segments are clipped to the axes
+            clip = (max(bx0, fx0), max(by0, fy0), min(bx1, fx1), min(by1, fy1))
+            if clip[2] > clip[0] and clip[3] > clip[1]:
+                n_segments = int(np.sum(_segments_cross(mark.segments, clip)))
+        if n_points or n_segments:
+            out.append((mark, n_points, n_segments))
+    return out
+
+
+def _segments_cross(segments: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """Which segments (M, 2, 2) cross the box (x0, y0, x1, y1): Liang-Barsky clipping."""
+    start, delta = segments[:, 0, :], segments[:, 1, :] - segments[:, 0, :]
+    t0, t1 = np.zeros(len(segments)), np.ones(len(segments))
+    ok = np.ones(len(segments), dtype=bool)
+    for axis, low, high in ((0, box[0], box[2]), (1, box[1], box[3])):
+        d, s = delta[:, axis], start[:, axis]
+        flat = d == 0
+        ok &= ~flat | ((s >= low) & (s <= high))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ta, tb = (low - s) / d, (high - s) / d
+        lo, hi = (
+            np.where(flat, -np.inf, np.minimum(ta, tb)),
+            np.where(flat, np.inf, np.maximum(ta, tb)),
+        )
+        t0, t1 = np.maximum(t0, lo), np.minimum(t1, hi)
+    return ok & (t0 <= t1)
+
+
+def _in_data_coordinates(artist: Any, ax: Any) -> bool:
+    """True when both of the artist's coordinates are data (not an axhline's axes fraction)."""
+    x_data, y_data = artist.get_transform().contains_branch_seperately(ax.transData)
+    return bool(x_data and y_data)
+
+
+def _flatten(container: Any) -> list[Any]:
+    out: list[Any] = []
+    for item in container:
+        if isinstance(item, list | tuple):
+            out.extend(_flatten(item))
+        else:
+            out.append(item)
+    return out
+
+
+def place_legend(
+    ax: Any,
+    handles: Sequence[Any] | None = None,
+    labels: Sequence[str] | None = None,
+    *,
+    fontsize: float = 7,
+    locs: Sequence[str] = LEGEND_LOCS,
+    outside: str = "right",
+    panels: Sequence[Any] = (),
+    extra: bool = False,
+    **options: Any,
+) -> Any:
+    """A legend on ``ax`` that covers no data point (:func:`data_marks`) and no other legend.
+
+    It goes at the first of ``locs`` inside ``ax`` (``options["loc"]`` first, when given) whose
+    box covers nothing, else at the first clear place inside one of ``panels`` (a legend shared
+    by several panels), else outside ``ax``: on its ``"right"`` or ``"below"`` its x label,
+    the figure growing so that the panels keep their size. The place is chosen when the
+    figure is laid out (:func:`layout_figure`, which :func:`save` runs), once the panels have
+    their final size; until then the legend sits at the first candidate. A second legend on
+    the same axes is added beside the first, never replacing it; so is an ``extra`` one (the
+    claims'), which a later ``ax.legend()`` leaves in place. ``options`` go to
+    :class:`matplotlib.legend.Legend` (``ncols``, ``title``, ...).
+    """
     from matplotlib.legend import Legend
 
-    # room for the ticks, their labels (taller on a log axis) and the x label, in points
-    below = rcParams["xtick.major.size"] + rcParams["xtick.major.pad"] + _points("xtick.labelsize")
-    if ax.get_xscale() == "log":
-        below += 3
-    if ax.get_xlabel():
-        below += rcParams["axes.labelpad"] + _points("axes.labelsize") * (
-            1 + ax.get_xlabel().count("\n")
-        )
-    legend = Legend(
-        ax,
-        handles,
-        labels,
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.0),
-        bbox_transform=ax.transAxes,
-        borderaxespad=(below + 4) / fontsize,
-        fontsize=fontsize,
-        handlelength=3,
-    )
-    ax.add_artist(legend)
-    legend.set_clip_on(False)  # add_artist clips to the axes, and the legend is below them
-    lines = sum(1 + t.count("\n") for t in labels)
-    spacing = rcParams["legend.labelspacing"] + 1
-    height = below + 4 + fontsize * (lines * spacing + 2 * rcParams["legend.borderpad"]) + 4
-    _make_room(ax, height / 72)
+    if outside not in ("right", "below"):
+        raise ValueError(f"outside={outside!r}; expected 'right' or 'below'")
+    if handles is None or labels is None:
+        handles, labels = ax.get_legend_handles_labels()
+    first = options.pop("loc", None)
+    order = tuple(dict.fromkeys(([first] if first else []) + list(locs)))
+    if ax.get_legend() is None and not extra:
+        legend = ax.legend(handles, labels, loc=order[0], fontsize=fontsize, **options)
+    else:
+        legend = Legend(ax, handles, labels, loc=order[0], fontsize=fontsize, **options)
+        ax.add_artist(legend)
+    pending = ax.figure.__dict__.setdefault(_PLACE_ATTR, [])
+    pending.append((legend, order, outside, tuple(panels)))
     return legend
 
 
-def _make_room(ax: Any, inches: float) -> None:
-    """Grow the figure so that the panels keep their height with ``inches`` below a row's axes
-    (a claims legend): each row grows by what its tallest legend needs beyond the usual
-    margin."""
-    fig = ax.figure
-    spec = ax.get_subplotspec()
-    if spec is None:
-        return
-    rooms = fig.__dict__.setdefault("_simlab_claim_room", {})
-    row = spec.rowspan.stop - 1
-    extra = max(inches - _GUESS["bottom"], 0.0)
-    grow = extra - rooms.get(row, 0.0)
-    if grow <= 0:
-        return
-    rooms[row] = extra
-    width, height = fig.get_size_inches()
-    fig.set_size_inches(width, height + grow)
+def _place_pending_legends(fig: Any) -> bool:
+    """Place the legends of :func:`place_legend` at the figure's current layout; True when
+    one went outside its panel (the margins must then be fitted again)."""
+    from matplotlib.legend import Legend
+
+    pending = fig.__dict__.pop(_PLACE_ATTR, [])
+    if not pending:
+        return False
+    renderer = fig.canvas.get_renderer()
+    marks = figure_data_marks(fig)
+    waiting = {id(legend) for legend, *_ in pending}
+    # the legends placed by hand are obstacles from the start; the others once placed
+    placed = [
+        leg.get_window_extent(renderer)
+        for leg in fig.findobj(Legend)
+        if id(leg) not in waiting and leg.get_visible()
+    ]
+    texts = [
+        t.get_window_extent(renderer)
+        for ax in fig.axes
+        for t in ax.texts
+        if t.get_visible() and t.get_text().strip()
+    ]
+    moved = False
+    outside_edge: dict[tuple[int, str], float] = {}
+    for legend, order, outside, panels in pending:
+        ax = legend.axes
+        if legend not in ax.get_children():  # replaced by a later ax.legend()
+            continue
+        box = _first_clear_spot(legend, ax, renderer, order, (ax, *panels), marks, placed + texts)
+        if box is None:
+            box = _put_outside(legend, ax, renderer, outside, outside_edge)
+            moved = True
+        placed.append(box)
+    return moved
 
 
-def _points(key: str) -> float:
-    """A font size rcParam in points (``"medium"`` and the like resolved)."""
-    from matplotlib.font_manager import FontProperties
+def _first_clear_spot(
+    legend: Any,
+    ax: Any,
+    renderer: Any,
+    order: Sequence[str],
+    panels: Sequence[Any],
+    marks: Sequence[DataMark],
+    obstacles: Sequence[Any],
+) -> Any:
+    """Move ``legend`` to the first clear candidate and return its box, or None."""
+    from matplotlib.transforms import Bbox
 
-    return float(FontProperties(size=_rc(key)).get_size_in_points())
+    for panel in dict.fromkeys(panels):
+        legend.set_bbox_to_anchor(None if panel is ax else panel.bbox)
+        for loc in order:
+            legend.set_loc(loc)
+            box = legend.get_window_extent(renderer)
+            if covered_marks(box, marks):
+                continue
+            if any(
+                Bbox.intersection(box, other) is not None and _overlap_area(box, other) > 1.0
+                for other in obstacles
+            ):
+                continue
+            return box
+    legend.set_bbox_to_anchor(None)
+    legend.set_loc(order[0])
+    return None
 
 
-def _rc(key: str) -> Any:
-    from matplotlib import rcParams
+def _overlap_area(a: Any, b: Any) -> float:
+    width = min(a.x1, b.x1) - max(a.x0, b.x0)
+    height = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(width, 0.0) * max(height, 0.0)
 
-    return rcParams[key]
+
+def _put_outside(
+    legend: Any, ax: Any, renderer: Any, side: str, edges: dict[tuple[int, str], float]
+) -> Any:
+    """Put ``legend`` right of ``ax``'s right-hand labels or below its x label (below an
+    earlier legend put there); return its box."""
+    pad = OUTSIDE_PAD * ax.figure.dpi / 72.0
+    frame = ax.bbox
+    # the labels around the panel: its own axes and any twin sharing its box
+    twins = [a for a in ax.figure.axes if a.get_visible() and a.bbox.bounds == frame.bounds]
+    key = (id(ax), side)
+    if side == "right":
+        right = frame.x1
+        for twin in twins:
+            box = twin.yaxis.get_tightbbox(renderer) if twin.yaxis.get_visible() else None
+            if box is not None:
+                right = max(right, box.x1)
+        x, y = right + pad, edges.get(key, frame.y1)
+        loc = "upper left"
+    else:
+        bottom = frame.y0
+        for twin in twins:
+            box = twin.xaxis.get_tightbbox(renderer) if twin.xaxis.get_visible() else None
+            if box is not None:
+                bottom = min(bottom, box.y0)
+        x, y = 0.5 * (frame.x0 + frame.x1), edges.get(key, bottom - pad)
+        loc = "upper center"
+    anchor = ax.transAxes.inverted().transform((x, y))
+    legend.set_bbox_to_anchor(tuple(anchor), ax.transAxes)
+    legend.set_loc(loc)
+    legend.borderaxespad = 0.0
+    legend.set_in_layout(True)
+    legend.set_clip_on(False)  # an added legend is clipped to the axes, and this one is out
+    box = legend.get_window_extent(renderer)
+    edges[key] = box.y0 - pad
+    return box

@@ -14,7 +14,13 @@ from matplotlib.legend import Legend
 import simlab
 from simlab.execute import undrawn_claims
 from simlab.figures import ClaimMark
-from simlab.plotting import claim_label, verdict_summary
+from simlab.plotting import (
+    claim_label,
+    covered_marks,
+    figure_data_marks,
+    layout_figure,
+    verdict_summary,
+)
 from simlab.simulate import points_with_claims
 
 
@@ -94,9 +100,18 @@ def test_five_claims_render_each_once_in_claim_order():
     fig = _figure(result, "dropout_moments")
     texts = [t for t in _legend_texts(fig) if t.startswith("claim ")]
     assert [t.split(":")[0] for t in texts] == [f"claim {n}" for n in range(1, 6)]
-    # the figure grew to keep its panels' height under the legend of five claims
-    assert fig.get_size_inches()[1] > 3.8
-    fig.canvas.draw()  # renders
+    # laid out as saved: the legend of five claims covers no data point, and the figure grew
+    # to keep its panels' size beside or under it
+    layout_figure(fig)
+    assert fig.get_size_inches()[1] > 3.8 or fig.get_size_inches()[0] > 3 * 5.2
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    claims = [
+        leg for leg in fig.findobj(Legend) if leg.get_texts()[0].get_text().startswith("claim")
+    ]
+    assert claims
+    for legend in claims:
+        assert covered_marks(legend.get_window_extent(renderer), figure_data_marks(fig)) == []
     plt.close(fig)
 
 
