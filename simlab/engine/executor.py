@@ -173,12 +173,14 @@ def run_chunks(
         state so far; the caller decides whether to save it (it is called often: it must be
         cheap, and copy or pickle ``stats`` if it keeps them).
     """
-    fold = fold or (lambda acc, new: acc.merge(new))
-    progress = progress or NullProgress()
-    # (statistics, samples, chunks) folded so far, replaced in one assignment: an interruption
-    # sees the state before a chunk or after it, never the statistics of one and the count of
-    # the other (a resumed run would fold a chunk twice, or skip one)
-    state: tuple[S | None, int, int] = (None, 0, 0)
+    folding = _Folding(
+        fold or (lambda acc, new: acc.merge(new)),
+        should_stop,
+        on_fold,
+        progress or NullProgress(),
+        checkpoint,
+        plan.n_chunks,
+    )
     first = 0
     if start is not None:
         if start.n_chunks > plan.n_chunks or start.n_samples != sum(
@@ -188,63 +190,118 @@ def run_chunks(
                 f"a start of {start.n_chunks} chunks and {start.n_samples} samples does not fit "
                 f"a plan of {plan.n_samples} samples in chunks of {plan.chunk_size}"
             )
-        state = (start.stats, start.n_samples, start.n_chunks)
+        folding.resume_from(start)
         first = start.n_chunks
-        progress.advance(start.n_samples)
-
-    def absorb(result: S, size: int) -> bool:
-        nonlocal state
-        acc, done, n_folded = state
-        state = (result if acc is None else fold(acc, result), done + size, n_folded + 1)
-        progress.advance(size)
-        if on_fold is not None:
-            on_fold(state[0], state[1])
-        return should_stop is not None and should_stop(state[0], state[1])
-
-    def current(stopped_early: bool) -> ChunkRun:
-        acc, done, n_folded = state
-        return ChunkRun(acc, done, n_folded, stopped_early)
-
-    def partial() -> ChunkRun | None:
-        return None if state[0] is None else current(True)
-
-    def save() -> None:
-        if checkpoint is not None:
-            checkpoint(current(False))
-
     try:
-        if start is not None and (
-            first == plan.n_chunks
-            or (should_stop is not None and should_stop(start.stats, start.n_samples))
-        ):
-            return current(first < plan.n_chunks)
+        # a resumed state is asked first: an interruption may have come between its last
+        # fold and that question
+        if start is not None and (first == plan.n_chunks or folding.stops()):
+            return folding.current(first < plan.n_chunks)
         with single_threaded_blas():
             if workers <= 1:
-                for i in range(first, plan.n_chunks):
-                    size = plan.size(i)
-                    if absorb(task(chunk_rng(entropy, point, i), size), size):
-                        return current(i + 1 < plan.n_chunks)
-                    if i + 1 < plan.n_chunks:
-                        save()
-                return current(False)
-
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="simlab") as pool:
-                pending: dict[int, Future] = {}
-                next_submit = first
-                try:
-                    for i in range(first, plan.n_chunks):
-                        while next_submit < plan.n_chunks and next_submit < i + 2 * workers:
-                            rng = chunk_rng(entropy, point, next_submit)
-                            pending[next_submit] = pool.submit(task, rng, plan.size(next_submit))
-                            next_submit += 1
-                        result = pending.pop(i).result()
-                        if absorb(result, plan.size(i)):
-                            return current(i + 1 < plan.n_chunks)
-                        if i + 1 < plan.n_chunks:
-                            save()  # the next chunks run meanwhile: saving costs them no time
-                    return current(False)
-                finally:
-                    for future in pending.values():
-                        future.cancel()
+                return _fold_in_turn(task, plan, entropy, point, first, folding)
+            return _fold_threaded(task, plan, entropy, point, first, folding, workers)
     except KeyboardInterrupt as exc:
-        raise RunInterrupted(partial()) from exc
+        raise RunInterrupted(folding.partial()) from exc
+
+
+class _Folding(Generic[S]):
+    """The fold of one point's chunks, in chunk order: statistics, samples and chunks so far."""
+
+    def __init__(
+        self,
+        fold: Callable[[S, S], S],
+        should_stop: Callable[[S, int], bool] | None,
+        on_fold: Callable[[S, int], None] | None,
+        progress: NullProgress,
+        checkpoint: Callable[[ChunkRun[S]], None] | None,
+        n_chunks: int,
+    ) -> None:
+        self.fold = fold
+        self.should_stop = should_stop
+        self.on_fold = on_fold
+        self.progress = progress
+        self.checkpoint = checkpoint
+        self.n_chunks = n_chunks
+        # (statistics, samples, chunks) folded so far, replaced in one assignment: an
+        # interruption sees the state before a chunk or after it, never the statistics of one
+        # and the count of the other (a resumed run would fold a chunk twice, or skip one)
+        self.state: tuple[S | None, int, int] = (None, 0, 0)
+
+    def resume_from(self, start: ChunkRun[S]) -> None:
+        self.state = (start.stats, start.n_samples, start.n_chunks)
+        self.progress.advance(start.n_samples)
+
+    def stops(self) -> bool:
+        """Whether ``should_stop`` ends the run at the state so far."""
+        acc, done, _ = self.state
+        return self.should_stop is not None and self.should_stop(acc, done)
+
+    def absorb(self, result: S, size: int) -> bool:
+        """Fold chunk ``result`` of ``size`` samples; return whether the run stops here (else
+        the state is offered to the checkpoint, unless it was the last chunk)."""
+        acc, done, n_folded = self.state
+        self.state = (result if acc is None else self.fold(acc, result), done + size, n_folded + 1)
+        self.progress.advance(size)
+        if self.on_fold is not None:
+            self.on_fold(self.state[0], self.state[1])
+        if self.stops():
+            return True
+        if self.checkpoint is not None and self.state[2] < self.n_chunks:
+            self.checkpoint(self.current(False))
+        return False
+
+    def current(self, stopped_early: bool) -> ChunkRun[S]:
+        acc, done, n_folded = self.state
+        return ChunkRun(acc, done, n_folded, stopped_early)
+
+    def stopped(self) -> ChunkRun[S]:
+        """The run as ``should_stop`` ended it (early, unless at the last chunk)."""
+        return self.current(self.state[2] < self.n_chunks)
+
+    def partial(self) -> ChunkRun[S] | None:
+        return None if self.state[0] is None else self.current(True)
+
+
+def _fold_in_turn(
+    task: Callable[[np.random.Generator, int], S],
+    plan: ChunkPlan,
+    entropy: int,
+    point: int,
+    first: int,
+    folding: _Folding[S],
+) -> ChunkRun[S]:
+    """Chunks ``first``... run one after the other in this thread."""
+    for i in range(first, plan.n_chunks):
+        size = plan.size(i)
+        if folding.absorb(task(chunk_rng(entropy, point, i), size), size):
+            return folding.stopped()
+    return folding.current(False)
+
+
+def _fold_threaded(
+    task: Callable[[np.random.Generator, int], S],
+    plan: ChunkPlan,
+    entropy: int,
+    point: int,
+    first: int,
+    folding: _Folding[S],
+    workers: int,
+) -> ChunkRun[S]:
+    """Chunks ``first``... run on ``workers`` threads, at most ``2 * workers`` ahead of the fold,
+    folded here in chunk order (checkpoints are saved while the next chunks run)."""
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="simlab") as pool:
+        pending: dict[int, Future] = {}
+        next_submit = first
+        try:
+            for i in range(first, plan.n_chunks):
+                while next_submit < plan.n_chunks and next_submit < i + 2 * workers:
+                    rng = chunk_rng(entropy, point, next_submit)
+                    pending[next_submit] = pool.submit(task, rng, plan.size(next_submit))
+                    next_submit += 1
+                if folding.absorb(pending.pop(i).result(), plan.size(i)):
+                    return folding.stopped()
+            return folding.current(False)
+        finally:
+            for future in pending.values():
+                future.cancel()
