@@ -17,7 +17,9 @@ complete.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from concurrent.futures import Future
+from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,22 @@ def _draw_figure(
     return draw([experiment.figures[index]], points, folder, formats)
 
 
+def drawable_in_worker(experiment: Any) -> bool:
+    """Whether a spawned worker can import ``experiment``'s class to unpickle it: not when it
+    lives in ``__main__`` (a notebook, a script read from stdin) or in a module registered by
+    hand that is not on the path (an experiment loaded from a file, as the docs' example)."""
+    module = type(experiment).__module__
+    if module == "__main__":
+        return False
+    top = module.partition(".")[0]
+    return top in sys.builtin_module_names or PathFinder.find_spec(top, sys.path) is not None
+
+
+#: below this many figures in a run, spawning workers (about a second of start-up each) costs
+#: more than drawing them here
+MIN_FIGURES_FOR_WORKERS = 3
+
+
 def can_spawn() -> bool:
     """Whether a spawned worker can start: it re-imports ``__main__`` from its file, if it has one.
 
@@ -77,12 +95,15 @@ class FigureDrawer:
     """
 
     def __init__(
-        self, root: Path, formats: tuple[str, ...], experiments: int, workers: int
+        self, root: Path, formats: tuple[str, ...], experiments: Sequence[Any], workers: int
     ) -> None:
         self.root = root
         self.formats = formats
-        self.several = experiments > 1
-        self.workers = workers if can_spawn() else 1
+        self.several = len(experiments) > 1
+        figures = sum(len(experiment.figures) for experiment in experiments)
+        if figures < MIN_FIGURES_FOR_WORKERS or not can_spawn():
+            workers = 1
+        self.workers = min(workers, figures)
         self.drawn: list[str] = []
         self._pool: Any = None
         self._futures: list[tuple[tuple[int, int], Future]] = []
@@ -127,7 +148,7 @@ class FigureDrawer:
         points = points_with_claims(run)
         for figure in range(len(run.spec.experiment.figures)):
             job = (run.spec.experiment, figure, points, target, self.formats)
-            if self._pool is None:
+            if self._pool is None or not drawable_in_worker(run.spec.experiment):
                 self._in_turn.append(((index, figure), job))
                 continue
             with interrupts.blocked():  # a submission may spawn a replacement worker

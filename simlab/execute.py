@@ -310,7 +310,8 @@ def execute(
 
 def _drawer(folder: RunFolder, specs: list[RunSpec], formats: tuple[str, ...]) -> FigureDrawer:
     """The run's figure drawer: one worker process per core the run uses."""
-    return FigureDrawer(folder.path, formats, len(specs), max(spec.workers for spec in specs))
+    experiments = [spec.experiment for spec in specs]
+    return FigureDrawer(folder.path, formats, experiments, max(spec.workers for spec in specs))
 
 
 def _simulate_all(

@@ -24,7 +24,7 @@ CLAIM = "    claims:\n      var: M*p*(1-p)\n"
 
 def _drawn(runs, folder, workers):
     folder.mkdir()
-    drawer = FigureDrawer(folder, ("png",), len(runs), workers)
+    drawer = FigureDrawer(folder, ("png",), [run.spec.experiment for run in runs], workers)
     drawer.start()
     for index, run in reversed(list(enumerate(runs))):  # handed over in any order
         drawer.submit(index, run)
@@ -116,3 +116,17 @@ def test_an_interrupted_run_lists_exactly_the_whole_figures_it_keeps(simlab, tmp
     for path in listed:
         assert matplotlib.image.imread(partial / path).size > 0
     assert not [p for p in partial.rglob(".*") if ".tmp." in p.name]
+
+
+def test_experiments_a_spawned_worker_could_not_import_are_drawn_here():
+    from simlab.drawing import drawable_in_worker
+
+    assert drawable_in_worker(REGISTRY["dropout"])
+
+    class InANotebook:
+        pass
+
+    InANotebook.__module__ = "__main__"
+    assert not drawable_in_worker(InANotebook())
+    InANotebook.__module__ = "coin_flips_loaded_from_a_file"  # in sys.modules, not on the path
+    assert not drawable_in_worker(InANotebook())
