@@ -2,33 +2,36 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_masks.py [--repeats 5] [--seed 0]
+    python benchmarks/bench_masks.py [--rounds 7] [--seed 0]
 
 For each setting (units per trial M, keep probability q) it times ``simlab.masks.count_kept`` with
-``method="auto"`` and the naive loop ``rng.binomial(1, q, size=(batch, M)).sum(1)`` in the same
-process, interleaved, and reports unit decisions per second and their ratio. Each rate is the best
-of ``--repeats`` timings: other processes on a shared machine only ever slow a run down, so the
-fastest run is the closest to the code's own cost. The target of issue 3 is a ratio of at least 20.
+``method="auto"`` and the naive loop ``rng.binomial(1, q, size=(batch, M)).sum(1)`` (one Binomial
+draw per unit, the baseline of issue 3) in the same process, interleaved round by round
+(``benchmarks/timing.py``), and reports unit decisions per second and their ratio: the median over
+rounds of the per-round ratios, with their interquartile range. The target of issue 3 is a ratio of
+at least 20 for every setting; the exit status is 1 when a median misses it.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
+import sys
 
 import numpy as np
+from timing import CLOCKS, Contender, exit_status, load_average, median_rate, speedup, time_rounds
 
 from simlab.masks import choose_method, count_kept
 
-#: (M, q, trials per timed call of count_kept). The sparse case is the issue's 10^10 decisions;
-#: the last is few trials of many units (wide byte blocks; tests/test_masks.py counts its draws
-#: instead of timing it).
+#: (M, q, trials per call of count_kept, calls per timing). The sparse case is the issue's 10^10
+#: decisions; the last is few trials of many units (wide byte blocks; tests/test_masks.py counts
+#: its draws instead of timing it). Calls are repeated so that each timing lasts about 0.05 s or
+#: more on an idle machine: a timing much shorter than a scheduler time slice is all noise on a
+#: busy one.
 CASES = [
-    (50, 0.7, 400_000),
-    (100_000, 3e-5, 100_000),
-    (1_000, 0.5, 20_000),
-    (30_000_017, 0.3, 2),
+    (50, 0.7, 400_000, 5),
+    (100_000, 3e-5, 100_000, 10),
+    (1_000, 0.5, 20_000, 10),
+    (30_000_017, 0.3, 2, 3),
 ]
 
 #: Units per call of the naive loop (its (batch, M) int64 matrix is 8 bytes per unit).
@@ -37,60 +40,73 @@ NAIVE_CALLS = 4
 TARGET = 20.0
 
 
-def best_seconds(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
-def measure(M: int, q: float, trials: int, repeats: int, seed: int) -> tuple[float, float]:
-    """Unit decisions per second of count_kept (auto) and of the naive loop."""
+def contenders(M: int, q: float, trials: int, calls: int, seed: int) -> list[Contender]:
+    """simlab's counter and the naive loop, each doing a known number of unit decisions."""
     rng = np.random.default_rng(seed)
     width = min(M, NAIVE_UNITS)  # the naive loop's rate per unit, on at most NAIVE_UNITS per row
     batch = max(1, NAIVE_UNITS // width)
 
     def ours() -> None:
-        count_kept(rng, trials, M, q)
+        for _ in range(calls):
+            count_kept(rng, trials, M, q)
 
     def naive() -> None:
         for _ in range(NAIVE_CALLS):
             rng.binomial(1, q, size=(batch, width)).sum(1)
 
-    count_kept(rng, min(trials, 1_000), M, q)  # warm-up: caches, page faults
-    ours_best = naive_best = float("inf")
-    for _ in range(repeats):  # interleaved, so both see the same machine load
-        ours_best = min(ours_best, best_seconds(ours, 1))
-        naive_best = min(naive_best, best_seconds(naive, 1))
-    return trials * M / ours_best, NAIVE_CALLS * batch * width / naive_best
+    return [
+        Contender("simlab", ours, work=calls * trials * M),
+        Contender("naive", naive, work=NAIVE_CALLS * batch * width),
+    ]
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="timings per rate (best is kept)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved timings of each side")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="cpu",
+        help="cpu: this process's CPU time (both sides run on one thread; default); wall: elapsed",
+    )
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds must be >= 1, got {args.rounds}")
 
+    print(
+        f"load average before: {load_average()}; {args.rounds} rounds per setting, "
+        f"{args.clock} clock"
+    )
     header = (
-        f"{'M':>8} {'q':>8} {'method':>18} {'ours (units/s)':>15} {'naive (units/s)':>16}"
-        f" {'ratio':>9}"
+        f"{'M':>8} {'q':>7} {'method':>17} {'simlab (units/s)':>16} {'naive (units/s)':>15}"
+        f" {'ratio':>8} {'IQR':>15}"
     )
     print(header)
     print("-" * len(header))
     ratios = []
-    for M, q, trials in CASES:
-        ours, naive = measure(M, q, trials, args.repeats, args.seed)
-        ratios.append(ours / naive)
-        print(
-            f"{M:>8} {q:>8.2g} {choose_method(q):>18} {ours:>15.3g} {naive:>16.3g} "
-            f"{ours / naive:>8.1f}x"
+    for M, q, trials, calls in CASES:
+        times = time_rounds(
+            contenders(M, q, trials, calls, args.seed), args.rounds, clock=CLOCKS[args.clock]
         )
-    worst = min(ratios)
-    verdict = "meets" if worst >= TARGET else "MISSES"
-    print(f"\nsmallest ratio {worst:.1f}x {verdict} the {TARGET:.0f}x target")
+        ratio = speedup(times, "simlab", "naive", label=f"M = {M}, q = {q:g}", target=TARGET)
+        ratios.append(ratio)
+        q1, median, q3 = ratio.quartiles()
+        print(
+            f"{M:>8} {q:>7.2g} {choose_method(q):>17} {median_rate(times['simlab']):>16.3g}"
+            f" {median_rate(times['naive']):>15.3g} {median:>7.1f}x {q1:>6.1f} - {q3:<6.1f}"
+        )
+    print(f"load average after: {load_average()}")
+    print()
+    for ratio in ratios:
+        print(ratio.describe())
+    status = exit_status(ratios)
+    worst = min(ratios, key=lambda r: r.median)
+    verdict = "MISSES" if status else "meets"
+    print(f"\nsmallest median ratio {worst.median:.1f}x ({worst.label}) {verdict} the "
+          f"{TARGET:.0f}x target")
+    return status
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
