@@ -103,8 +103,10 @@ def main() -> int:
     status = exit_status(ratios)
     worst = min(ratios, key=lambda r: r.median)
     verdict = "MISSES" if status else "meets"
-    print(f"\nsmallest median ratio {worst.median:.1f}x ({worst.label}) {verdict} the "
-          f"{TARGET:.0f}x target")
+    print(
+        f"\nsmallest median ratio {worst.median:.1f}x ({worst.label}) {verdict} the "
+        f"{TARGET:.0f}x target"
+    )
     return status
 
 
