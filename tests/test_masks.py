@@ -213,6 +213,34 @@ def test_fast_counters_match_plain(method):
     assert p_value > 1e-6
 
 
+# q with one base-256 digit (no ties), two, three, and a full double (0.7: seven digits).
+EXACT_QS = [179 / 256, 0.5 + 2**-9, 0.5 + 2**-20, 0.7, 0.3]
+
+
+@pytest.mark.parametrize("q", EXACT_QS)
+@pytest.mark.parametrize("n_units", [1, 7, 255, 255 * 4])
+def test_count_kept_equals_the_unit_by_unit_mask(q, n_units):
+    """Exact equality, not a law: one trial whose units fit one block reads the same bytes, in
+    the same order, as ``bernoulli_mask`` (the mask decided unit by unit), tie levels included."""
+    counted = count_kept(np.random.default_rng(31), 1, n_units, q, method="bytes")
+    mask = bernoulli_mask(np.random.default_rng(31), n_units, q)
+    assert counted.tolist() == [int(mask.sum())]
+
+
+@pytest.mark.parametrize("q", EXACT_QS)
+def test_count_kept_over_trials_equals_the_mask(q):
+    # Units laid out (units, trials) in one block, as bernoulli_mask((M, T)) lays them out: the
+    # first bytes decide the same units. Tied units draw their next bytes grouped by trial in
+    # count_kept and in flat order in the mask, so per-trial counts agree exactly only when q has
+    # one digit (no ties); the total agrees exactly always (each level draws as many bytes).
+    n_units, n_trials = 50, 2_000
+    counted = count_kept(np.random.default_rng(32), n_trials, n_units, q, method="bytes")
+    mask = bernoulli_mask(np.random.default_rng(32), (n_units, n_trials), q)
+    assert int(counted.sum()) == int(mask.sum())
+    if len(masks._byte_digits(q)) == 1:
+        assert counted.tolist() == mask.sum(axis=0).tolist()
+
+
 def test_bytes_resolves_second_level_ties():
     # q = 0x.80 80: treating first-byte ties as dropped would give exactly 1/2, 4.5 SE away.
     q = 0.5 + 2**-9
