@@ -2,14 +2,22 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_masks.py [--rounds 7] [--seed 0]
+    python benchmarks/bench_masks.py [--rounds 7] [--seed 0] [--clock cpu|wall]
 
 For each setting (units per trial M, keep probability q) it times ``simlab.masks.count_kept`` with
 ``method="auto"`` and the naive loop ``rng.binomial(1, q, size=(batch, M)).sum(1)`` (one Binomial
 draw per unit, the baseline of issue 3) in the same process, interleaved round by round
 (``benchmarks/timing.py``), and reports unit decisions per second and their ratio: the median over
-rounds of the per-round ratios, with their interquartile range. The target of issue 3 is a ratio of
-at least 20 for every setting; the exit status is 1 when a median misses it.
+rounds of the per-round ratios, with their interquartile range. Both sides run on one thread, so
+the default clock is this process's CPU time: other processes taking the core away do not count
+(``--clock wall`` times elapsed time instead). The target of issue 3 is a ratio of at least 20 for
+every setting; the exit status is 1 when a median misses it.
+
+Where the time goes at M = 50, q = 0.7 (``bytes``: one random byte per unit): about 60% is the
+bit generator itself (PCG64 words through ``random_raw``, ~2.2 ns per 8 units here), 25% the
+compare-and-sum passes over the bytes, 15% the ties (1/256 of the units); the naive loop spends
+~12 ns per unit in ``rng.binomial``. So the ratio cannot exceed ~40 on this machine, however
+cheap the passes become.
 """
 
 from __future__ import annotations
