@@ -47,22 +47,28 @@ class Contender:
     work: float = 1.0
 
 
+class Rounds(dict):
+    """``{name: [seconds per unit of work in round 0, round 1, ...]}`` by the chosen clock, plus
+    ``cores``: ``{name: [this process's CPU time over elapsed time, per round]}``, i.e. how many
+    cores the process actually had while that contender ran (a busy machine gives a two-thread
+    run less than two)."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        super().__init__({name: [] for name in names})
+        self.cores: dict[str, list[float]] = {name: [] for name in self}
+
+
 def time_rounds(
     contenders: Sequence[Contender],
     rounds: int,
     *,
     warmup: bool = True,
     clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, list[float]]:
+) -> Rounds:
     """Seconds per unit of work of each contender, one value per round, timed interleaved.
 
     Round ``k`` runs the contenders in their given order rotated by ``k`` places. With ``warmup``,
     each contender runs once untimed first (caches, page faults, thread pools, lazy imports).
-
-    Returns
-    -------
-    dict
-        ``{name: [seconds per unit of work in round 0, round 1, ...]}``.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
@@ -75,14 +81,17 @@ def time_rounds(
     if warmup:
         for contender in contenders:
             contender.run()
-    times: dict[str, list[float]] = {name: [] for name in names}
+    times = Rounds(names)
     n = len(contenders)
     for k in range(rounds):
         for j in range(n):
             contender = contenders[(j + k) % n]
+            wall, cpu = time.perf_counter(), time.process_time()
             start = clock()
             contender.run()
             times[contender.name].append((clock() - start) / contender.work)
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            times.cores[contender.name].append(cpu / wall if wall > 0 else math.nan)
     return times
 
 

@@ -55,6 +55,7 @@ def test_rounds_rotate_the_order_and_warm_up_untimed(timing):
     ]
     times = timing.time_rounds(contenders, 3, clock=clock)
     assert clock.log == ["a", "b", "c", "a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert {name: len(cores) for name, cores in times.cores.items()} == {"a": 3, "b": 3, "c": 3}
     # the 50 s warm-up runs are not in the timings
     assert times == {"a": [1.0, 2.0, 3.0], "b": [10.0, 20.0, 30.0], "c": [5.0, 5.0, 5.0]}
 
@@ -131,14 +132,18 @@ def test_bad_arguments(timing):
 # --------------------------------------------------------------------------------------------------
 # the benchmark scripts: targets reach the exit status (their timings are injected, not measured)
 # --------------------------------------------------------------------------------------------------
-def fake_rounds(seconds: dict[str, float], rounds: int = 3):
+def fake_rounds(timing, seconds: dict[str, float], cores: float, rounds: int = 3):
     """A stand-in for ``time_rounds``: runs each contender once (so the script's own code runs,
-    on a tiny workload) and reports ``seconds[name]`` per unit of work in every round."""
+    on a tiny workload) and reports ``seconds[name]`` per unit of work in every round, on
+    ``cores`` cores."""
 
     def time_rounds(contenders, n_rounds, **kwargs):  # noqa: ARG001 - same signature
+        times = timing.Rounds(c.name for c in contenders)
         for contender in contenders:
             contender.run()
-        return {c.name: [seconds[c.name]] * rounds for c in contenders}
+            times[contender.name] = [seconds[contender.name]] * rounds
+            times.cores[contender.name] = [cores] * rounds
+        return times
 
     return time_rounds
 
@@ -148,9 +153,11 @@ def script(monkeypatch, name: str):
     return importlib.import_module(name)
 
 
-def run_script(timing, monkeypatch, name: str, argv: list[str], seconds: dict[str, float]) -> int:
+def run_script(
+    timing, monkeypatch, name: str, argv: list[str], seconds: dict[str, float], cores: float = 1.0
+) -> int:
     module = script(monkeypatch, name)
-    monkeypatch.setattr(module, "time_rounds", fake_rounds(seconds))
+    monkeypatch.setattr(module, "time_rounds", fake_rounds(timing, seconds, cores))
     monkeypatch.setattr(sys, "argv", [name, *argv])
     return module.main()
 
@@ -169,14 +176,18 @@ def test_bench_masks_exit_status(timing, monkeypatch, capsys, naive_seconds, sta
     assert ("MISSES the 20x target" in out) == bool(status)
 
 
-@pytest.mark.parametrize(("floor_seconds", "status"), [(0.7, 0), (0.5, 1)])
-def test_bench_dropout_exit_status(timing, monkeypatch, capsys, floor_seconds, status):
+@pytest.mark.parametrize(
+    ("floor_seconds", "cores", "status"), [(0.7, 2.0, 0), (0.5, 2.0, 1), (0.7, 0.5, 0)]
+)
+def test_bench_dropout_exit_status(timing, monkeypatch, capsys, floor_seconds, cores, status):
     # 4x the naive loop (meets 3x); 0.7x the floor meets 0.6x, 0.5x misses it.
     seconds = {"simlab": 1.0, "naive": 4.0, "floor": floor_seconds}
-    args = ["--samples", "2000", "--chunk-size", "1000", "--workers", "1"]
-    assert run_script(timing, monkeypatch, "bench_dropout", args, seconds) == status
+    args = ["--samples", "2000", "--chunk-size", "1000", "--workers", "2"]
+    assert run_script(timing, monkeypatch, "bench_dropout", args, seconds, cores) == status
     out = capsys.readouterr().out
     assert "simlab / naive loop: 4.00x" in out and "var_after" in out
+    # two workers that got half a core between them: the busy machine is named
+    assert ("ran on 0.50 cores for its 2 workers" in out) == (cores < 1.5)
 
 
 @pytest.mark.parametrize(
