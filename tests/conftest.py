@@ -29,3 +29,28 @@ class Simlab:
 def simlab(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return Simlab(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def quick_check(tmp_path_factory):
+    """One real ``simlab check --budget quick`` (seed 3, no figures) in an 80-column log:
+    (results.json as a dict, what it printed on stderr). Shared: it takes a few seconds."""
+    folder = tmp_path_factory.mktemp("quick_check")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "check",
+            "--budget",
+            "quick",
+            "--seed",
+            "3",
+            "--no-plots",
+            "--json",
+            "--out",
+            str(folder / "run"),
+        ],
+        env={"COLUMNS": "80"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout), result.stderr
