@@ -28,6 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from simlab import params
 from simlab.errors import SimlabInputError
 from simlab.experiments import REGISTRY
 from simlab.experiments.base import Experiment
@@ -42,8 +43,9 @@ _RUN_OPTION_NAMES = {p.name for p in RUN_OPTIONS}
 
 
 def option_name(key: str) -> str:
-    """How the command line names a parameter or run option (``--p``, ``--target-se``)."""
-    return f"--{key.replace('_', '-')}" if key in _RUN_OPTION_NAMES else f"--{key}"
+    """How the command line names a parameter or run option (``--p``, ``--sigma-x``,
+    ``--target-se``): kebab-case, as ``--help`` shows it."""
+    return params.option_name(key)
 
 
 def _experiment(name: str | Experiment) -> Experiment:

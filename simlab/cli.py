@@ -26,9 +26,9 @@ try:  # NumPy, SciPy and matplotlib load here: Ctrl-C meanwhile ends quietly, no
     from simlab.execute import execute
     from simlab.experiments import REGISTRY
     from simlab.experiments.base import Experiment
+    from simlab.params import Param, count_text
     from simlab.runspec import RUN_OPTIONS
     from simlab.simulate import ExperimentRun
-    from simlab.verdicts.checks import DEFAULT_RESOLUTION
 except KeyboardInterrupt as _exc:
     sys.stderr.write("simlab: interrupted\n")
     raise SystemExit(interrupts.exit_status(_exc)) from None
@@ -48,21 +48,107 @@ def _formats(value: str) -> tuple[str, ...]:
     return items
 
 
+def _help(
+    p: Param, default: str | None = None, sweep: bool = False, text: str | None = None
+) -> str:
+    """An option's help: what it is (``text``, else the parameter's own words), then
+    ``[default: ...; what is allowed; how to sweep]``."""
+    shown = default if default is not None else p.default_text()
+    parts = ([f"default: {shown}"] if shown else []) + [p.allowed()]
+    if sweep:
+        parts.append(p.sweep_syntax)
+    return f"{p.help if text is None else text} [{'; '.join(parts)}]"
+
+
+#: the run options by name (``--seed`` and ``--workers`` read the same in every command)
+RUN = {p.name: p for p in RUN_OPTIONS}
+
+
+def typed_option(p: Param, help: str | None = None) -> Callable:
+    """An option read as ``p`` reads it (its value is checked by :func:`value_of`): the same
+    metavar and the same ``[default: ...; allowed]`` in every command."""
+    text = _help(p, text=help)
+    return click.option(p.option, p.name, default=None, metavar=p.metavar, help=text)
+
+
+def value_of(p: Param, raw: str | None, default: Any = None) -> Any:
+    """The value of a :func:`typed_option`, checked (``default`` when it was not given)."""
+    return default if raw is None else p.convert_one(raw, p.option)
+
+
+def budget_option(help: str) -> Callable:
+    """``--budget``: how many samples each check of the course takes."""
+    return click.option(
+        "--budget",
+        type=click.Choice(BUDGETS),
+        default="quick",
+        metavar="NAME",
+        help=f"{help} [default: quick; one of {', '.join(BUDGETS)}]",
+    )
+
+
+#: calibrate's own numbers, read and shown as every other option's
+CALIBRATE = {
+    p.name: p
+    for p in (
+        Param("seeds", "int", 20, "Independent reruns of the course.", low=1, sweep=False),
+        Param(
+            "first_seed",
+            "int",
+            1,
+            "Root seed of the first rerun: the reruns use first-seed, first-seed + 1, ... "
+            "(calibrations over ranges that do not overlap are independent).",
+            low=0,
+            sweep=False,
+        ),
+        Param(
+            "alpha",
+            "float",
+            0.001,
+            "The declared family-wise error rate.",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            high_open=True,
+            sweep=False,
+        ),
+        Param(
+            "alpha_wide",
+            "float",
+            0.05,
+            "A larger rate at which false alarms are frequent enough to measure.",
+            low=0.0,
+            high=1.0,
+            low_open=True,
+            high_open=True,
+            sweep=False,
+        ),
+    )
+}
+
+
 def output_options(func: Callable) -> Callable:
     """Options that say where and how results are shown, shared by every running command."""
-    options = [
+    for option in reversed(_output_options()):
+        func = option(func)
+    return func
+
+
+def _output_options() -> list[Callable]:
+    return [
         click.option(
             "--out",
             type=click.Path(path_type=Path),
             default=None,
-            help="Run folder (default: outputs/<experiment>/<time>_<id>).",
+            metavar="DIR",
+            help="Run folder [default: outputs/<command>/<time>_<id>].",
         ),
         click.option(
             "--format",
             "formats",
             default="png",
-            show_default=True,
-            help="Figure formats, a comma list of png, svg, pdf.",
+            metavar="LIST",
+            help="Figure formats [default: png; a comma list of png, svg, pdf].",
         ),
         click.option("--no-plots", is_flag=True, help="Do not render figures."),
         click.option("--json", "as_json", is_flag=True, help="Print results.json to stdout."),
@@ -70,14 +156,17 @@ def output_options(func: Callable) -> Callable:
             "--quiet", is_flag=True, help="No progress bar, no table (errors still shown)."
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
 def cluster_options(func: Callable) -> Callable:
     """Where the chunks run: never in config.yaml, since it never changes a number."""
-    options = [
+    for option in reversed(_cluster_options()):
+        func = option(func)
+    return func
+
+
+def _cluster_options() -> list[Callable]:
+    return [
         click.option(
             "--scheduler",
             default=None,
@@ -89,37 +178,74 @@ def cluster_options(func: Callable) -> Callable:
             "--cluster",
             type=click.Choice(["local"]),
             default=None,
-            help="Start a local Dask cluster of worker processes (to try the cluster path).",
+            metavar="NAME",
+            help="Start a local Dask cluster of worker processes, to try the cluster path "
+            "[one of local].",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
 
 
-def _run_option_decorators() -> list[Callable]:
+#: each experiment's --claim example, in its own quantities (a test parses every one)
+CLAIM_EXAMPLES = {
+    "dropout": "var_after='1/(2*(1-p)) - 1/(2*pi)'",
+    "batchnorm stats": "mean_v='(B-1)/B*sigma**2'",
+    "batchnorm grads": "jac_diag='gamma*s*(1 - 1/B - xhat**2/B)'",
+    "batchnorm whiten": "cross_cov='sqrtm(Sigma)'",
+    "kept-units binomial": "pmf='comb(M,k)*(1-p)**k*p**(M-k)'",
+    "kept-units poisson-limit": "pmf='comb(M,k)*(lam/M)**k*(1-lam/M)**(M-k)'",
+    "kept-units thinning": "pmf='exp(-lam*(1-p))*(lam*(1-p))**k/factorial(k)'",
+    "propagation signal": "q='c*sigma_x**2*(c/2)**(l-1)'",
+    "propagation correlation": "rho='1 - 9*pi**2/(2*l**2)' (the large-l asymptote: rejected)",
+    "propagation grads": "d_hL='ybar - y'",
+}
+
+
+def _claim_help(exp: Experiment) -> str:
+    example = CLAIM_EXAMPLES.get(exp.name)
+    text = "A formula to check (repeatable)"
+    text += f", e.g. {example}." if example else "."
+    if exp.joint_quantities:
+        text += (
+            " It may name the other measured quantities ("
+            + ", ".join(exp.joint_quantities)
+            + "), tested with their joint covariance."
+        )
+    return text + " 'simlab list' shows the names a claim may use."
+
+
+def target_se_help(exp: Experiment) -> str:
+    """``--target-se`` in this experiment's terms: absolute or relative, for which quantities."""
+    targets = {q.name: q.target for q in exp.quantities if q.has_target}
+    base = RUN["target_se"].help
+    if not targets:
+        return f"{base}; no quantity of {exp.name} has a standard error, so it has no effect"
+    relative = [name for name, how in targets.items() if how == "relative"]
+    absolute = [name for name, how in targets.items() if how != "relative"]
+    if not relative:
+        return f"{base}; absolute here: the standard error itself"
+    if not absolute:
+        return f"{base}; relative here: the standard error over |estimate|"
+    return (
+        f"{base}; relative (standard error over |estimate|) for {', '.join(relative)}, "
+        f"absolute for {', '.join(absolute)}"
+    )
+
+
+def _run_option_decorators(exp: Experiment) -> list[Callable]:
+    """The run options of an experiment's command, with this experiment's defaults."""
+    defaults = {
+        "samples": count_text(exp.default_samples),
+        "chunk_size": count_text(exp.default_chunk_size),
+    }
     decorators = []
     for p in RUN_OPTIONS:
+        help = target_se_help(exp) if p.name == "target_se" else p.help
+        text = _help(p, defaults.get(p.name), text=help)
         decorators.append(
-            click.option(
-                f"--{p.name.replace('_', '-')}",
-                p.name,
-                default=None,
-                metavar="VALUE",
-                help=f"{p.help} [{p.allowed()}]",
-            )
+            click.option(p.option, p.name, default=None, metavar=p.metavar, help=text)
         )
     decorators.append(
-        click.option(
-            "--claim",
-            "claims",
-            multiple=True,
-            metavar="NAME=EXPR",
-            help="A formula to check, e.g. var_after='1/(2*(1-p)) - 1/(2*pi)' (repeatable). "
-            "In dropout, kept-units binomial and thinning, and batchnorm stats it may name the "
-            "other measured quantities (second_after='second_before/(1-p)'), tested with their "
-            "joint covariance.",
-        )
+        click.option("--claim", "claims", multiple=True, metavar="NAME=EXPR", help=_claim_help(exp))
     )
     decorators.append(
         click.option(
@@ -145,15 +271,7 @@ strict_option = click.option(
 
 def resolution_option(func: Callable) -> Callable:
     """``--resolution`` for the commands that do not take every run option (run, check)."""
-    return click.option(
-        "--resolution",
-        default=None,
-        metavar="VALUE",
-        help="Target resolution: a check passes only if it could see a relative deviation this "
-        f"large (default {DEFAULT_RESOLUTION:g}: the built-in checks meet it at the quick "
-        "budget, bar the Poisson limit's TV below its noise floor); coarser checks read "
-        "undecided.",
-    )(func)
+    return typed_option(RUN["resolution"])(func)
 
 
 def experiment_command(exp: Experiment, name: str) -> click.Command:
@@ -185,20 +303,22 @@ def experiment_command(exp: Experiment, name: str) -> click.Command:
     params: list[click.Parameter] = []
     for p in exp.params:
         if p.kind == "bool":
+            flag = p.option[2:]
+            shown = f"--{flag}" if p.default else f"--no-{flag}"
             params.append(
                 click.Option(
-                    [f"--{p.name}/--no-{p.name}", p.name],
+                    [f"--{flag}/--no-{flag}", p.name],
                     default=None,
-                    help=f"{p.help} [default: {p.default}]",
+                    help=f"{p.help} [default: {shown}]",
                 )
             )
         else:
             params.append(
                 click.Option(
-                    [f"--{p.name}", p.name],
+                    [p.option, p.name],
                     default=None,
-                    metavar="VALUE",
-                    help=f"{p.help} [default: {p.default}; {p.allowed()}; {p.sweep_syntax}]",
+                    metavar=p.metavar,
+                    help=_help(p, sweep=p.sweep),
                 )
             )
     for param, p in zip(params, exp.params, strict=True):
@@ -206,9 +326,10 @@ def experiment_command(exp: Experiment, name: str) -> click.Command:
     command = OnceCommand(
         name, callback=callback, params=params, help=exp.summary, context_settings=CONTEXT
     )
-    for decorate in reversed(_run_option_decorators()):
+    # the run options, then where results go and where chunks run, in the order written
+    for decorate in [*_run_option_decorators(exp), *_output_options(), *_cluster_options()]:
         command = decorate(command)
-    return cluster_options(output_options(command))
+    return command
 
 
 def _finish(code: int) -> None:
@@ -227,6 +348,27 @@ class _OncePerOption:
     A sweep is one comma list (``--p 0.1,0.2``); options meant to repeat (``--claim``) say so
     with ``multiple=True``.
     """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Options are kebab-case; ``--sigma_x`` (the parameter's name in claims and YAML) is
+        read as ``--sigma-x``, and ``--sigma_x=1`` as ``--sigma-x=1``."""
+        names = {
+            name
+            for param in self.get_params(ctx)  # type: ignore[attr-defined]
+            for name in (*param.opts, *param.secondary_opts)
+        }
+        spelled = []
+        for i, arg in enumerate(args):
+            if arg == "--":  # what follows is not an option
+                spelled += args[i:]
+                break
+            if arg.startswith("--") and "_" in arg:
+                name, eq, value = arg.partition("=")
+                kebab = name.replace("_", "-")
+                if name not in names and kebab in names:
+                    arg = kebab + eq + value
+            spelled.append(arg)
+        return super().parse_args(ctx, spelled)  # type: ignore[misc]
 
     def make_parser(self, ctx: click.Context) -> Any:
         parser = super().make_parser(ctx)  # type: ignore[misc]
@@ -350,7 +492,12 @@ class SimlabGroup(_OncePerOption, click.Group):
 @click.version_option(__version__, prog_name="simlab")
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
 def cli(debug: bool) -> None:
-    """simlab: check the theory of deep learning against massive Monte Carlo simulation."""
+    """simlab: check the theory of deep learning against massive Monte Carlo simulation.
+
+    'simlab list' shows every experiment's parameters and quantities. Options are written
+    kebab-case (--sigma-x); the parameter's own name (--sigma_x, as in claims and YAML files)
+    is accepted too.
+    """
     _DEBUG["on"] = debug
 
 
@@ -372,8 +519,8 @@ def _register_experiments() -> None:
 @cli.command("run", context_settings=CONTEXT)
 @click.argument("config", type=click.Path(path_type=Path), required=False)
 @click.argument("overrides", nargs=-1)
-@click.option("--seed", default=None, help="Override the file's seed.")
-@click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
+@typed_option(RUN["seed"], "Root seed, instead of the file's")
+@typed_option(RUN["workers"])
 @click.option(
     "--resume",
     type=click.Path(path_type=Path),
@@ -437,7 +584,13 @@ def run_command(
         return
     if config is None:
         raise SimlabInputError("run: give a CONFIG.yaml file to run, or --resume DIR")
-    specs = file_specs(config, overrides, seed=seed, workers=workers, resolution=resolution)
+    specs = file_specs(
+        config,
+        overrides,
+        seed=value_of(RUN["seed"], seed),
+        workers=value_of(RUN["workers"], workers),
+        resolution=value_of(RUN["resolution"], resolution),
+    )
     label = specs[0].experiment.name if len(specs) == 1 else config.stem
     fmts = _formats(formats)
     with runner_for(scheduler, cluster) as runner:
@@ -456,22 +609,19 @@ def run_command(
 
 
 @cli.command("check", context_settings=CONTEXT)
-@click.option(
-    "--budget",
-    type=click.Choice(BUDGETS),
-    default="quick",
-    show_default=True,
-    help="Samples per check: quick (~30 s here), standard (~2 min), thorough.",
+@budget_option(
+    "Samples per check: quick, then standard and thorough with more. How long each takes on a "
+    "2-core machine: README, 'Set up'."
 )
-@click.option("--seed", type=click.IntRange(min=0), default=None, help="Root seed.")
-@click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
+@typed_option(RUN["seed"], "Root seed of the whole course (in the report: --seed replays it)")
+@typed_option(RUN["workers"])
 @resolution_option
 @strict_option
 @output_options
 @cluster_options
 def check_command(
     budget: str,
-    seed: int | None,
+    seed: str | None,
     workers: str | None,
     scheduler: str | None,
     cluster: str | None,
@@ -488,8 +638,12 @@ def check_command(
     from simlab.engine.seeding import fresh_entropy
 
     # one root seed for the whole course: the report shows it, and --seed with it replays all
+    root = value_of(RUN["seed"], seed)
     specs = budget_specs(
-        budget, fresh_entropy() if seed is None else seed, workers, resolution=resolution
+        budget,
+        fresh_entropy() if root is None else root,
+        value_of(RUN["workers"], workers),
+        resolution=value_of(RUN["resolution"], resolution),
     )
     fmts = _formats(formats)
     with runner_for(scheduler, cluster) as runner:
@@ -509,44 +663,31 @@ def check_command(
 
 
 @cli.command("calibrate", context_settings=CONTEXT)
-@click.option("--budget", type=click.Choice(BUDGETS), default="quick", show_default=True)
-@click.option(
-    "--seeds",
-    type=click.IntRange(min=1),
-    default=20,
-    show_default=True,
-    help="Independent reruns of the course.",
+@budget_option(
+    "The course to rerun: each rerun is a 'simlab check' at this budget (standard and "
+    "thorough: more samples per check, more power, longer)."
 )
-@click.option("--first-seed", type=click.IntRange(min=0), default=1, show_default=True)
-@click.option(
-    "--alpha",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.001,
-    show_default=True,
-    help="The declared family-wise error rate.",
-)
-@click.option(
-    "--alpha-wide",
-    type=click.FloatRange(0, 1, min_open=True, max_open=True),
-    default=0.05,
-    show_default=True,
-    help="A larger rate at which false alarms are frequent enough to measure.",
-)
+@typed_option(CALIBRATE["seeds"])
+@typed_option(CALIBRATE["first_seed"])
+@typed_option(CALIBRATE["alpha"])
+@typed_option(CALIBRATE["alpha_wide"])
 @click.option(
     "--only",
     type=click.Choice(["correct", "wrong"]),
     default=None,
-    help="Measure only false alarms on the correct claims, or only power against wrong ones.",
+    metavar="NAME",
+    help="Measure only false alarms on the correct claims, or only power against wrong ones "
+    "[default: both; one of correct, wrong].",
 )
-@click.option("--workers", default=None, help="Worker threads (never changes the numbers).")
+@typed_option(RUN["workers"])
 @output_options
 @cluster_options
 def calibrate_command(
     budget: str,
-    seeds: int,
-    first_seed: int,
-    alpha: float,
-    alpha_wide: float,
+    seeds: str | None,
+    first_seed: str | None,
+    alpha: str | None,
+    alpha_wide: str | None,
     only: str | None,
     workers: str | None,
     scheduler: str | None,
@@ -565,6 +706,12 @@ def calibrate_command(
     from simlab.engine.progress import get_progress
     from simlab.output import RunFolder, versions
 
+    n_seeds, first = (
+        value_of(CALIBRATE[k], v, CALIBRATE[k].default)
+        for k, v in (("seeds", seeds), ("first_seed", first_seed))
+    )
+    alpha_value = value_of(CALIBRATE["alpha"], alpha, CALIBRATE["alpha"].default)
+    wide = value_of(CALIBRATE["alpha_wide"], alpha_wide, CALIBRATE["alpha_wide"].default)
     fmts = _formats(formats)
     folder = RunFolder("calibrate", out).open()  # the destination is checked before any work
     engine: dict[str, Any] = {}
@@ -573,9 +720,9 @@ def calibrate_command(
         with runner_for(scheduler, cluster) as runner, get_progress(not quiet) as progress:
             cal = calibrate(
                 budget,
-                list(range(first_seed, first_seed + seeds)),
-                alpha,
-                alpha_wide,
+                list(range(first, first + n_seeds)),
+                alpha_value,
+                wide,
                 workers,
                 progress,
                 parts=(only,) if only else ("correct", "wrong"),
@@ -684,7 +831,9 @@ class _Interrupted(Exception):
 
 
 @cli.command("report", context_settings=CONTEXT)
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path), metavar="RUN_DIR..."
+)
 @click.option(
     "-o",
     "--output",
@@ -693,7 +842,7 @@ class _Interrupted(Exception):
     default=None,
     help="The HTML file to write (default: report.html in the only RUN_DIR).",
 )
-@click.option("--title", default=None, help="The page title.")
+@click.option("--title", default=None, metavar="TEXT", help="The page title.")
 def report_command(run_dirs: tuple[Path, ...], output: Path | None, title: str | None) -> None:
     """Write one self-contained HTML report (figures embedded) for one or more run folders."""
     from simlab.report import write_report
@@ -708,33 +857,68 @@ def report_command(run_dirs: tuple[Path, ...], output: Path | None, title: str |
 
 @cli.command("list", context_settings=CONTEXT)
 def list_command() -> None:
-    """Experiments, their parameters (defaults, allowed values) and quantities."""
+    """Experiments: parameters (defaults, allowed values), run defaults, and quantities (what
+    they mean, the built-in prediction, how --target-se reads for each)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from simlab.verdicts.claims import BASE_FUNCTIONS
+
     console = Console()
     for name, exp in REGISTRY.items():
-        table = Table(title=f"simlab {name} — {exp.summary}", title_justify="left")
+        table = Table(title=f"simlab {name} — {escape(exp.summary)}", title_justify="left")
         table.add_column("parameter")
         table.add_column("default")
         table.add_column("allowed")
         table.add_column("meaning")
         for p in exp.params:
-            table.add_row(p.name, escape(str(p.default)), escape(p.allowed()), escape(p.help))
+            shown = p.default_text()
+            table.add_row(
+                p.name if p.option == f"--{p.name}" else f"{p.name} ({p.option})",
+                escape(shown) if shown is not None else "[dim]unset[/]",
+                escape(p.allowed()),
+                escape(p.help),
+            )
         console.print(table)
+        console.print(
+            f"  by default: --samples {count_text(exp.default_samples)} per point, "
+            f"--chunk-size {count_text(exp.default_chunk_size)}, "
+            f"--alpha {RUN['alpha'].default_text()}, "
+            f"--resolution {RUN['resolution'].default_text()}"
+        )
         quantities = Table(show_header=True, title_justify="left")
         quantities.add_column("quantity")
         quantities.add_column("kind")
+        quantities.add_column("--target-se")
         quantities.add_column("meaning")
+        quantities.add_column("built-in prediction")
         for q in exp.quantities:
-            quantities.add_row(q.name, q.kind, escape(q.description))
+            quantities.add_row(
+                q.name,
+                q.kind,
+                (
+                    f"{q.target} ({'SE' if q.target == 'absolute' else 'SE/|estimate|'})"
+                    if q.has_target
+                    else "—"
+                ),
+                escape(q.description),
+                escape(exp.formulas.get(q.name, "—")),
+            )
         console.print(quantities)
+        names = [*exp.claim_names, *exp.claim_functions]
+        if exp.joint_quantities:
+            names.append("the measured " + ", ".join(exp.joint_quantities))
+        console.print(
+            "  a claim QUANTITY=EXPRESSION may use the numeric parameters, pi, e and the "
+            "functions below" + (f"; here also {escape(', '.join(names))}" if names else "") + "\n"
+        )
+    console.print("Functions in claims: " + ", ".join(BASE_FUNCTIONS))
     console.print(
-        "Run options for every experiment: "
-        + ", ".join(f"--{p.name.replace('_', '-')}" for p in RUN_OPTIONS)
+        "Run options of every experiment: "
+        + ", ".join(p.option for p in RUN_OPTIONS)
         + ", --claim, --claim-false, --strict, --out, --format, "
-        "--json, --quiet, --no-plots, --scheduler, --cluster"
+        "--json, --quiet, --no-plots, --scheduler, --cluster ('simlab EXPERIMENT --help')"
     )
 
 

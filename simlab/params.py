@@ -133,8 +133,32 @@ class Param:
     high_open: bool = False
     choices: tuple[str, ...] = ()
     sweep: bool = True
+    #: the default in words, where it is not a value (``one per core``, ``fresh entropy``)
+    default_words: str = ""
     #: how a sweep is written on the command line, for the option's help
     sweep_syntax: ClassVar[str] = "a comma list sweeps"
+
+    @property
+    def option(self) -> str:
+        """The command-line option: kebab-case (``--sigma-x``; ``--sigma_x`` is accepted too)."""
+        return option_name(self.name)
+
+    @property
+    def metavar(self) -> str:
+        """What ``--help`` shows after the option, one word per kind of value."""
+        return METAVARS.get(self.kind, "VALUE")
+
+    def default_text(self) -> str | None:
+        """The default as it is written on the command line (``0.5``, ``relu,tanh``, ``2e5``),
+        or in words; None when there is nothing to show (the option is unset by default)."""
+        if self.default_words:
+            return self.default_words
+        value = self.default
+        if value is None or value == "":
+            return None
+        if isinstance(value, list | tuple):  # a sweep; of lists of widths, ';' separates them
+            return (";" if self.kind == "widths" else ",").join(value_text(v) for v in value)
+        return value_text(value)
 
     def allowed(self) -> str:
         """What values are allowed, in words."""
@@ -221,6 +245,33 @@ class Param:
                 f"{where}: an empty list is not allowed; give at least one value"
             )
         return [self.convert_one(item, where) for item in items]
+
+
+#: the metavar ``--help`` shows for each kind of value, the same in every command
+METAVARS = {"int": "INT", "float": "NUMBER", "choice": "NAME", "widths": "LIST", "bool": ""}
+
+
+def option_name(name: str) -> str:
+    """``sigma_x`` -> ``--sigma-x``: options are kebab-case; the names in claims, YAML keys and
+    Python keywords stay ``sigma_x``."""
+    return "--" + name.replace("_", "-")
+
+
+def value_text(value: Any) -> str:
+    """A value as a person types it: ``0.5``, ``1e-05``, ``true``, ``kaiming``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def count_text(n: int) -> str:
+    """A count of samples as it is written on the command line: ``2e5`` for a round count of
+    10,000 or more (``--samples 1e6`` is accepted), else its digits."""
+    digits = str(n).rstrip("0")
+    zeros = len(str(n)) - len(digits)
+    return f"{digits}e{zeros}" if n >= 10_000 and len(digits) == 1 else str(n)
 
 
 def count(name: str, default: int, help: str, low: int = 1) -> Param:

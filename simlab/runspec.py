@@ -38,31 +38,41 @@ RUN_OPTIONS: tuple[Param, ...] = (
         "samples",
         "int",
         0,
-        "number of independent samples per sweep point (1e6 is fine; a standard error needs 2)",
+        "independent samples per sweep point (1e6 is fine; a standard error needs 2)",
         low=2,
         high=10**15,
         sweep=False,
+        default_words="the experiment's",
     ),
     Param(
         "seed",
         "int",
         None,
-        "root seed (default: fresh entropy, recorded in config.yaml)",
+        "root seed (recorded in config.yaml: the same seed replays the run)",
         low=0,
         sweep=False,
+        default_words="fresh entropy",
     ),
     # Upper bounds: more threads than this only thrash (and thousands of them exhausted memory).
     Param(
-        "workers", "int", 0, "worker threads (default: one per core)", low=1, high=256, sweep=False
+        "workers",
+        "int",
+        0,
+        "worker threads (never changes the numbers)",
+        low=1,
+        high=256,
+        sweep=False,
+        default_words="one per core",
     ),
     Param(
         "chunk_size",
         "int",
         0,
-        "samples per chunk (default: the experiment's)",
+        "samples per chunk (each chunk has its own random stream)",
         low=1,
         high=10**7,
         sweep=False,
+        default_words="the experiment's",
     ),
     Param(
         "alpha",
@@ -79,10 +89,10 @@ RUN_OPTIONS: tuple[Param, ...] = (
         "resolution",
         "float",
         DEFAULT_RESOLUTION,
-        f"target resolution: a check passes only if it could see a relative deviation this "
-        f"large (90% power); coarser checks read undecided, with the samples that would decide "
-        f"(default {DEFAULT_RESOLUTION:g}: the built-in checks meet it at the quick budget, bar "
-        f"the Poisson limit's TV below its noise floor)",
+        "target resolution: a check passes only if it could see a relative deviation this "
+        "large (90% power); coarser checks read undecided, with the samples that would decide "
+        "(the built-in checks meet the default at the quick budget, bar the Poisson limit's TV "
+        "below its noise floor)",
         low=0.0,
         low_open=True,
         sweep=False,
@@ -95,6 +105,7 @@ RUN_OPTIONS: tuple[Param, ...] = (
         low=0.0,
         low_open=True,
         sweep=False,
+        default_words="off",
     ),
 )
 _RUN_OPTION_NAMES = {p.name for p in RUN_OPTIONS}

@@ -131,8 +131,8 @@ BAD = [
     (("signal", "--init", "he"), "--init"),
     (("signal", "--L", "5", "--widths", "5,4,6"), "does not fit L = 5"),
     (("signal", "--widths", "5,-4"), "--widths"),
-    (("signal", "--sigma_x", "-1"), "--sigma_x"),
-    (("signal", "--sigma_b", "-0.5"), "--sigma_b"),
+    (("signal", "--sigma-x", "-1"), "--sigma-x"),
+    (("signal", "--sigma_b", "-0.5"), "--sigma-b"),  # the parameter's name: an alias
     (("signal", "--init", "gain"), "--gain"),
     (("correlation", "--rho0", "1.5"), "--rho0"),
     (("correlation", "--rho0", "-1.01"), "--rho0"),
@@ -184,6 +184,6 @@ def test_config_file_runs_with_small_overrides(simlab, tmp_path):
 
 def test_help_says_how_each_option_sweeps(simlab):
     text = " ".join(simlab("propagation", "signal", "--help").stdout.split())
-    widths = text.split("--widths VALUE")[1].split("--init VALUE")[0]
+    widths = text.split("--widths LIST")[1].split("--init NAME")[0]
     assert "';' separates a sweep of lists" in widths and "a comma list sweeps" not in widths
-    assert "a comma list sweeps" in text.split("--width VALUE")[1].split("--widths VALUE")[0]
+    assert "a comma list sweeps" in text.split("--width INT")[1].split("--widths LIST")[0]

@@ -69,7 +69,7 @@ def test_claims_that_cannot_evaluate_are_refused_before_any_work(simlab, args, m
     ("args", "message"),
     [
         (["dropout", "--samples", "1"], "expected an integer in [2,"),
-        (["dropout", "--sigma_x", "1e-37"], "--sigma_x: '1e-37' is not allowed"),
+        (["dropout", "--sigma_x", "1e-37"], "--sigma-x: '1e-37' is not allowed"),
         (["dropout", "--bias", "1e308"], "--bias: '1e308' is not allowed"),
         (["propagation", "signal", "--sigma_x", "1e-300"], "expected a number in [1e-12, 1e+12]"),
         (["propagation", "signal", "--sigma_b", "1e300"], "expected a number in [0, 1e+12]"),
