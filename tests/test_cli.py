@@ -166,17 +166,16 @@ def test_debug_shows_the_traceback(simlab):
         simlab("--debug", "dropout", "--p", "7")
 
 
-def test_check_runs_every_builtin_claim_at_the_quick_budget(simlab):
+def test_check_runs_every_builtin_claim_at_the_quick_budget(quick_check):
     from simlab.experiments import REGISTRY
 
-    result = simlab("check", "--budget", "quick", "--seed", "3", "--no-plots", "--quiet", "--json")
-    doc = json.loads(result.stdout)
+    doc, _ = quick_check  # simlab check --budget quick --seed 3 --no-plots (exit status 0)
     unexpected = [
         c["id"]
         for c in doc["checks"]
         if c["expected"] != "either" and c["verdict"] not in (c["expected"], "undecided")
     ]
-    assert result.exit_code == 0 and unexpected == [], unexpected
+    assert unexpected == [], unexpected
     # only the Poisson limit's TV below its noise floor is undecided at the quick budget
     undecided = {c["id"].split("[")[0] for c in doc["checks"] if c["verdict"] == "undecided"}
     assert undecided <= {"kept-units poisson-limit/tv"}
