@@ -216,8 +216,8 @@ def _set(entry: dict[str, Any], keys: list[str], value: Any) -> None:
         if not isinstance(claims, dict):
             raise SimlabInputError("override claims.*: the file's claims is not a mapping")
         claims[keys[1]] = value
-    elif len(keys) == 1:
-        entry[keys[0]] = value
+    elif len(keys) == 1:  # sigma-x=2 sets sigma_x, as the option --sigma-x does
+        entry[keys[0] if keys[0] == "name" else keys[0].replace("-", "_")] = value
     else:
         raise SimlabInputError(f"override {show_text('.'.join(keys))}: unknown key")
 
@@ -294,6 +294,29 @@ def _claims_of(entry: dict[str, Any], where: Callable[[str], str]) -> list[Claim
     return texts
 
 
+def _where(prefix: str) -> Callable[[Any], str]:
+    """How messages name a key of one entry: ``file.yaml: NAME.key`` (or ``file.yaml: key``)."""
+
+    def where(key: Any) -> str:
+        return f"{prefix}{show_text(str(key))}"
+
+    return where
+
+
+def _python_keys(entry: dict[str, Any], where: Callable[[str], str]) -> dict[str, Any]:
+    """Keys as the parameters name them: ``sigma-x`` (the option's spelling) reads ``sigma_x``;
+    the same key in both spellings is an error, not a silent last-wins."""
+    out: dict[str, Any] = {}
+    for key, value in entry.items():
+        name = key.replace("-", "_") if isinstance(key, str) and key != "name" else key
+        if name in out:
+            raise SimlabInputError(
+                f"{where(name)}: given twice ({show_text(name)} and {show_text(key)}); give it once"
+            )
+        out[name] = value
+    return out
+
+
 def _check_keys(entry: dict[str, Any], experiment: Any, where: Callable[[str], str]) -> None:
     """Unknown keys and null values, named in one short line before any other work."""
     params = {p.name: p for p in (*experiment.params, *RUN_OPTIONS)}
@@ -304,9 +327,11 @@ def _check_keys(entry: dict[str, Any], experiment: Any, where: Callable[[str], s
                 f"{where(key)}: unknown key; allowed: {', '.join(sorted(params))}"
             )
         if value is None and param.default is not None:
+            default = param.default_text()
             raise SimlabInputError(
                 f"{where(key)}: null (an empty value) is not allowed; give "
-                f"{param.allowed()}, or leave the key out for the default ({param.default})"
+                f"{param.allowed()}, or leave the key out"
+                + (f" for the default ({default})" if default else "")
             )
 
 
@@ -339,14 +364,19 @@ def load_run_data(
         entries = [{**shared, **e} for e in entries]
     else:
         entries = [dict(data)]
+    names = [_entry_name(e) for e in entries]
+    wheres = []
+    for i in range(len(entries)):
+        # an entry is named as overrides name it (NAME.key=value), with its place when two
+        # entries share a name
+        label = show_text(names[i]) or f"experiments[{i}]"
+        if names.count(names[i]) > 1:
+            label += f" (entry {i + 1})"
+        wheres.append(_where(f"{shown}: {label}." if multi else f"{shown}: "))
+    entries = [_python_keys(e, where) for e, where in zip(entries, wheres, strict=True)]
     apply_overrides(entries, overrides, multi)
     specs = []
-    for i, entry in enumerate(entries):
-        prefix = f"{shown}: experiments[{i}]." if multi else f"{shown}: "
-
-        def where(key: Any, prefix: str = prefix) -> str:
-            return f"{prefix}{show_text(str(key))}"
-
+    for entry, where in zip(entries, wheres, strict=True):
         name = entry.pop("experiment", None)
         entry.pop("name", None)
         if name is None:

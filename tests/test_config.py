@@ -217,7 +217,7 @@ def test_aliases_within_bounds_and_merge_keys_still_work(simlab, tmp_path):
     )
     result = simlab("run", str(path), "--out", "r", "--quiet", "--no-plots")
     # 'small' is not a key of dropout: merge keys work, and the holder is refused by name
-    assert result.exit_code == 2 and "experiments[0].small: unknown key" in result.stderr
+    assert result.exit_code == 2 and "shared.yaml: a.small: unknown key" in result.stderr
     path.write_text(
         "seed: 3\nsamples: 2000\nexperiments:\n"
         "  - &one {experiment: dropout, name: a, N: 8, M: 4, p: &ps [0.2, 0.4]}\n"
@@ -241,3 +241,46 @@ def test_a_null_is_allowed_where_the_default_is_unset(simlab, config, tmp_path):
     assert result.exit_code == 0, result.stderr
     seed = json.loads((tmp_path / "r" / "results.json").read_text())["seed"]
     assert isinstance(seed, int) and seed > 2**64
+
+
+def test_an_error_in_a_file_of_several_experiments_names_the_experiment(simlab, tmp_path):
+    path = tmp_path / "two.yaml"
+    path.write_text(
+        "seed: 3\nsamples: 2000\nexperiments:\n"
+        "  - {experiment: dropout, N: 8, M: 4}\n"
+        "  - {experiment: kept-units binomial, name: counts, M: 20}\n"
+    )
+    result = simlab("run", str(path), "counts.p=1.5", "--quiet", "--no-plots")
+    assert result.exit_code == 2
+    assert "two.yaml: counts.p: 1.5 is not allowed" in result.stderr, result.stderr
+    assert "experiments[" not in result.stderr
+    result = simlab("run", str(path), "dropout.p=-1", "--quiet", "--no-plots")
+    assert "two.yaml: dropout.p:" in result.stderr
+    # two entries of one name: which one, by its place
+    path.write_text(
+        "seed: 3\nsamples: 2000\nexperiments:\n"
+        "  - {experiment: dropout, N: 8, M: 4}\n"
+        "  - {experiment: dropout, N: 8, M: 40}\n"
+    )
+    result = simlab("run", str(path), "--quiet", "--no-plots")
+    assert result.exit_code == 2 and "two.yaml: dropout (entry 2).M: 40" in result.stderr
+
+
+def test_keys_may_be_spelled_as_options_too(simlab, tmp_path):
+    path = tmp_path / "kebab.yaml"
+    path.write_text("experiment: dropout\nseed: 3\nsamples: 2000\nN: 8\nM: 4\nsigma-x: 2\n")
+    result = simlab("run", str(path), "chunk-size=500", "--out", "r", "--quiet", "--no-plots")
+    assert result.exit_code == 0, result.stderr
+    config = (tmp_path / "r" / "config.yaml").read_text()
+    assert "sigma_x: 2" in config and "chunk_size: 500" in config  # recorded as sigma_x
+    result = simlab("run", str(path), "sigma_x=3", "--out", "r2", "--quiet", "--no-plots")
+    assert result.exit_code == 0 and "sigma_x: 3" in (tmp_path / "r2" / "config.yaml").read_text()
+    path.write_text("experiment: dropout\nsigma-x: 2\nsigma_x: 3\n")
+    result = simlab("run", str(path))
+    assert result.exit_code == 2 and "sigma_x: given twice" in result.stderr
+
+
+def test_the_shipped_configs_cite_no_document_the_user_does_not_have():
+    for path in (Path(__file__).parents[1] / "configs").glob("*.yaml"):
+        text = path.read_text()
+        assert "SPEC" not in text and "spec " not in text.lower(), path
