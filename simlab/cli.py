@@ -840,19 +840,27 @@ class _Interrupted(Exception):
     "output",
     type=click.Path(path_type=Path),
     default=None,
-    help="The HTML file to write (default: report.html in the only RUN_DIR).",
+    metavar="FILE",
+    help="The HTML file to write [default: with one RUN_DIR, a new file beside the run's own "
+    "report: RUN_DIR/report_2.html, report_3.html, ...; the run's report.html is never "
+    "overwritten].",
 )
-@click.option("--title", default=None, metavar="TEXT", help="The page title.")
+@click.option(
+    "--title",
+    default=None,
+    metavar="TEXT",
+    help="The page title [default: with one RUN_DIR, the run's own title, e.g. simlab check "
+    "--budget quick; else simlab report].",
+)
 def report_command(run_dirs: tuple[Path, ...], output: Path | None, title: str | None) -> None:
     """Write one self-contained HTML report (figures embedded) for one or more run folders."""
-    from simlab.report import write_report
+    from simlab.report import report_destination, run_title, write_report
 
-    if output is None:
-        if len(run_dirs) != 1:
-            raise SimlabInputError("-o: required when more than one RUN_DIR is given")
-        output = run_dirs[0] / "report.html"
-    path = write_report(list(run_dirs), output, title)
-    click.echo(f"report: {path}", err=True)
+    destination = report_destination(list(run_dirs), output)
+    if title is None and len(run_dirs) == 1:
+        title = run_title(run_dirs[0])
+    path = write_report(list(run_dirs), destination, title)
+    click.echo(f"report: {printable(path)}", err=True)
 
 
 @cli.command("list", context_settings=CONTEXT)

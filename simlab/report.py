@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -131,7 +132,11 @@ def render_html(
     One section per experiment (topic): its checks, then its figures under their claims.
     """
     docs = [(Path(d), _load(Path(d))) for d in run_dirs]
-    names = shown_as or [str(d) for d in run_dirs]
+    # a page is read elsewhere: an absolute path would only show this machine's folders
+    names = [
+        Path(n).name if Path(n).is_absolute() else n
+        for n in (shown_as or [str(d) for d in run_dirs])
+    ]
     checks = [c for _, doc in docs for c in doc.get("checks", [])]
     counts = fmt.counts(checks)
     unexpected = counts["unexpected"]
@@ -209,3 +214,43 @@ def write_report(
     out = Path(out)
     out.write_text(render_html(run_dirs, title, shown_as))
     return out
+
+
+#: the report a run writes into its own folder (``simlab report`` never overwrites it)
+RUN_REPORT = "report.html"
+_TITLE = re.compile(r"<title>(.*?)</title>", re.S)
+
+
+def run_title(run_dir: Path) -> str | None:
+    """The title the run gave its own report (``simlab check --budget quick``), if it has one."""
+    try:
+        with open(Path(run_dir) / RUN_REPORT, encoding="utf-8", errors="replace") as fh:
+            head = fh.read(4096)  # the title is in the page's head
+    except OSError:
+        return None
+    match = _TITLE.search(head)
+    if match is None:
+        return None
+    return html.unescape(match.group(1)).strip() or None
+
+
+def report_destination(run_dirs: list[Path], output: Path | None) -> Path:
+    """Where ``simlab report`` writes: ``output``, else a new file beside the only run's own
+    report (``report_2.html``, ``report_3.html``, ...). Never a run's own report.html."""
+    if output is None:
+        if len(run_dirs) != 1:
+            raise SimlabInputError("-o: required when more than one RUN_DIR is given")
+        folder = Path(run_dirs[0])
+        n = 2
+        while (folder / f"report_{n}.html").exists():
+            n += 1
+        return folder / f"report_{n}.html"
+    output = Path(output)
+    for run_dir in run_dirs:
+        own = Path(run_dir) / RUN_REPORT
+        if output.exists() and own.exists() and output.resolve() == own.resolve():
+            raise SimlabInputError(
+                f"-o: {str(output)!r} is the run's own report; it is kept as the run wrote it "
+                "(give another file, or leave -o out for one beside it)"
+            )
+    return output

@@ -115,3 +115,23 @@ def test_the_report_needs_only_the_run_folder(simlab, monkeypatch):
     page = (out / "again.html").read_text()
     assert "Moments of h = relu(z) before and after inverted dropout" in page
     assert "Moments of ReLU units before and after (inverted) dropout." in page
+
+
+def test_report_of_one_run_keeps_its_report_and_its_title(simlab, tmp_path):
+    small = ("--samples", "3000", "--N", "8", "--M", "4", "--quiet", "--no-plots")
+    run = tmp_path / "run"
+    assert simlab("dropout", *small, "--out", str(run)).exit_code == 0
+    own = (run / "report.html").read_bytes()
+    # the run's own title, its path shown as the folder's name only (no machine path)
+    assert b"<title>simlab dropout</title>" in own and str(tmp_path).encode() not in own
+    result = simlab("report", str(run))
+    assert result.exit_code == 0, result.stderr
+    assert (run / "report.html").read_bytes() == own  # not overwritten
+    again = (run / "report_2.html").read_text()
+    assert "<title>simlab dropout</title>" in again and str(tmp_path) not in again
+    assert simlab("report", str(run)).exit_code == 0 and (run / "report_3.html").exists()
+    assert simlab("report", str(run), "-o", "mine.html", "--title", "x").exit_code == 0
+    assert "<title>x</title>" in (tmp_path / "mine.html").read_text()
+    refused = simlab("report", str(run), "-o", str(run / "report.html"))
+    assert refused.exit_code == 2 and "the run's own report" in refused.stderr
+    assert (run / "report.html").read_bytes() == own
