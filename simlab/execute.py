@@ -345,6 +345,10 @@ def _simulate_all(
         if resume is not None:
             folder.supersedes = resume.folder  # the new folder holds all it had, from now on
         with get_progress(not quiet) as progress:
+            points = [len(spec.points()) for spec in specs]
+            progress.plan(
+                sum(points), sum(n * s.samples for n, s in zip(points, specs, strict=True))
+            )
             for index, spec in enumerate(specs):
                 run = simulate(spec, progress, runner, checkpoint, index)
                 runs.append(run)
