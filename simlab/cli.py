@@ -64,10 +64,10 @@ def _help(
 RUN = {p.name: p for p in RUN_OPTIONS}
 
 
-def typed_option(p: Param, help: str | None = None) -> Callable:
+def typed_option(p: Param, help: str | None = None, default: str | None = None) -> Callable:
     """An option read as ``p`` reads it (its value is checked by :func:`value_of`): the same
     metavar and the same ``[default: ...; allowed]`` in every command."""
-    text = _help(p, text=help)
+    text = _help(p, default, text=help)
     return click.option(p.option, p.name, default=None, metavar=p.metavar, help=text)
 
 
@@ -519,7 +519,7 @@ def _register_experiments() -> None:
 @cli.command("run", context_settings=CONTEXT)
 @click.argument("config", type=click.Path(path_type=Path), required=False)
 @click.argument("overrides", nargs=-1)
-@typed_option(RUN["seed"], "Root seed, instead of the file's")
+@typed_option(RUN["seed"], "Root seed, instead of the file's", default="the file's")
 @typed_option(RUN["workers"])
 @click.option(
     "--resume",
