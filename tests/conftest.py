@@ -28,6 +28,7 @@ class Simlab:
 @pytest.fixture
 def simlab(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("COLUMNS", raising=False)  # a log is 180 columns, whatever the terminal
     return Simlab(tmp_path)
 
 
