@@ -69,7 +69,7 @@ def stderr_console() -> Console:
 #      would decide it);
 #   6. the predicted column goes.
 #
-# Below that (under about 45 columns) the cells fold where they must.
+# Below that (54 columns for a simlab check) rich folds the cells where it must.
 NARROWING = ("compact", "setting under claim", "source", "statistic", "resolution", "predicted")
 
 #: headers in the compact steps
@@ -96,6 +96,8 @@ _GLUE_AFTER = frozenset({"±", "≤", "≥", "<", ">", "≈", "=", "at", "err", 
 #: numbers, identifiers, and any other single character: the pieces a formula breaks between
 _UNITS = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?%?|[A-Za-z_]\w*|\*\*|\S")
 _NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+#: after these a + or - is a number's sign (``(-0.5``, ``**-2``), not an operator
+_BEFORE_SIGN = frozenset({"(", "*", "/", ",", "=", "^", "**"})
 
 
 def _atoms(text: str) -> list[str]:
@@ -117,7 +119,7 @@ def _units(word: str) -> list[str]:
     out: list[str] = []
     for unit in units:
         signed = out and out[-1] in "+-" and _NUMBER.match(unit)
-        if signed and (len(out) == 1 or out[-2] in "(*/,=^e"):
+        if signed and (len(out) == 1 or out[-2] in _BEFORE_SIGN):
             out[-1] += unit
         else:
             out.append(unit)
