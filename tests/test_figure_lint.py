@@ -3,6 +3,9 @@ figure passes."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -11,9 +14,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from simlab.course import budget_raw
 from simlab.experiments import REGISTRY
 from simlab.figure_lint import lint_figure, not_run_settings
 from simlab.plotting import finish_axes, layout_figure, new_figure, simulated_vs_theory
+from simlab.runspec import build_spec
+from simlab.simulate import simulate
 
 
 @pytest.fixture(autouse=True)
@@ -138,3 +144,103 @@ def test_the_settings_not_run_come_from_the_parameter_choices():
     assert "kaiming" not in missing and "xavier" not in missing and "normal" not in missing
     assert "default" not in missing  # "torch_default" keeps its distinctive two parts
     assert not_run_settings(signal, points, names=["dist"]) == ["uniform"]
+
+
+# -- every figure the course draws -----------------------------------------------------------------
+# The lint over every figure of ``simlab check --budget quick`` and of each experiment's default
+# run, drawn in this process from a run with fewer samples (a figure's layout follows the
+# parameters and the sweep, not the sample count).
+#
+# KNOWN_DEFECTS protocol: a figure that fails the lint today is listed here, by stem (both
+# runs) or by "quick/stem" / "default/stem" (one run), with a substring of each problem it
+# has. Its test is a strict xfail: it must fail with those problems and no other (a new kind
+# of problem fails the test outright), and once the figure is fixed its test passes, which a
+# strict xfail reports as a failure: whoever fixes a figure deletes its entries here.
+KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
+    # the legend hides the E[h^2] point at the largest p (issue 14)
+    "quick/dropout_moments": ("panel 'before dropout': legend covers",),
+    # both panels' legends sit on points (NaN-free ones too) (issue 14)
+    "batchnorm_eps": ("legend covers",),
+    "batchnorm_whiten_swap": ("legend covers 1 marker of 'PCA axis",),
+    # the suptitle names LeCun and fan_out (and Xavier) whether or not they ran; the right
+    # column's y axes have no label of their own (issue 14)
+    "propagation_signal_depth": (
+        "which this run did not simulate",
+        "the y axis has tick labels but no label",
+    ),
+    # a single-init run: the suptitle is wider than the one panel's figure (issue 14)
+    "default/propagation_signal_activations": ("is cut off",),
+}
+
+#: the runs whose figures are linted: the quick budget's parameters, and each default
+RUNS = ("quick", "default")
+#: samples per point (at most the run's own): enough for every figure to have its parts (a
+#: convergence trace of several chunks, histograms with their tails), few enough to be quick;
+#: the networks of the propagation family cost the most per sample
+FEW_SAMPLES = 2000
+FEWER_SAMPLES = {"propagation signal": 48, "propagation correlation": 32, "propagation grads": 6}
+LINT_SEED = 11
+
+
+@functools.cache
+def _linted(run: str, name: str) -> dict[str, list[str] | None]:
+    """The lint's problems of each figure of one run (None: these points cannot show it)."""
+    experiment = REGISTRY[name]
+    raw = budget_raw(experiment, "quick") if run == "quick" else {}
+    full = int(raw.get("samples", experiment.default_samples))
+    samples = min(full, FEWER_SAMPLES.get(name, FEW_SAMPLES))
+    # as many chunks as the full run: a convergence trace spans the same decades of samples
+    chunk = int(raw.get("chunk_size", experiment.default_chunk_size))
+    raw.update(samples=samples, chunk_size=max(chunk * samples // full, 1))
+    raw.update(seed=LINT_SEED, workers=1)
+    spec = build_spec(experiment, raw, [], lambda key: f"{run}: {name}.{key}")
+    points = simulate(spec).points
+    not_run = not_run_settings(experiment, points)
+    out: dict[str, list[str] | None] = {}
+    for figure in experiment.figures:
+        fig = figure.render(points)
+        if fig is None:
+            out[figure.stem] = None
+            continue
+        layout_figure(fig)
+        out[figure.stem] = lint_figure(fig, not_run=not_run)
+        plt.close(fig)
+    return out
+
+
+class KnownDefects(AssertionError):
+    """A listed figure failed the lint with exactly the problems listed for it."""
+
+
+def _cases() -> list[Any]:
+    cases = []
+    for run in RUNS:
+        for name, experiment in REGISTRY.items():
+            for figure in experiment.figures:
+                known = KNOWN_DEFECTS.get(f"{run}/{figure.stem}") or KNOWN_DEFECTS.get(
+                    figure.stem, ()
+                )
+                marks = (
+                    [pytest.mark.xfail(strict=True, raises=KnownDefects, reason="; ".join(known))]
+                    if known
+                    else []
+                )
+                cases.append(
+                    pytest.param(
+                        run, name, figure.stem, known, marks=marks, id=f"{run}/{figure.stem}"
+                    )
+                )
+    return cases
+
+
+@pytest.mark.parametrize(("run", "name", "stem", "known"), _cases())
+def test_every_figure_of_the_course_passes_the_lint(run, name, stem, known):
+    problems = _linted(run, name)[stem]
+    if problems is None:
+        pytest.skip(f"the {run} run of {name} draws no {stem}")
+    if known:
+        unlisted = [p for p in problems if not any(k in p for k in known)]
+        assert not unlisted, f"{stem} has problems not in KNOWN_DEFECTS: {unlisted}"
+        if problems:
+            raise KnownDefects("\n".join(problems))
+    assert problems == [], "\n".join(problems)
