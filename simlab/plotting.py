@@ -82,7 +82,7 @@ def _guess_margins(fig: Any, nrows: int, ncols: int) -> None:
     )
 
 
-def fit_margins(fig: Any, dpi: float, *, keep_panels: tuple[float, float] | None = None) -> None:
+def fit_margins(fig: Any, dpi: float, *, regrow: bool = False) -> None:
     """Set the subplot margins to what the panels' labels, titles and legends need.
 
     Each panel's tight box (tick labels, axis labels, title, legend, insets) is measured once
@@ -92,9 +92,10 @@ def fit_margins(fig: Any, dpi: float, *, keep_panels: tuple[float, float] | None
     locators see the final panel size from the start (:func:`_guess_margins`), so the one
     measurement holds.
 
-    ``keep_panels`` (width, height in inches): grow the figure, never shrink it, so that each
-    panel keeps at least that size (a legend moved outside its panel takes room of its own
-    instead of squeezing the panels, and the legends placed inside stay clear of the data).
+    ``regrow``: after legends moved outside their panels (:func:`layout_figure`), fit again
+    from the last measures (widened by those legends) so that the panels keep the size they
+    had, the figure growing instead, and each gap between columns (rows) only as wide as its
+    own neighbours need: a legend right of the first column widens that gap, not every gap.
     """
     panels = [ax for ax in fig.axes if ax.get_subplotspec() is not None and ax.get_visible()]
     if not panels:
@@ -106,52 +107,106 @@ def fit_margins(fig: Any, dpi: float, *, keep_panels: tuple[float, float] | None
     # overhang of each panel's content beyond its axes box, in inches: (left, right, bottom, top)
     left, right = [0.0] * ncols, [0.0] * ncols
     bottom, top = [0.0] * nrows, [0.0] * nrows
+    measured: dict[int, tuple[float, float, float, float] | None] = fig.__dict__.setdefault(
+        "_simlab_overhangs", {}
+    )
     for ax in panels:
-        box = ax.get_tightbbox(renderer, for_layout_only=True)
-        if box is None:
+        if not regrow or id(ax) not in measured:
+            box = ax.get_tightbbox(renderer, for_layout_only=True)
+            frame = ax.get_window_extent(renderer)
+            measured[id(ax)] = (
+                None
+                if box is None
+                else (
+                    (frame.x0 - box.x0) / dpi,
+                    (box.x1 - frame.x1) / dpi,
+                    (frame.y0 - box.y0) / dpi,
+                    (box.y1 - frame.y1) / dpi,
+                )
+            )
+        overhang = measured[id(ax)]
+        if overhang is None:
             continue
-        frame = ax.get_window_extent(renderer)
         spec = ax.get_subplotspec()
         cols, rows = spec.colspan, spec.rowspan
-        left[cols.start] = max(left[cols.start], (frame.x0 - box.x0) / dpi)
-        right[cols.stop - 1] = max(right[cols.stop - 1], (box.x1 - frame.x1) / dpi)
-        top[rows.start] = max(top[rows.start], (box.y1 - frame.y1) / dpi)
-        bottom[rows.stop - 1] = max(bottom[rows.stop - 1], (frame.y0 - box.y0) / dpi)
+        left[cols.start] = max(left[cols.start], overhang[0])
+        right[cols.stop - 1] = max(right[cols.stop - 1], overhang[1])
+        bottom[rows.stop - 1] = max(bottom[rows.stop - 1], overhang[2])
+        top[rows.start] = max(top[rows.start], overhang[3])
     suptitle = getattr(fig, "_suptitle", None)
     has_title = suptitle is not None and suptitle.get_in_layout()
     title_height = suptitle.get_window_extent(renderer).height / dpi if has_title else 0.0
-    width, height = fig.get_size_inches()
-    # gaps: fixed inches plus constrained layout's fraction of the figure
-    wfixed = max((right[i] + left[i + 1] + 2 * PAD for i in range(ncols - 1)), default=0.0)
-    hfixed = max((bottom[j] + top[j + 1] + 2 * PAD for j in range(nrows - 1)), default=0.0)
     title_room = title_height + 2 * PAD if has_title else 0.0
-    if keep_panels is not None:
-        # width = margins + ncols * panel + (ncols - 1) * (wfixed + SPACE * width), solved
-        panel_w, panel_h = keep_panels
-        need_w = left[0] + right[-1] + 2 * PAD + ncols * panel_w + (ncols - 1) * wfixed
+    width, height = fig.get_size_inches()
+    # each gap: the overhangs either side, padding, and constrained layout's share of the figure
+    wfixed = [right[i] + left[i + 1] + 2 * PAD for i in range(ncols - 1)]
+    hfixed = [bottom[j] + top[j + 1] + 2 * PAD for j in range(nrows - 1)]
+    apart = regrow and all(ax.get_subplotspec().get_gridspec() is grid for ax in panels)
+    if not apart:  # one wspace and hspace for the whole grid: the widest gap everywhere
+        wfixed = [max(wfixed, default=0.0)] * (ncols - 1)
+        hfixed = [max(hfixed, default=0.0)] * (nrows - 1)
+    if regrow:
+        # the panels keep their total size: the figure grows (never shrinks) around them
+        panels_w, panels_h = fig.__dict__["_simlab_panel_room"]
+        need_w = left[0] + right[-1] + 2 * PAD + panels_w + sum(wfixed)
         need_w /= 1 - (ncols - 1) * SPACE
-        need_h = bottom[-1] + top[0] + 2 * PAD + title_room + nrows * panel_h
-        need_h = (need_h + (nrows - 1) * hfixed) / (1 - (nrows - 1) * SPACE)
+        need_h = bottom[-1] + top[0] + 2 * PAD + title_room + panels_h + sum(hfixed)
+        need_h /= 1 - (nrows - 1) * SPACE
         # grow only by more than rounding (a thousandth of an inch is below a pixel)
         width = need_w if need_w > width + 1e-3 else width
         height = need_h if need_h > height + 1e-3 else height
         fig.set_size_inches(width, height)
     if has_title and getattr(suptitle, "_autopos", False):
         suptitle.set_y(1 - PAD / height)
-    wgap = wfixed + SPACE * width if ncols > 1 else 0.0
-    hgap = hfixed + SPACE * height if nrows > 1 else 0.0
+    wgaps = [g + SPACE * width for g in wfixed]
+    hgaps = [g + SPACE * height for g in hfixed]
     x0, x1 = left[0] + PAD, width - right[-1] - PAD
     y0, y1 = bottom[-1] + PAD, height - top[0] - PAD - title_room
-    panel_w = (x1 - x0 - (ncols - 1) * wgap) / ncols
-    panel_h = (y1 - y0 - (nrows - 1) * hgap) / nrows
+    panels_w, panels_h = x1 - x0 - sum(wgaps), y1 - y0 - sum(hgaps)
+    fig.__dict__["_simlab_panel_room"] = (panels_w, panels_h)
+    if apart:
+        _position_panels(fig, grid, panels, (x0, y0, x1, y1), wgaps, hgaps)
+        return
+    wgap, hgap = max(wgaps, default=0.0), max(hgaps, default=0.0)
     fig.subplots_adjust(
         left=x0 / width,
         right=x1 / width,
         bottom=y0 / height,
         top=y1 / height,
-        wspace=wgap / panel_w,
-        hspace=hgap / panel_h,
+        wspace=wgap / (panels_w / ncols),
+        hspace=hgap / (panels_h / nrows),
     )
+
+
+def _position_panels(
+    fig: Any,
+    grid: Any,
+    panels: Sequence[Any],
+    frame: tuple[float, float, float, float],
+    wgaps: Sequence[float],
+    hgaps: Sequence[float],
+) -> None:
+    """Place each panel of ``grid`` in ``frame`` (inches: x0, y0, x1, y1) with a gap of its own
+    between each pair of columns (rows), the panels sized by the grid's ratios."""
+    width, height = fig.get_size_inches()
+    x0, y0, x1, y1 = frame
+    nrows, ncols = grid.get_geometry()
+    wr = np.asarray(grid.get_width_ratios() or [1.0] * ncols, dtype=float)
+    hr = np.asarray(grid.get_height_ratios() or [1.0] * nrows, dtype=float)
+    col_w = (x1 - x0 - sum(wgaps)) * wr / wr.sum()
+    row_h = (y1 - y0 - sum(hgaps)) * hr / hr.sum()
+    col_left = x0 + np.concatenate([[0.0], np.cumsum(col_w[:-1] + np.asarray(wgaps))])
+    row_top = y1 - np.concatenate([[0.0], np.cumsum(row_h[:-1] + np.asarray(hgaps))])
+    for ax in panels:
+        spec = ax.get_subplotspec()
+        cols, rows = spec.colspan, spec.rowspan
+        left = col_left[cols.start]
+        right = col_left[cols.stop - 1] + col_w[cols.stop - 1]
+        top = row_top[rows.start]
+        bottom = row_top[rows.stop - 1] - row_h[rows.stop - 1]
+        ax.set_position(
+            [left / width, bottom / height, (right - left) / width, (top - bottom) / height]
+        )
 
 
 #: the resolution of the PNG files (and of every layout measurement: text sizes in pixels)
@@ -174,24 +229,34 @@ def layout_figure(fig: Any, dpi: float = PNG_DPI) -> None:
         # (panels of fixed aspect then left an x label past the canvas's bottom)
         engine.execute(fig)
         engine.execute(fig)
-    panel = _panel_size(fig)
-    if _place_pending_legends(fig):
+    moved = _place_pending_legends(fig)
+    if moved:
         if engine is None:
-            fit_margins(fig, dpi, keep_panels=panel)
+            # a panel's new overhang is its legend's box: no need to measure the panel again
+            overhangs = fig.__dict__.get("_simlab_overhangs", {})
+            for ax, box in moved:
+                _widen_overhang(overhangs, ax, box, dpi)
+            fit_margins(fig, dpi, regrow=True)
         else:
             engine.execute(fig)
     if engine is not None:
         fig.set_layout_engine("none")
 
 
-def _panel_size(fig: Any) -> tuple[float, float] | None:
-    """The size of the first grid panel, in inches."""
-    width, height = fig.get_size_inches()
-    for ax in fig.axes:
-        if ax.get_subplotspec() is not None and ax.get_visible():
-            box = ax.get_position()
-            return box.width * width, box.height * height
-    return None
+def _widen_overhang(
+    overhangs: dict[int, tuple[float, float, float, float] | None], ax: Any, box: Any, dpi: float
+) -> None:
+    """Widen ``ax``'s measured overhang (inches: left, right, bottom, top) to cover ``box``."""
+    if id(ax) not in overhangs:
+        return  # not a grid panel: fit_margins does not place it
+    frame = ax.bbox
+    old = overhangs[id(ax)] or (0.0, 0.0, 0.0, 0.0)
+    overhangs[id(ax)] = (
+        max(old[0], (frame.x0 - box.x0) / dpi),
+        max(old[1], (box.x1 - frame.x1) / dpi),
+        max(old[2], (frame.y0 - box.y0) / dpi),
+        max(old[3], (box.y1 - frame.y1) / dpi),
+    )
 
 
 def save(fig: Any, folder: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
@@ -520,6 +585,7 @@ LEGEND_LOCS = (
     "lower center",
     "center",
 )
+_LOC_NAMES = LEGEND_LOCS  # all nine places a legend can take inside its anchor box
 #: room between a panel's outer labels and a legend moved outside it, in points
 OUTSIDE_PAD = 4.0
 _PLACE_ATTR = "_simlab_place"  # on a figure: the legends of place_legend still to be placed
@@ -743,25 +809,31 @@ def place_legend(
     if handles is None or labels is None:
         handles, labels = ax.get_legend_handles_labels()
     first = options.pop("loc", None)
+    first = {"right": "center right", "best": None}.get(first, first)  # "right": the same place
     order = tuple(dict.fromkeys(([first] if first else []) + list(locs)))
+    unknown = [loc for loc in order if loc not in _LOC_NAMES]
+    if unknown:
+        raise ValueError(f"loc={unknown[0]!r}; expected one of {', '.join(_LOC_NAMES)}")
     if ax.get_legend() is None and not extra:
         legend = ax.legend(handles, labels, loc=order[0], fontsize=fontsize, **options)
     else:
         legend = Legend(ax, handles, labels, loc=order[0], fontsize=fontsize, **options)
         ax.add_artist(legend)
+    if "bbox_to_anchor" in options:  # placed by the caller: drawn where it was asked to be
+        return legend
     pending = ax.figure.__dict__.setdefault(_PLACE_ATTR, [])
     pending.append((legend, order, outside, tuple(panels)))
     return legend
 
 
-def _place_pending_legends(fig: Any) -> bool:
-    """Place the legends of :func:`place_legend` at the figure's current layout; True when
-    one went outside its panel (the margins must then be fitted again)."""
+def _place_pending_legends(fig: Any) -> list[tuple[Any, Any]]:
+    """Place the legends of :func:`place_legend` at the figure's current layout; return the
+    (axes, legend box) of those that went outside their axes (the margins must then grow)."""
     from matplotlib.legend import Legend
 
     pending = fig.__dict__.pop(_PLACE_ATTR, [])
     if not pending:
-        return False
+        return []
     renderer = fig.canvas.get_renderer()
     marks = figure_data_marks(fig)
     waiting = {id(legend) for legend, *_ in pending}
@@ -777,7 +849,7 @@ def _place_pending_legends(fig: Any) -> bool:
         for t in ax.texts
         if t.get_visible() and t.get_text().strip()
     ]
-    moved = False
+    moved: list[tuple[Any, Any]] = []
     outside_edge: dict[tuple[int, str], float] = {}
     for legend, order, outside, panels in pending:
         ax = legend.axes
@@ -786,7 +858,7 @@ def _place_pending_legends(fig: Any) -> bool:
         box = _first_clear_spot(legend, ax, renderer, order, (ax, *panels), marks, placed + texts)
         if box is None:
             box = _put_outside(legend, ax, renderer, outside, outside_edge)
-            moved = True
+            moved.append((ax, box))
         placed.append(box)
     return moved
 
@@ -803,11 +875,11 @@ def _first_clear_spot(
     """Move ``legend`` to the first clear candidate and return its box, or None."""
     from matplotlib.transforms import Bbox
 
+    size = legend.get_window_extent(renderer)  # measured once: the candidates only move it
+    pad = legend.borderaxespad * renderer.points_to_pixels(legend._fontsize)
     for panel in dict.fromkeys(panels):
-        legend.set_bbox_to_anchor(None if panel is ax else panel.bbox)
         for loc in order:
-            legend.set_loc(loc)
-            box = legend.get_window_extent(renderer)
+            box = _anchored(loc, size.width, size.height, panel.bbox, pad)
             if covered_marks(box, marks):
                 continue
             if any(
@@ -815,10 +887,22 @@ def _first_clear_spot(
                 for other in obstacles
             ):
                 continue
+            legend.set_bbox_to_anchor(None if panel is ax else panel.bbox)
+            legend.set_loc(loc)
             return box
-    legend.set_bbox_to_anchor(None)
-    legend.set_loc(order[0])
     return None
+
+
+def _anchored(loc: str, width: float, height: float, parent: Any, pad: float) -> Any:
+    """The box of a legend of that size at ``loc`` inside ``parent`` less ``pad`` (how
+    matplotlib anchors a legend: the corner, edge centre or centre of the padded box)."""
+    from matplotlib.transforms import Bbox
+
+    x0, y0, x1, y1 = parent.x0 + pad, parent.y0 + pad, parent.x1 - pad, parent.y1 - pad
+    vertical, _, horizontal = loc.partition(" ") if " " in loc else (loc, "", loc)
+    x = {"left": x0, "right": x1 - width, "center": 0.5 * (x0 + x1 - width)}[horizontal]
+    y = {"lower": y0, "upper": y1 - height, "center": 0.5 * (y0 + y1 - height)}[vertical]
+    return Bbox.from_bounds(x, y, width, height)
 
 
 def _overlap_area(a: Any, b: Any) -> float:

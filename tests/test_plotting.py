@@ -220,3 +220,65 @@ def test_place_legend_refuses_an_unknown_side():
     axes[0, 0].plot([0, 1], label="a")
     with pytest.raises(ValueError, match="outside='left'"):
         place_legend(axes[0, 0], outside="left")
+
+
+@pytest.mark.parametrize("loc", LEGEND_LOCS)
+def test_the_candidate_boxes_are_where_matplotlib_puts_the_legend(loc):
+    from simlab.plotting import _anchored
+
+    fig, axes = new_figure()
+    ax = axes[0, 0]
+    ax.plot([0, 1], [0, 1], label="a line")
+    legend = ax.legend(loc=loc, fontsize=7)
+    layout_figure(fig)
+    renderer = fig.canvas.get_renderer()
+    box = legend.get_window_extent(renderer)
+    pad = legend.borderaxespad * renderer.points_to_pixels(legend._fontsize)
+    predicted = _anchored(loc, box.width, box.height, ax.bbox, pad)
+    assert predicted.bounds == pytest.approx(box.bounds, abs=1e-6)
+
+
+def test_a_legend_placed_by_the_caller_stays_and_unknown_places_are_refused():
+    fig, axes = new_figure()
+    ax = axes[0, 0]
+    ax.plot(np.random.default_rng(0).random((200, 2)), "o", label="everywhere")
+    legend = place_legend(ax, loc="upper left", bbox_to_anchor=(0.0, 1.0))
+    layout_figure(fig)
+    assert legend._loc == 2 and tuple(fig.get_size_inches()) == (5.2, 3.8)
+    with pytest.raises(ValueError, match="loc='top'"):
+        place_legend(ax, loc="top")
+
+
+def test_a_legend_outside_the_first_column_widens_only_its_own_gap():
+    def figure(outside: bool):
+        fig, axes = new_figure(ncols=3)
+        rng = np.random.default_rng(3)
+        for ax in axes[0]:
+            ax.plot(rng.random(50), rng.random(50), "o", ms=3)
+            finish_axes(ax, xlabel="x", ylabel="y", legend=False)
+        if outside:
+            axes[0, 0].lines[0].set_label("points everywhere")
+            axes[0, 0].plot(rng.random(500), rng.random(500), "o", ms=3)
+            place_legend(axes[0, 0])
+        layout_figure(fig)
+        return fig, axes
+
+    fig, axes = figure(True)
+    ref, ref_axes = figure(False)
+    size, ref_size = fig.get_size_inches(), ref.get_size_inches()
+
+    def gaps(fig, axes, width):
+        boxes = [ax.get_position() for ax in axes[0]]
+        return [(b.x0 - a.x1) * width for a, b in zip(boxes, boxes[1:], strict=False)]
+
+    (first, second), (ref_first, ref_second) = (
+        gaps(fig, axes, size[0]),
+        gaps(ref, ref_axes, ref_size[0]),
+    )
+    assert first > ref_first + 0.5  # room for the legend, in inches
+    assert second < ref_second + 0.1  # its own need (plus a share of the growth), no legend
+    widths = [ax.get_position().width * size[0] for ax in axes[0]]
+    ref_widths = [ax.get_position().width * ref_size[0] for ax in ref_axes[0]]
+    assert widths == pytest.approx(ref_widths, rel=0.01)
+    fig.draw_without_rendering()
+    assert _legend_problems(fig) == []
