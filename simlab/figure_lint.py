@@ -54,14 +54,17 @@ def not_run_settings(
 ) -> list[str]:
     """The choices of ``experiment``'s choice parameters (``names``: only these) that none of
     ``points`` took, each as the names a figure may call it by: the value itself and, for a
-    compound value, its trailing parts (``kaiming_fan_out`` also as ``fan_out``)."""
+    compound value, its trailing parts (``kaiming_fan_out`` also as ``fan_out``). A choice
+    spelled like one of the experiment's parameters (the init ``gain`` beside the parameter
+    ``gain``) is left out: in a title it names the parameter as often as the choice."""
+    parameter_names = {param.name for param in experiment.params}
     out: list[str] = []
     for param in experiment.params:
         if param.kind != "choice" or (names is not None and param.name not in names):
             continue
         taken = {str(_params_of(pt)[param.name]) for pt in points}
         for choice in param.choices:
-            if choice in taken:
+            if choice in taken or choice in parameter_names:
                 continue
             parts = re.split(r"[_\- ]+", choice)
             out.append(choice)

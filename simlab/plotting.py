@@ -836,6 +836,7 @@ def _place_pending_legends(fig: Any) -> list[tuple[Any, Any]]:
         return []
     renderer = fig.canvas.get_renderer()
     marks = figure_data_marks(fig)
+    curves = [curve for axes in fig.axes for curve in curve_marks(axes)]
     waiting = {id(legend) for legend, *_ in pending}
     # the legends placed by hand are obstacles from the start; the others once placed
     placed = [
@@ -855,7 +856,9 @@ def _place_pending_legends(fig: Any) -> list[tuple[Any, Any]]:
         ax = legend.axes
         if legend not in ax.get_children():  # replaced by a later ax.legend()
             continue
-        box = _first_clear_spot(legend, ax, renderer, order, (ax, *panels), marks, placed + texts)
+        box = _first_clear_spot(
+            legend, ax, renderer, order, (ax, *panels), marks, placed + texts, curves
+        )
         if box is None:
             box = _put_outside(legend, ax, renderer, outside, outside_edge)
             moved.append((ax, box))
@@ -871,26 +874,60 @@ def _first_clear_spot(
     panels: Sequence[Any],
     marks: Sequence[DataMark],
     obstacles: Sequence[Any],
+    curves: Sequence[DataMark] = (),
 ) -> Any:
-    """Move ``legend`` to the first clear candidate and return its box, or None."""
-    from matplotlib.transforms import Bbox
-
+    """Move ``legend`` to the first candidate that covers no data mark and no obstacle, and
+    return its box (None when there is none). A candidate that also leaves every curve
+    visible is preferred: a legend may cover a stretch of a curve, but need not."""
     size = legend.get_window_extent(renderer)  # measured once: the candidates only move it
     pad = legend.borderaxespad * renderer.points_to_pixels(legend._fontsize)
+    chosen = None
     for panel in dict.fromkeys(panels):
         for loc in order:
             box = _anchored(loc, size.width, size.height, panel.bbox, pad)
             if covered_marks(box, marks):
                 continue
-            if any(
-                Bbox.intersection(box, other) is not None and _overlap_area(box, other) > 1.0
-                for other in obstacles
-            ):
+            if any(_overlap_area(box, other) > 1.0 for other in obstacles):
                 continue
-            legend.set_bbox_to_anchor(None if panel is ax else panel.bbox)
-            legend.set_loc(loc)
-            return box
-    return None
+            if chosen is None:
+                chosen = (panel, loc, box)
+            if not covered_marks(box, curves):
+                chosen = (panel, loc, box)
+                break
+        else:
+            continue
+        break
+    if chosen is None:
+        return None
+    panel, loc, box = chosen
+    legend.set_bbox_to_anchor(None if panel is ax else panel.bbox)
+    legend.set_loc(loc)
+    return box
+
+
+def curve_marks(ax: Any) -> list[DataMark]:
+    """The curves of ``ax`` (lines without markers, in data coordinates) as segments: what a
+    legend may cover a stretch of, though better not (:func:`place_legend` prefers not to)."""
+    if not ax.get_visible():
+        return []
+    ax.get_xlim(), ax.get_ylim()  # autoscale now: the data transform uses the final limits
+    marks = []
+    for line in ax.get_lines():
+        if not line.get_visible() or not _in_data_coordinates(line, ax):
+            continue
+        if line.get_marker() not in (None, "None", "none", "", " "):
+            continue  # a line with markers is data (data_marks)
+        xy = line.get_transform().transform(np.asarray(line.get_xydata(), dtype=float))
+        if len(xy) < 2:
+            continue
+        segments = np.stack([xy[:-1], xy[1:]], axis=1)
+        segments = segments[np.isfinite(segments).all(axis=(1, 2))]
+        if len(segments):
+            empty = np.empty((0, 2))
+            marks.append(
+                DataMark(line.get_label(), ax, tuple(ax.bbox.extents), empty, empty[:, 0], segments)
+            )
+    return marks
 
 
 def _anchored(loc: str, width: float, height: float, parent: Any, pad: float) -> Any:

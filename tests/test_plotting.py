@@ -282,3 +282,23 @@ def test_a_legend_outside_the_first_column_widens_only_its_own_gap():
     assert widths == pytest.approx(ref_widths, rel=0.01)
     fig.draw_without_rendering()
     assert _legend_problems(fig) == []
+
+
+def test_a_place_that_leaves_the_curves_whole_is_preferred():
+    fig, axes = new_figure()
+    ax = axes[0, 0]
+    x = np.linspace(0.0, 1.0, 100)
+    ax.plot(x, 1 - x, label="theory falling through the upper left and lower right")
+    ax.plot([0.5], [0.5], "o", label="one point")
+    legend = place_legend(ax)
+    layout_figure(fig)
+    # the first candidate ("upper right") is clear of the point and of the curve; move the
+    # curve through it and the legend goes to the next place the curve leaves free
+    assert legend._loc == 1
+    fig2, axes2 = new_figure()
+    ax2 = axes2[0, 0]
+    ax2.plot(x, x, label="theory rising through the lower left and upper right")
+    ax2.plot([0.5], [0.5], "o", label="one point")
+    legend2 = place_legend(ax2)
+    layout_figure(fig2)
+    assert legend2._loc == 2  # "upper left": clear of both
