@@ -4,6 +4,7 @@ figure passes."""
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import matplotlib
@@ -174,7 +175,9 @@ KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
 }
 
 #: the runs whose figures are linted: the quick budget's parameters, and each default
-RUNS = ("quick", "default")
+#: (SIMLAB_LINT_RUNS=quick,default,standard adds the course's standard budget, whose figures
+#: have more points: run it by hand, ``pytest tests/test_figure_lint.py -k standard``)
+RUNS = tuple(os.environ.get("SIMLAB_LINT_RUNS", "quick,default").split(","))
 #: samples per point (at most the run's own): enough for every figure to have its parts (a
 #: convergence trace of several chunks, histograms with their tails), few enough to be quick;
 #: the networks of the propagation family cost the most per sample
@@ -187,15 +190,15 @@ LINT_SEED = 11
 def _linted(run: str, name: str) -> dict[str, list[str] | None]:
     """The lint's problems of each figure of one run (None: these points cannot show it)."""
     experiment = REGISTRY[name]
-    raw = budget_raw(experiment, "quick") if run == "quick" else {}
+    raw = {} if run == "default" else budget_raw(experiment, run)
     full = int(raw.get("samples", experiment.default_samples))
     samples = min(full, FEWER_SAMPLES.get(name, FEW_SAMPLES))
     # as many chunks as the full run: a convergence trace spans the same decades of samples
     chunk = int(raw.get("chunk_size", experiment.default_chunk_size))
     raw.update(samples=samples, chunk_size=max(chunk * samples // full, 1))
     raw.update(seed=LINT_SEED, workers=1)
-    # the quick budget's built-in claims are drawn on its figures, as simlab check draws them
-    claims = list(experiment.budgets.get("quick", {}).get("claims", [])) if run == "quick" else []
+    # a budget's built-in claims are drawn on its figures, as simlab check draws them
+    claims = list(experiment.budgets.get(run, {}).get("claims", []))
     spec = build_spec(experiment, raw, claims, lambda key: f"{run}: {name}.{key}")
     simulated = simulate(spec)
     decide_runs([simulated], spec.alpha)
