@@ -378,12 +378,17 @@ def sweep_axis(points: Sequence[Any], prefer: str) -> str:
     return varying[0]
 
 
+#: how a parameter is written in a figure's text, when not by its name (legends write λ too)
+PARAM_SYMBOLS = {"lam": "λ"}
+
+
 def setting_label(params: Mapping[str, Any], names: Sequence[str]) -> str:
     """``"M = 50, p = 0.3"``: the named parameters of a point, for a legend or a title."""
     parts = []
     for name in names:
         value = params[name]
-        parts.append(f"{name} = {value:g}" if isinstance(value, float) else f"{name} = {value}")
+        symbol = PARAM_SYMBOLS.get(name, name)
+        parts.append(f"{symbol} = {value:g}" if isinstance(value, float) else f"{symbol} = {value}")
     return ", ".join(parts)
 
 

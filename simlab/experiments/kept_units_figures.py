@@ -8,6 +8,9 @@
 - ``kept_units_thinning_pmf`` / ``_joint``: the law of K against Poisson(lam q); the table of
   (K, M - K) against the product of Poisson(lam q) and Poisson(lam p).
 
+Every error bar is +-2 standard errors (:data:`~simlab.plotting.ERRORBAR_SE`), and the figures
+write the parameter ``lam`` as λ, as their legends do.
+
 Each point's figure data is one of the frozen dataclasses below, filled by the experiment; the
 renderers only draw (the theory curves on smooth grids come from :mod:`simlab.theory.counts`).
 """
@@ -28,6 +31,7 @@ from simlab.plotting import (
     THEORY_STYLE,
     draw_claims,
     finish_axes,
+    log_errorbars,
     new_figure,
     setting_label,
     simulated_vs_theory,
@@ -112,6 +116,14 @@ def _window(probs: np.ndarray, counts: np.ndarray, n: int) -> tuple[int, int]:
     return lo, hi
 
 
+def _legend(ax, handles: list | None = None, labels: list[str] | None = None, **kw) -> None:
+    """The panel's legend where it covers the least data (interim: matplotlib's "best")."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(handles, labels, fontsize=7, **{"loc": "best", **kw})
+
+
 def _integer_ticks(ax, *, y: bool = False) -> None:
     from matplotlib.ticker import MaxNLocator
 
@@ -123,16 +135,32 @@ def _integer_ticks(ax, *, y: bool = False) -> None:
 # --------------------------------------------------------------------------------------------------
 # pmf against analytic laws, with standardized residuals
 # --------------------------------------------------------------------------------------------------
+def _negative_control(pt: PointResult) -> np.ndarray | None:
+    """The pmf of the point's negative control: the known-false law its pmf check must reject
+    (where the sample resolves it), from the point's built-in predictions."""
+    predictions = pt.predictions.get("pmf")
+    for prediction in predictions if isinstance(predictions, list) else [predictions]:
+        if prediction is not None and "negative control" in prediction.label:
+            return np.asarray(prediction.value, dtype=float)
+    return None
+
+
 def _binomial_laws(pt: PointResult) -> list[Law]:
     data: BinomialFigureData = pt.figure
-    return [(f"Binomial(M = {pt.params['M']}, q = {data.q:.3g})", "Binomial(M, q)", data.law)]
+    M, p = pt.params["M"], pt.params["p"]
+    laws = [(f"Binomial(M = {M}, q = {data.q:.3g})", "Binomial(M, q)", data.law)]
+    control = _negative_control(pt)
+    if control is not None:
+        label = f"Binomial(M, p = {p:g}): p and q swapped (negative control)"
+        laws.append((label, "swapped Binomial(M, p)", control))
+    return laws
 
 
 def _limit_laws(pt: PointResult) -> list[Law]:
     data: PoissonLimitFigureData = pt.figure
     return [
-        (f"Binomial(M, lam/M), lam/M = {data.q:.3g}", "Binomial(M, lam/M)", data.law),
-        (f"Poisson(lam = {pt.params['lam']:g})", "Poisson(lam)", data.poisson),
+        (f"Binomial(M, λ/M), λ/M = {data.q:.3g}", "Binomial(M, λ/M)", data.law),
+        (f"Poisson(λ = {pt.params['lam']:g}): the M → ∞ limit", "Poisson(λ)", data.poisson),
     ]
 
 
@@ -140,8 +168,12 @@ def _thinning_laws(pt: PointResult) -> list[Law]:
     data: ThinningFigureData = pt.figure
     lam = pt.params["lam"]
     return [
-        (f"Poisson(lam q = {lam * data.q:.3g})", "Poisson(lam q)", data.law),
-        (f"Poisson(lam = {lam:g}): thinning forgotten", "Poisson(lam)", data.unthinned),
+        (f"Poisson(λq = {lam * data.q:.3g})", "Poisson(λq)", data.law),
+        (
+            f"Poisson(λ = {lam:g}): thinning forgotten (negative control)",
+            "Poisson(λ)",
+            data.unthinned,
+        ),
     ]
 
 
@@ -156,14 +188,18 @@ def _pmf_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
     est = pt.estimates["pmf"]
     freq = est.counts / est.n
     se = np.sqrt(freq * (1.0 - freq) / est.n)
-    ax.bar(k, freq[k], width=0.8, color="C0", alpha=0.45, label="simulated")
-    ax.errorbar(k, freq[k], yerr=ERRORBAR_SE * se[k], fmt="none", ecolor="C0", capsize=2, lw=1,
-                label=f"±{ERRORBAR_SE:g} SE")  # fmt: skip
+    bars = ax.bar(k, freq[k], width=0.8, color="C0", alpha=0.45)
+    ticks = ax.errorbar(k, freq[k], yerr=ERRORBAR_SE * se[k], fmt="none", ecolor="C0", capsize=2,
+                        lw=1)  # fmt: skip
+    handles, labels = [(bars, ticks)], [f"simulated ±{ERRORBAR_SE:g} SE"]
     for style, (label, _, law) in zip(_LAW_STYLES, laws, strict=False):
-        ax.plot(k, law[k], **{**THEORY_STYLE, "lw": 1.0}, **style, label=label)
+        (line,) = ax.plot(k, law[k], **{**THEORY_STYLE, "lw": 1.0}, **style)
+        handles.append(line)
+        labels.append(label)
     _integer_ticks(ax)
     draw_claims(ax, [pt], "pmf")
-    finish_axes(ax, xlabel="k kept units", ylabel="P(K = k)")
+    finish_axes(ax, xlabel="k kept units", ylabel="P(K = k)", legend=False)
+    _legend(ax, handles, labels)
     ax.set_title(setting_label(pt.params, list(pt.params)), fontsize=9)
 
 
@@ -180,17 +216,22 @@ def _residual_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None
         largest = max(largest, float(np.abs(z).max(initial=0.0)))
         ax.plot(k[ok], z, **{**style, "ms": 3.5, "ls": "none"}, label=f"vs {short}")
     ax.axhline(0.0, color="k", lw=0.8)
-    _residual_axis(ax, largest)
+    symlog = _residual_axis(ax, largest)
     _integer_ticks(ax)
-    finish_axes(ax, xlabel="k kept units", ylabel="(observed − expected) / SD", loc="best")
-    ax.set_title("standardized residuals (bins expecting ≥ 5)", fontsize=9)
+    # the residual of a frequency in its standard errors: (count - n P) / sqrt(n P (1 - P))
+    ylabel = "residual / SE" + ("\n(linear within ±4, log beyond)" if symlog else "")
+    finish_axes(ax, xlabel="k kept units", ylabel=ylabel, legend=False)
+    _legend(ax)
+    ax.set_title("(observed − expected) / SE, bins expecting ≥ 5", fontsize=9)
 
 
-def _residual_axis(ax, largest: float) -> None:
-    """Linear within ±4, logarithmic beyond (so gross misfits and noise share one axis)."""
+def _residual_axis(ax, largest: float) -> bool:
+    """Linear within ±4, logarithmic beyond (so gross misfits and noise share one axis); whether
+    the logarithmic part shows."""
     from matplotlib.ticker import FuncFormatter, NullLocator
 
-    top = max(4.0, 1.4 * largest)
+    # headroom: 40% on the linear part, a factor 3 (half a decade) on the logarithmic one
+    top = max(4.0, 1.4 * largest if 1.4 * largest <= 4.0 else 3.0 * largest)
     ax.set_yscale("symlog", linthresh=4.0, linscale=1.5)
     ax.set_ylim(-top, top)
     steps = (2, 4) if top < 10 else (2, 10, 100, 1e3, 1e4)
@@ -198,6 +239,7 @@ def _residual_axis(ax, largest: float) -> None:
     ax.set_yticks(ticks)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_locator(NullLocator())
+    return top > 4.0
 
 
 def _pmf_figure(
@@ -225,12 +267,12 @@ def binomial_pmf_figure(points: Sequence[PointResult]):
 
 
 def limit_pmf_figure(points: Sequence[PointResult]):
-    what = "Kept units at q = lam/M: Binomial(M, lam/M) and its Poisson(lam) limit"
+    what = "Kept units at q = λ/M: Binomial(M, λ/M) and its Poisson(λ) limit"
     return _pmf_figure(points, what, _limit_laws)
 
 
 def thinning_pmf_figure(points: Sequence[PointResult]):
-    return _pmf_figure(points, "Kept units of a Poisson(lam) layer: Poisson(lam q)", _thinning_laws)
+    return _pmf_figure(points, "Kept units of a Poisson(λ) layer: Poisson(λq)", _thinning_laws)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -243,6 +285,57 @@ _MOMENT_PANELS = (
 
 
 def binomial_moments_figure(points: Sequence[PointResult]):
+    if len({pt.params["p"] for pt in points}) == 1:
+        return _moments_at_one_p(points)
+    return _moments_against_p(points)
+
+
+def _moments_at_one_p(points: Sequence[PointResult]):
+    """One drop probability: E[K]/M and Var(K)/M side by side, one point per M beside the
+    analytic value (the same for every M, per unit), and their relative deviations."""
+    fig, axes = new_figure(ncols=2, width=4.8)
+    ax, dev = axes[0, 0], axes[0, 1]
+    Ms = sorted({pt.params["M"] for pt in points})
+    p = points[0].params["p"]
+    width = 0.6
+    offsets = (np.arange(len(Ms)) - (len(Ms) - 1) / 2) * (width / max(len(Ms), 1))
+    for x, (name, _, per_unit, _, _) in enumerate(_MOMENT_PANELS):
+        ax.plot([x - 0.4, x + 0.4], [per_unit(p)] * 2, color="k", lw=2.2, solid_capstyle="butt",
+                label="analytic value" if x == 0 else None)  # fmt: skip
+        for i, M in enumerate(Ms):
+            pts = [pt for pt in points if pt.params["M"] == M]
+            value, se = _value(pts[0].estimates[name])
+            pred = float(pts[0].predictions[name].value)
+            scale = abs(pred) if pred else 1.0
+            at = x + offsets[i]
+            style = dict(color=f"C{i % 10}", mfc="white", **SIM_STYLE)
+            label = f"M = {M}, simulated ±{ERRORBAR_SE:g} SE" if x == 0 else None
+            ax.errorbar(at, value / M, yerr=ERRORBAR_SE * se / M, **style, label=label)
+            dev.errorbar(at, (value - pred) / scale, yerr=ERRORBAR_SE * se / scale, **style,
+                         label=label)  # fmt: skip
+            draw_claims(ax, pts, name, [at], y=lambda pt, v: v / pt.params["M"])
+    ticks = [f"{ylabel}\n(theory {label})" for _, ylabel, _, label, _ in _MOMENT_PANELS]
+    for panel in (ax, dev):
+        panel.set_xticks(range(len(_MOMENT_PANELS)), ticks)
+        panel.set_xlim(-0.6, len(_MOMENT_PANELS) - 0.4)
+    dev.axhline(0.0, color="k", lw=1.2)
+    ax.set_ylim(0.0, max(1.0 - p, p * (1.0 - p)) * 1.3 or 1.0)
+    finish_axes(ax, xlabel="moment of K, per unit", ylabel="value per unit",
+                title=f"per unit at p = {p:g} (±{ERRORBAR_SE:g} SE)", legend=False)  # fmt: skip
+    _legend(ax)
+    finish_axes(dev, xlabel="moment of K", ylabel="(simulated − theory) / theory",
+                title=f"relative deviation from theory (±{ERRORBAR_SE:g} SE)",
+                legend=False)  # fmt: skip
+    _legend(dev)
+    fig.suptitle(
+        f"K ~ Binomial(M, 1 − p): E K = M q, Var K = M q p at p = {p:g}\n"
+        f"({points[0].n_samples:,} trials per point)",
+        fontsize=11,
+    )
+    return fig
+
+
+def _moments_against_p(points: Sequence[PointResult]):
     fig, axes = new_figure(ncols=2, nrows=2, width=5.0, height=3.3)
     grid = np.linspace(0.0, 1.0, 201)
     Ms = sorted({pt.params["M"] for pt in points})
@@ -270,9 +363,12 @@ def binomial_moments_figure(points: Sequence[PointResult]):
         bottom.axhline(0.0, color="C3", lw=1.2)
         for ax in (top, bottom):
             ax.set_xlim(-0.02, 1.0)
-        finish_axes(top, xlabel="drop probability p", ylabel=ylabel, title=title)
-        finish_axes(bottom, xlabel="drop probability p", ylabel="(simulated − theory) / theory")
-        bottom.set_title("relative deviation from theory", fontsize=10)
+        finish_axes(top, xlabel="drop probability p", ylabel=ylabel, title=title, legend=False)
+        _legend(top)
+        finish_axes(bottom, xlabel="drop probability p", ylabel="(simulated − theory) / theory",
+                    legend=False)  # fmt: skip
+        _legend(bottom)
+        bottom.set_title(f"relative deviation from theory (±{ERRORBAR_SE:g} SE)", fontsize=10)
     fig.suptitle(
         f"K ~ Binomial(M, 1 − p): E K = M q, Var K = M q p "
         f"({points[0].n_samples:,} trials per point)"
@@ -306,15 +402,15 @@ def _tv_simulated(ax, pts: list[PointResult], grid: np.ndarray) -> np.ndarray:
     ax.plot(floor_M, floor, color="0.4", ls=":", lw=1.8,
             label="noise floor: E[empirical TV] if the law were Poisson")  # fmt: skip
     ax.fill_between(floor_M, 1e-300, floor, color="0.6", alpha=0.15, lw=0)
-    emp = np.array([d.tv_empirical for d in data])
-    se = np.array([d.tv_se for d in data])
-    lower = np.minimum(se, emp * 0.9)  # keep the bars on a log axis
+    # the estimate and the standard error the check uses (the bars keep the run's convention)
+    emp, se = np.array([_value(pt.estimates["tv"]) for pt in pts]).T.reshape(2, -1)
+    bars = log_errorbars(emp, se)  # ±2 SE, the lower bar cut to stay on the log axis
     for expect, (color, label) in _EXPECT_STYLE.items():
         sel = np.array([d.poisson_expect == expect for d in data])
         if sel.any():
-            ax.errorbar(Ms[sel], emp[sel], yerr=[lower[sel], se[sel]], color=color,
+            ax.errorbar(Ms[sel], emp[sel], yerr=bars[:, sel], color=color,
                         **{**SIM_STYLE, "ms": 6},
-                        label=f"empirical TV to Poisson ±1 RMS error — {label}")  # fmt: skip
+                        label=f"empirical TV to Poisson ±{ERRORBAR_SE:g} SE — {label}")  # fmt: skip
     return emp
 
 
@@ -338,15 +434,15 @@ def poisson_limit_tv_figure(points: Sequence[PointResult]):
         draw_claims(ax, pts, "tv", Ms)
         finish_axes(
             ax,
-            xlabel="number of units M (q = lam/M)",
-            ylabel="total variation distance to Poisson(lam)",
+            xlabel="number of units M (q = λ/M)",
+            ylabel="total variation distance to Poisson(λ)",
             loc="upper center",
             bbox_to_anchor=(0.5, -0.14),
             ncols=2,
         )
-        ax.set_title(f"lam = {lam:g}, {pts[0].n_samples:,} trials per M", fontsize=10)
+        ax.set_title(f"λ = {lam:g}, {pts[0].n_samples:,} trials per M", fontsize=10)
     fig.suptitle(
-        "Binomial(M, lam/M) → Poisson(lam): the distance falls like 1/M;\n"
+        "Binomial(M, λ/M) → Poisson(λ): the distance falls like 1/M;\n"
         "a sample resolves it only above its noise floor (grey)",
         fontsize=11,
     )
@@ -372,7 +468,7 @@ def thinning_joint_figure(points: Sequence[PointResult]):
     obs, exp_ = table[:rk, :rd] / n, data.product[:rk, :rd]
     positive = np.concatenate([obs[obs > 0], exp_[exp_ > 0]])
     norm = LogNorm(vmin=max(positive.min(), 0.5 / n), vmax=positive.max())
-    fig, axes = new_figure(ncols=3, width=4.6, height=4.3, layout="constrained")
+    fig, axes = new_figure(ncols=3, width=4.9, height=4.3, layout="constrained")
     extent = (-0.5, rd - 0.5, -0.5, rk - 0.5)
     lam_q, lam_p = lam * data.q, lam * (1.0 - data.q)
     for ax, shown, title in (
@@ -383,7 +479,8 @@ def thinning_joint_figure(points: Sequence[PointResult]):
         im = ax.imshow(shown, origin="lower", norm=norm, cmap="viridis", extent=extent,
                        aspect="auto")  # fmt: skip
         _joint_axes(ax, title)
-    fig.colorbar(im, ax=axes[0, :2], shrink=0.85, label="probability")
+        # each panel its own scale (the same one), so neither is read against its neighbour's
+        fig.colorbar(im, ax=ax, shrink=0.85, label="probability")
     with np.errstate(divide="ignore", invalid="ignore"):
         resid = (table[:rk, :rd] - expected[:rk, :rd]) / np.sqrt(expected[:rk, :rd])
     resid = np.ma.masked_where(expected[:rk, :rd] < 5, resid)
@@ -395,7 +492,7 @@ def thinning_joint_figure(points: Sequence[PointResult]):
     _joint_axes(ax, "standardized residuals (cells expecting ≥ 5;\ngrey: fewer)")
     gof = data.joint_gof
     fig.suptitle(
-        f"Thinning at lam = {lam:g}, p = {p:g}: K and M − K are independent Poissons "
+        f"Thinning at λ = {lam:g}, p = {p:g}: K and M − K are independent Poissons "
         f"({int(n):,} trials)\njoint table against the product law: χ² = {gof.statistic:.1f} "
         f"on {gof.dof} dof, p = {gof.p_value:.2g} (descriptive, not one of the run's verdicts)",
         fontsize=10,
@@ -410,18 +507,26 @@ def _joint_axes(ax, title: str) -> None:
     _integer_ticks(ax, y=True)
 
 
+_BARS = f" Error bars: ±{ERRORBAR_SE:g} standard errors."
+_RESIDUALS = (
+    " Residuals are in standard errors, (count − n P) / √(n P (1 − P)), on an axis linear within "
+    "±4 and logarithmic beyond."
+)
+
 BINOMIAL_FIGURES = (
     FigureSpec(
         "kept_units_binomial_pmf",
         "The law of the number K of kept units: every unit's mask is simulated, and K follows "
-        "Binomial(M, q), P(K = k) = C(M, k) q^k p^(M−k), q = 1 − p",
+        "Binomial(M, q), P(K = k) = C(M, k) q^k p^(M−k), q = 1 − p; the negative control "
+        "Binomial(M, p) (p and q swapped) is drawn too, and must be rejected where the sample "
+        "resolves it." + _BARS + _RESIDUALS,
         binomial_pmf_figure,
         quantities=("pmf",),
     ),
     FigureSpec(
         "kept_units_binomial_moments",
-        "E[K] = M q and Var(K) = M q p: per unit, E[K]/M = q and Var(K)/M = p q against the "
-        "drop probability",
+        "E[K] = M q and Var(K) = M q p: per unit, E[K]/M = q and Var(K)/M = p q, against the "
+        "drop probability when it is swept, side by side at a single one." + _BARS,
         binomial_moments_figure,
         quantities=("mean", "var"),
     ),
@@ -429,18 +534,18 @@ BINOMIAL_FIGURES = (
 POISSON_LIMIT_FIGURES = (
     FigureSpec(
         "kept_units_poisson_limit_tv",
-        "Total variation between Binomial(M, lam/M) and Poisson(lam) against M: exact "
-        "TV_M = ½ Σ_k |Bin(k; M, lam/M) − Pois(k; lam)|, Le Cam's bound lam²/M, the Barbour–Hall "
-        "band (1/32) min(1, 1/lam) lam²/M ≤ TV_M ≤ (1 − e^−lam) lam/M, and the empirical TV, "
-        "which a sample resolves only above its noise floor",
+        "Total variation between Binomial(M, λ/M) and Poisson(λ) against M: exact "
+        "TV_M = ½ Σ_k |Bin(k; M, λ/M) − Pois(k; λ)|, Le Cam's bound λ²/M, the Barbour–Hall "
+        "band (1/32) min(1, 1/λ) λ²/M ≤ TV_M ≤ (1 − e^−λ) λ/M, and the empirical TV, "
+        "which a sample resolves only above its noise floor." + _BARS,
         poisson_limit_tv_figure,
         quantities=("tv",),
     ),
     FigureSpec(
         "kept_units_poisson_limit_pmf",
-        "The law of K at q = lam/M is exactly Binomial(M, lam/M), C(M, k) q^k (1 − q)^(M−k), and "
-        "tends to Poisson(lam), e^−lam lam^k / k!, as M → ∞: the residuals against Poisson are "
-        "systematic at small M and sampling noise at large M",
+        "The law of K at q = λ/M is exactly Binomial(M, λ/M), C(M, k) q^k (1 − q)^(M−k), and "
+        "tends to Poisson(λ), e^−λ λ^k / k!, as M → ∞: the residuals against Poisson are "
+        "systematic at small M and sampling noise at large M." + _BARS + _RESIDUALS,
         limit_pmf_figure,
         quantities=("pmf",),
     ),
@@ -448,15 +553,18 @@ POISSON_LIMIT_FIGURES = (
 THINNING_FIGURES = (
     FigureSpec(
         "kept_units_thinning_pmf",
-        "The law of K when M ~ Poisson(lam) units are each kept with probability q: "
-        "K ~ Poisson(lam q), P(K = k) = e^−lam q (lam q)^k / k!, not Poisson(lam)",
+        "The law of K when M ~ Poisson(λ) units are each kept with probability q: "
+        "K ~ Poisson(λq), P(K = k) = e^−λq (λq)^k / k!, not Poisson(λ) (the negative control)."
+        + _BARS
+        + _RESIDUALS,
         thinning_pmf_figure,
         quantities=("pmf",),
     ),
     FigureSpec(
         "kept_units_thinning_joint",
         "The joint law of kept and dropped units is the product P(K = k, M − K = j) = "
-        "Pois(k; lam q) Pois(j; lam p): K and M − K are independent",
+        "Pois(k; λq) Pois(j; λp): K and M − K are independent. No error bars: the residuals "
+        "are (observed − expected) / √expected, in standard errors of each cell's count.",
         thinning_joint_figure,
     ),
 )
