@@ -441,42 +441,54 @@ def _record_correct(result: Calibration, runs: list[Any]) -> None:
             )
 
 
-def _evidence(w: WrongResult) -> str:
-    """The weakest rejection of a wrong formula over the seeds, in words for the figure."""
-    parts = [f"{w.rejected}/{w.runs}"]
-    if w.min_margin is not None:
-        parts.append("> 30 SE" if w.min_margin > 30 else f"{w.min_margin:+.1f} SE")
-    if w.min_error_ratio is not None:
-        parts.append(f"error {w.min_error_ratio:.2g}× tol")
-    return ", ".join(parts)
+#: margins beyond this many SE come from p-values that underflowed (|z| capped at 38): drawn as
+#: "at least" this far
+_MARGIN_UNDERFLOW = 30.0
+#: the margin at which a normal z-test's power is 0.99: Phi(2.33) = 0.99
+_MARGIN_POWER_99 = float(stats.norm.isf(0.01))
 
 
 def figures(cal: Calibration, folder: Path, formats: tuple[str, ...]) -> list[Path]:
-    """(a) false alarms against alpha and (b) QQ plot of correct p-values, when the correct claims
-    were run; (c) power per wrong formula, when the wrong ones were."""
-    import matplotlib.pyplot as plt
-
+    """Draw :func:`calibration_figure` into ``folder/calibration.<fmt>``; return the files."""
     from simlab.plotting import save
 
-    n_wrong = max(len(cal.wrong), 1)
-    layout, heights = [], []
+    fig = calibration_figure(cal)
+    return [] if fig is None else save(fig, folder, "calibration", formats)
+
+
+def calibration_figure(cal: Calibration) -> Any:
+    """False alarms against alpha and the QQ plot of correct p-values, when the correct claims
+    were run; the weakest rejection of each known-wrong formula (its margin in standard errors,
+    or its error in tolerances for exact checks), when the wrong ones were. Panels are lettered
+    only when there are several. None when there is nothing to draw."""
+    import matplotlib.pyplot as plt
+
+    tested = [w for w in cal.wrong if w.min_margin is not None or w.min_error_ratio is None]
+    exact = [w for w in cal.wrong if w.min_margin is None and w.min_error_ratio is not None]
+    rows: list[tuple[str, float]] = []  # (part, height in inches)
     if "correct" in cal.parts:
-        layout.append(["a", "b"])
-        heights.append(4.2)
-    if "wrong" in cal.parts:
-        layout.append(["c", "c"])
-        heights.append(0.26 * n_wrong + 0.6)
-    fig, axd = plt.subplot_mosaic(
-        layout,
-        figsize=(12.5, sum(heights) + 0.4),
-        height_ratios=heights,
-        layout="constrained",
-    )
-    if "correct" in cal.parts:
-        _plot_false_alarms(axd["a"], cal)
-        _plot_p_values(axd["b"], cal)
-    if "wrong" in cal.parts:
-        _plot_power(axd["c"], cal)
+        rows.append(("correct", 4.2))
+    if "wrong" in cal.parts and tested:
+        rows.append(("margins", 0.26 * len(tested) + 1.6))
+    if "wrong" in cal.parts and exact:
+        rows.append(("errors", 0.26 * len(exact) + 1.6))
+    if not rows:
+        return None
+    heights = [h for _, h in rows]
+    fig = plt.figure(figsize=(12.5, sum(heights) + 0.4), layout="constrained")
+    # one subfigure per part: the formulas' long names widen their own panels' margin only
+    subfigures = fig.subfigures(len(rows), 1, height_ratios=heights, squeeze=False)[:, 0]
+    parts = dict(zip((name for name, _ in rows), subfigures, strict=True))
+    n_panels = sum(2 if name == "correct" else 1 for name, _ in rows)
+    letters = iter(f"({c}) " if n_panels > 1 else "" for c in "abcd")
+    if "correct" in parts:
+        false_alarms, p_values = parts["correct"].subplots(1, 2)
+        _plot_false_alarms(false_alarms, cal, next(letters))
+        _plot_p_values(p_values, cal, next(letters))
+    if "margins" in parts:
+        _plot_margins(parts["margins"].subplots(), cal, tested, next(letters))
+    if "errors" in parts:
+        _plot_exact_errors(parts["errors"].subplots(), cal, exact, next(letters))
     fa = cal.false_alarms_wide / max(len(cal.seeds), 1)
     title = f"Calibration over {len(cal.seeds)} seeds at the {cal.budget} budget"
     if "correct" in cal.parts:
@@ -486,19 +498,19 @@ def figures(cal: Calibration, folder: Path, formats: tuple[str, ...]) -> list[Pa
             f"α = {cal.alpha_wide:g}"
         )
     fig.suptitle(title)
-    return save(fig, folder, "calibration", formats)
+    return fig
 
 
-def _plot_false_alarms(ax: Any, cal: Calibration) -> None:
+def _plot_false_alarms(ax: Any, cal: Calibration, letter: str = "") -> None:
     n_seeds = len(cal.families)
     if n_seeds:
         rates = cal.false_alarm_curve(CURVE_ALPHAS)
         k = np.rint(rates * n_seeds).astype(int)
         band = np.array([clopper_pearson(int(j), n_seeds) for j in k])
-        floor = 0.3 / n_seeds  # where "none seen" is drawn on the log axis
+        bottom = 0.2 / n_seeds  # the axis reaches below the smallest rate a run can show, 1/n
         ax.fill_between(
             CURVE_ALPHAS,
-            np.maximum(band[:, 0], floor),
+            np.maximum(band[:, 0], bottom / 10),  # 0 has no place on a log axis: past the edge
             band[:, 1],
             color="C0",
             alpha=0.2,
@@ -514,28 +526,43 @@ def _plot_false_alarms(ax: Any, cal: Calibration) -> None:
             label=f"fraction of {n_seeds} runs with a false alarm",
         )
         if (~seen).any():
+            # a rate of 0 has no height on a log axis: marked on the bottom edge, and said so
+            edge = ax.get_xaxis_transform()  # x in data, y in axes fractions
             ax.plot(
                 CURVE_ALPHAS[~seen],
-                np.full((~seen).sum(), floor),
+                np.full((~seen).sum(), 0.025),
                 "v",
                 color="C0",
                 mfc="none",
                 ms=5,
-                label=f"none in {n_seeds} runs",
+                transform=edge,
+                clip_on=False,
+                label=f"none in {n_seeds} runs (on the bottom edge)",
+            )
+            upper = clopper_pearson(0, n_seeds)[1]
+            ax.text(
+                0.02,
+                0.06,
+                f"▽ on the bottom edge: no false alarm in any of the {n_seeds} runs at that α\n"
+                f"   (a rate of 0; its 95% upper bound is {upper:.2g})",
+                transform=ax.transAxes,
+                fontsize=7,
+                va="bottom",
+                bbox=dict(facecolor="white", alpha=0.85, lw=0, pad=1.5),
             )
         ax.plot(CURVE_ALPHAS, CURVE_ALPHAS, "k--", lw=1, label="declared α (Holm: rate ≤ α)")
         ax.axvline(cal.alpha, color="C3", lw=1, ls=":", label=f"default α = {cal.alpha:g}")
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_ylim(floor / 1.5, 1.1)
+        ax.set_ylim(bottom, 1.1)
     ax.set_xlabel("family-wise α the same runs are decided at")
     ax.set_ylabel("fraction of runs rejecting a correct claim")
-    ax.set_title("(a) False alarms on correct claims")
+    ax.set_title(f"{letter}False alarms on correct claims")
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3, which="both")
 
 
-def _plot_p_values(ax: Any, cal: Calibration) -> None:
+def _plot_p_values(ax: Any, cal: Calibration, letter: str = "") -> None:
     p = np.sort(np.asarray(cal.p_values))
     n = len(p)
     if n:
@@ -549,47 +576,98 @@ def _plot_p_values(ax: Any, cal: Calibration) -> None:
     ax.set_xlabel("expected quantile (uniform)")
     ax.set_ylabel("observed p-value")
     ks, ks_p = cal.ks_uniform()
-    ax.set_title(f"(b) p-values of correct checks vs uniform (KS p = {ks_p:.2g})")
+    ax.set_title(f"{letter}p-values of correct checks vs uniform (KS p = {ks_p:.2g})")
     ax.legend(fontsize=7, loc="upper left")
     ax.grid(alpha=0.3, which="both")
 
 
-def _plot_power(ax: Any, cal: Calibration) -> None:
-    labels = [f"{w.claim}  ({w.experiment})" for w in cal.wrong]
-    power = np.array([w.power for w in cal.wrong])
-    cis = np.array([clopper_pearson(w.rejected, w.runs) for w in cal.wrong]).reshape(-1, 2)
-    y = np.arange(len(labels))[::-1]
-    ax.barh(y, power, color="C3", alpha=0.35)
-    ax.errorbar(
-        power,
-        y,
-        xerr=[power - cis[:, 0], cis[:, 1] - power] if len(power) else None,
-        fmt="none",
-        ecolor="k",
-        capsize=3,
-        lw=0.8,
+def _rejections(w: WrongResult) -> str:
+    """``20/20 rejected`` (and the seeds on which the sample could not resolve it)."""
+    text = f"{w.rejected}/{w.runs} seeds rejected"
+    if w.undecided:
+        text += f", {w.undecided} undecided"
+    return text
+
+
+def _formula_rows(ax: Any, wrong: list[WrongResult]) -> np.ndarray:
+    """One row per formula, top to bottom, named on the left; its rejections on the right."""
+    y = np.arange(len(wrong))[::-1].astype(float)
+    ax.set_yticks(y, [f"{w.claim}  ({w.experiment})" for w in wrong], fontsize=7)
+    ax.set_ylim(-0.7, len(wrong) - 0.3)
+    right = ax.get_yaxis_transform()  # x in axes fractions, y in data
+    for yi, w in zip(y, wrong, strict=True):
+        ax.text(1.01, yi, _rejections(w), transform=right, va="center", fontsize=7)
+    return y
+
+
+def _legend_below(ax: Any) -> None:
+    """The legend under the panel's x label: inside, it would hide the markers of some rows."""
+    # room for the ticks, their labels and the x label, in font sizes (points / 7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncols=2,
+              borderaxespad=5.0)  # fmt: skip
+
+
+def _plot_margins(ax: Any, cal: Calibration, wrong: list[WrongResult], letter: str = "") -> None:
+    """Each formula's weakest rejection over the seeds, in standard errors beyond its Holm
+    critical value (:func:`z_margin`): right of 0 it was rejected on every seed, and a margin m
+    means a power of about Phi(m) (m = 2.33: 0.99)."""
+    y = _formula_rows(ax, wrong)
+    margins = np.array([np.nan if w.min_margin is None else w.min_margin for w in wrong])
+    low = min(-1.0, float(np.nanmin(margins, initial=0.0)) - 1.0)
+    ax.axvspan(low, 0.0, color="C3", alpha=0.08, lw=0)
+    ax.axvline(0.0, color="C3", lw=1.2, label="Holm critical value: rejected to its right")
+    ax.axvline(
+        _MARGIN_POWER_99,
+        color="k",
+        ls="--",
+        lw=1,
+        label=f"margin {_MARGIN_POWER_99:.2f} SE: power ≥ 0.99 (normal approximation)",
     )
-    for yi, w, label in zip(y, cal.wrong, labels, strict=True):
-        # inside the bar, so long formulas do not squeeze the other panels
-        ax.text(
-            0.01,
-            yi,
-            label,
-            va="center",
-            fontsize=7,
-            zorder=5,
-            bbox=dict(facecolor="white", alpha=0.85, lw=0, pad=0.5),
+    finite = np.isfinite(margins)
+    capped = finite & (margins > _MARGIN_UNDERFLOW)
+    plain = finite & ~capped
+    ax.plot(margins[plain], y[plain], "o", color="C0", ms=6, label="weakest seed's margin (SE)")
+    if capped.any():
+        ax.plot(
+            margins[capped],
+            y[capped],
+            ">",
+            color="C0",
+            ms=7,
+            label=f"beyond {_MARGIN_UNDERFLOW:g} SE: p-value underflowed, at least this",
         )
-        ax.text(1.015, yi, _evidence(w), va="center", fontsize=7)
-    ax.axvline(0.99, color="k", ls="--", lw=1)
-    ax.set_yticks([])
-    ax.set_xlim(0, 1.3)
-    ax.set_xticks(np.linspace(0, 1, 6))
+    for yi in y[~finite]:
+        ax.text(0.5, yi, "no tested check (undecided)", va="center", fontsize=7)
+    top = float(np.nanmax(margins, initial=_MARGIN_POWER_99))
+    ax.set_xlim(low, max(top, _MARGIN_POWER_99) * 1.08 + 1.0)
     ax.set_xlabel(
-        f"fraction of {len(cal.seeds)} seeds rejecting (right: rejections; weakest seed's margin "
-        "beyond its Holm critical value in SE, or its error in tolerances)"
+        "weakest seed's margin: standard errors by which its strongest point cleared the Holm "
+        "critical |z| (power ≈ Φ(margin))"
     )
     ax.set_title(
-        f"(c) Known-wrong formulas at the {cal.budget} budget, α = {cal.alpha:g}: rejection "
-        "rate with its 95% CI; dashed: the target power 0.99"
+        f"{letter}Known-wrong formulas at the {cal.budget} budget, α = {cal.alpha:g}: "
+        f"the weakest of {len(cal.seeds)} seeds' rejections, in standard errors"
     )
+    # below the x label: inside, it would hide the formulas' markers at one end or the other
+    _legend_below(ax)
+    ax.grid(alpha=0.3, axis="x")
+
+
+def _plot_exact_errors(
+    ax: Any, cal: Calibration, wrong: list[WrongResult], letter: str = ""
+) -> None:
+    """Each exact formula's weakest rejection over the seeds: its error in tolerances (rejected
+    above 1)."""
+    y = _formula_rows(ax, wrong)
+    ratios = np.array([w.min_error_ratio for w in wrong], dtype=float)
+    ax.axvline(1.0, color="C3", lw=1.2, label="tolerance: rejected to its right")
+    ax.plot(ratios, y, "o", color="C0", ms=6, label="weakest seed's error / tolerance")
+    ax.set_xscale("log")
+    ax.set_xlim(0.3, max(10.0, float(np.nanmax(ratios, initial=10.0)) * 5))
+    ax.set_xlabel("weakest seed's largest error, in tolerances of the exact check")
+    ax.set_title(
+        f"{letter}Known-wrong formulas checked exactly: the weakest of {len(cal.seeds)} "
+        "seeds' errors, in tolerances"
+    )
+    _legend_below(ax)
+    ax.grid(alpha=0.3, axis="x", which="both")

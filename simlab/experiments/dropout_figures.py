@@ -106,7 +106,7 @@ def _moments_at_one_setting(pt: PointResult):
         est, se, pred = _scalar(pt, name)
         first = name == _MOMENTS[0]
         ax.plot([x - 0.32, x + 0.32], [pred, pred], color="k", lw=2.2, solid_capstyle="butt",
-                label="analytic value" if first else None)  # fmt: skip
+                label="analytic value" if first else None, gid="analytic")  # fmt: skip
         ax.errorbar(x, est, yerr=ERRORBAR_SE * se, color=_color(name), mfc="white", **SIM_STYLE,
                     label=f"simulated {_BAR_NOTE}" if first else None)  # fmt: skip
         dev.errorbar(x, (est - pred) / abs(pred), yerr=ERRORBAR_SE * se / abs(pred),
@@ -231,7 +231,7 @@ def _point_mass_inset(ax: Any, hist: Histogram, mass: float, symbol: str) -> Non
     inset = ax.inset_axes([0.5, 0.2, 0.12, 0.5])
     inset.bar(0.0, frac, width=0.6, color="C0", alpha=0.35)
     inset.errorbar(0.0, frac, yerr=ERRORBAR_SE * se, fmt="none", ecolor="C0", capsize=3, lw=1.2)
-    inset.plot([-0.42, 0.42], [mass, mass], color="C3", lw=2.0)
+    inset.plot([-0.42, 0.42], [mass, mass], color="C3", lw=2.0, gid="analytic")
     inset.set_xlim(-0.6, 0.6)
     inset.set_ylim(0.0, 1.0)
     inset.set_xticks([])
