@@ -153,3 +153,67 @@ def test_forty_uniform_quantities_do_not_trip_the_target_by_chance():
         trips += bool(cal.quantities_missing_uniformity())
     # family-wise 0.01: P(>= 2 of 20 trip) < 2%; per-quantity 0.01: ~33% each, ~7 of 20 expected
     assert trips <= 1, trips
+
+
+# -- the figure ---------------------------------------------------------------------------------
+def _hand_made(parts=("correct", "wrong")):
+    """A calibration of three seeds, none with a false alarm, two wrong formulas (one exact)."""
+    import numpy as np
+
+    from simlab.calibrate import Calibration
+
+    cal = Calibration("quick", [1, 2, 3], 0.001, 0.05, parts=parts)
+    if "correct" in parts:
+        cal.p_values = [0.2, 0.5, 0.9]
+        cal.families = [(np.array([0.2, 0.5, 0.9]), np.array([True, True, True]), False)] * 3
+    tested = WrongResult("dropout", "var_after=1/(1-p)", "why", rejected=3, runs=3)
+    tested.min_margin = 7.5
+    exact = WrongResult("batchnorm grads", "d_Y=D", "why", rejected=3, runs=3)
+    exact.min_error_ratio = 4e5
+    cal.wrong = [tested, exact] if "wrong" in parts else []
+    return cal
+
+
+def test_the_figure_draws_each_wrong_formulas_margin_not_a_bar_at_one():
+    import matplotlib.pyplot as plt
+
+    from simlab.calibrate import calibration_figure
+
+    fig = calibration_figure(_hand_made())
+    margins, errors = fig.axes[2:]
+    xs = [x for line in margins.get_lines() for x in line.get_xdata() if line.get_marker() == "o"]
+    assert xs == [7.5]
+    assert "standard errors" in margins.get_xlabel()
+    ys = [x for line in errors.get_lines() for x in line.get_xdata() if line.get_marker() == "o"]
+    assert ys == [4e5] and errors.get_xscale() == "log"
+    assert not margins.containers  # no bars
+    assert [ax.get_title()[:4] for ax in fig.axes] == ["(a) ", "(b) ", "(c) ", "(d) "]
+    plt.close(fig)
+
+
+def test_a_rate_of_zero_sits_on_the_bottom_edge_and_says_so():
+    import matplotlib.pyplot as plt
+
+    from simlab.calibrate import calibration_figure
+
+    fig = calibration_figure(_hand_made())
+    false_alarms = fig.axes[0]
+    (none,) = [ln for ln in false_alarms.get_lines() if ln.get_marker() == "v"]
+    # in axes fractions: on the bottom edge whatever the axis limits
+    assert none.get_transform() == false_alarms.get_xaxis_transform()
+    texts = [t.get_text() for t in false_alarms.texts]
+    assert any("no false alarm in any of the 3 runs" in t for t in texts)
+    plt.close(fig)
+
+
+def test_a_figure_of_one_panel_has_no_panel_letter():
+    import matplotlib.pyplot as plt
+
+    from simlab.calibrate import calibration_figure
+
+    cal = _hand_made(parts=("wrong",))
+    cal.wrong = cal.wrong[:1]
+    fig = calibration_figure(cal)
+    (ax,) = fig.axes
+    assert not ax.get_title().startswith("(")
+    plt.close(fig)
