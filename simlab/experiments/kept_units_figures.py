@@ -36,7 +36,12 @@ from simlab.plotting import (
     setting_label,
     simulated_vs_theory,
 )
-from simlab.theory.counts import barbour_hall_bounds, le_cam_bound, tv_binomial_poisson
+from simlab.theory.counts import (
+    barbour_hall_bounds,
+    binomial_pmf,
+    le_cam_bound,
+    tv_binomial_poisson,
+)
 from simlab.verdicts.gof import GofResult
 
 if TYPE_CHECKING:
@@ -149,8 +154,10 @@ def _binomial_laws(pt: PointResult) -> list[Law]:
     data: BinomialFigureData = pt.figure
     M, p = pt.params["M"], pt.params["p"]
     laws = [(f"Binomial(M = {M}, q = {data.q:.3g})", "Binomial(M, q)", data.law)]
-    control = _negative_control(pt)
-    if control is not None:
+    if _negative_control(pt) is not None:
+        # over every k = 0..M: the check's support ends where the true law's tail does, and the
+        # swapped law's mass lies beyond it when q is small
+        control = binomial_pmf(np.arange(M + 1), M, p)
         label = f"Binomial(M, p = {p:g}): p and q swapped (negative control)"
         laws.append((label, "swapped Binomial(M, p)", control))
     return laws
@@ -183,10 +190,16 @@ _LAW_STYLES = (
 )
 
 
+def _padded(values: np.ndarray, size: int) -> np.ndarray:
+    """``values`` on 0..size-1, zeros past their end (a law or counts beyond a support)."""
+    values = np.asarray(values, dtype=float)[:size]
+    return np.concatenate([values, np.zeros(size - values.size)])
+
+
 def _pmf_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
     """Simulated frequencies as bars with +-2 SE, each law as points on a line."""
     est = pt.estimates["pmf"]
-    freq = est.counts / est.n
+    freq = _padded(est.counts, k[-1] + 1) / est.n
     se = np.sqrt(freq * (1.0 - freq) / est.n)
     bars = ax.bar(k, freq[k], width=0.8, color="C0", alpha=0.45)
     ticks = ax.errorbar(k, freq[k], yerr=ERRORBAR_SE * se[k], fmt="none", ecolor="C0", capsize=2,
@@ -206,7 +219,8 @@ def _pmf_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
 def _residual_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
     """(observed - expected) / SD per bin expecting at least 5 counts, against each law."""
     est = pt.estimates["pmf"]
-    counts, n = est.counts.astype(float), est.n
+    # past the support of the counts, none was seen (such outcomes are below 1e-18 under the law)
+    counts, n = _padded(est.counts, k[-1] + 1), est.n
     ax.axhspan(-2, 2, color="0.85", zorder=0, label="±2: sampling noise")
     largest = 2.0
     for style, (_, short, law) in zip(_LAW_STYLES, laws, strict=False):
@@ -252,7 +266,10 @@ def _pmf_figure(
     for col, pt in enumerate(shown):
         est = pt.estimates["pmf"]
         laws = laws_of(pt)
-        lo, hi = _window(np.max([law for _, _, law in laws], axis=0), est.counts, est.n)
+        size = max(est.counts.size, *(law.size for _, _, law in laws))
+        laws = [(label, short, _padded(law, size)) for label, short, law in laws]
+        counts = _padded(est.counts, size)
+        lo, hi = _window(np.max([law for _, _, law in laws], axis=0), counts, est.n)
         k = np.arange(lo, hi + 1)
         _pmf_panel(axes[0, col], pt, laws, k)
         _residual_panel(axes[1, col], pt, laws, k)
