@@ -158,7 +158,7 @@ def _binomial_laws(pt: PointResult) -> list[Law]:
         # over every k = 0..M: the check's support ends where the true law's tail does, and the
         # swapped law's mass lies beyond it when q is small
         control = binomial_pmf(np.arange(M + 1), M, p)
-        label = f"Binomial(M, p = {p:g}): p and q swapped (negative control)"
+        label = f"negative control: p and q\nswapped, Binomial(M, p = {p:g})"
         laws.append((label, "swapped Binomial(M, p)", control))
     return laws
 
@@ -167,7 +167,7 @@ def _limit_laws(pt: PointResult) -> list[Law]:
     data: PoissonLimitFigureData = pt.figure
     return [
         (f"Binomial(M, λ/M), λ/M = {data.q:.3g}", "Binomial(M, λ/M)", data.law),
-        (f"Poisson(λ = {pt.params['lam']:g}): the M → ∞ limit", "Poisson(λ)", data.poisson),
+        (f"Poisson(λ = {pt.params['lam']:g}):\nthe M → ∞ limit", "Poisson(λ)", data.poisson),
     ]
 
 
@@ -177,7 +177,7 @@ def _thinning_laws(pt: PointResult) -> list[Law]:
     return [
         (f"Poisson(λq = {lam * data.q:.3g})", "Poisson(λq)", data.law),
         (
-            f"Poisson(λ = {lam:g}): thinning forgotten (negative control)",
+            f"negative control: thinning\nforgotten, Poisson(λ = {lam:g})",
             "Poisson(λ)",
             data.unthinned,
         ),
