@@ -502,6 +502,8 @@ def calibration_figure(cal: Calibration) -> Any:
 
 
 def _plot_false_alarms(ax: Any, cal: Calibration, letter: str = "") -> None:
+    from simlab.plotting import place_legend
+
     n_seeds = len(cal.families)
     if n_seeds:
         rates = cal.false_alarm_curve(CURVE_ALPHAS)
@@ -558,11 +560,13 @@ def _plot_false_alarms(ax: Any, cal: Calibration, letter: str = "") -> None:
     ax.set_xlabel("family-wise α the same runs are decided at")
     ax.set_ylabel("fraction of runs rejecting a correct claim")
     ax.set_title(f"{letter}False alarms on correct claims")
-    ax.legend(fontsize=7, loc="upper left")
+    place_legend(ax, loc="upper left")  # elsewhere if it would cover a point
     ax.grid(alpha=0.3, which="both")
 
 
 def _plot_p_values(ax: Any, cal: Calibration, letter: str = "") -> None:
+    from simlab.plotting import place_legend
+
     p = np.sort(np.asarray(cal.p_values))
     n = len(p)
     if n:
@@ -577,7 +581,7 @@ def _plot_p_values(ax: Any, cal: Calibration, letter: str = "") -> None:
     ax.set_ylabel("observed p-value")
     ks, ks_p = cal.ks_uniform()
     ax.set_title(f"{letter}p-values of correct checks vs uniform (KS p = {ks_p:.2g})")
-    ax.legend(fontsize=7, loc="upper left")
+    place_legend(ax, loc="upper left")
     ax.grid(alpha=0.3, which="both")
 
 

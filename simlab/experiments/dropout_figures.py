@@ -20,6 +20,7 @@ from simlab.plotting import (
     draw_claims,
     finish_axes,
     new_figure,
+    place_legend,
     setting_label,
     sweep_axis,
 )
@@ -58,14 +59,6 @@ _LABELS = {
 #: one colour per kind of moment, the same before and after dropout (after: open markers)
 _KIND_COLORS = {"mean": "C0", "second": "C1", "var": "C2", "cov": "C4"}
 _BAR_NOTE = f"±{ERRORBAR_SE:g} SE"
-
-
-def _legend(ax: Any, handles: list | None = None, labels: list[str] | None = None, **kw: Any):
-    """The panel's legend where it covers the least data (interim: matplotlib's "best")."""
-    if handles is None:
-        handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(handles, labels, fontsize=7, **{"loc": "best", **kw})
 
 
 def _color(name: str) -> str:
@@ -121,10 +114,10 @@ def _moments_at_one_setting(pt: PointResult):
     xlabel = "before dropout  |  after dropout"
     finish_axes(ax, xlabel=xlabel, ylabel="moment", title=f"moments of a unit ({_BAR_NOTE})",
                 legend=False)  # fmt: skip
-    _legend(ax)
+    place_legend(ax)
     finish_axes(dev, xlabel=xlabel, ylabel="(simulated − analytic) / analytic",
                 title=f"relative deviation from theory ({_BAR_NOTE})", legend=False)  # fmt: skip
-    _legend(dev)
+    place_legend(dev)
     fig.suptitle(
         f"ReLU moments before and after dropout at p = {pt.params['p']:g}\n"
         f"({setting_label(pt.params, ['M', 'N', 'bias', 'weights'])}; "
@@ -180,7 +173,7 @@ def _moments_against_sweep(points: Sequence[PointResult]):
             title=f"{title}: lines analytic, points simulated {_BAR_NOTE}",
             legend=False,
         )
-        _legend(ax, handles, labels)
+        place_legend(ax, handles, labels)
     ax = axes[0, 2]
     offsets = np.linspace(-0.035, 0.035, 6) * (np.ptp(xs) or 1.0)
     for i, name in enumerate(_MOMENTS):
@@ -204,7 +197,7 @@ def _moments_against_sweep(points: Sequence[PointResult]):
         title=f"relative deviation from theory ({_BAR_NOTE})",
         legend=False,
     )
-    _legend(ax, ncols=2)
+    place_legend(ax, ncols=2)
     n = points[0].n_samples
     fig.suptitle(
         f"ReLU moments before and after dropout ({n:,} samples × "
@@ -284,7 +277,7 @@ def laws_figure(points: Sequence[PointResult]):
         _point_mass_inset(ax, hist, mass, symbol)
         finish_axes(ax, xlabel=xlabel, ylabel=f"density of {symbol} > 0 (mass 1 − P(0))",
                     title=title, legend=False)  # fmt: skip
-        _legend(ax, loc="upper right")
+        place_legend(ax, loc="upper right")
     fig.suptitle(
         f"Law of a unit: point mass at 0 (inset) plus a (scaled) normal density for positive "
         f"values ({data.hist_before.total:,} unit values)"
@@ -323,7 +316,7 @@ def convergence_figure(points: Sequence[PointResult]):
         ax.set_ylim(pred - 1.25 * top, pred + 1.25 * top)
         finish_axes(ax, xlabel="samples n", ylabel="running estimate after n samples",
                     title=_LABELS[name], which="both", legend=False)  # fmt: skip
-    _legend(axes[0, 0])  # the same three entries on every panel: listed once
+    place_legend(axes[0, 0])  # the same three entries on every panel: listed once
     fig.suptitle(
         f"Convergence at {_setting(pt)}: the running estimate stays within\n"
         f"analytic ± {ERRORBAR_SE:g} SE of a mean of n samples, SE = σ/√n "

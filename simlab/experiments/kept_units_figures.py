@@ -33,6 +33,7 @@ from simlab.plotting import (
     finish_axes,
     log_errorbars,
     new_figure,
+    place_legend,
     setting_label,
     simulated_vs_theory,
 )
@@ -121,14 +122,6 @@ def _window(probs: np.ndarray, counts: np.ndarray, n: int) -> tuple[int, int]:
     return lo, hi
 
 
-def _legend(ax, handles: list | None = None, labels: list[str] | None = None, **kw) -> None:
-    """The panel's legend where it covers the least data (interim: matplotlib's "best")."""
-    if handles is None:
-        handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(handles, labels, fontsize=7, **{"loc": "best", **kw})
-
-
 def _integer_ticks(ax, *, y: bool = False) -> None:
     from matplotlib.ticker import MaxNLocator
 
@@ -212,7 +205,7 @@ def _pmf_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
     _integer_ticks(ax)
     draw_claims(ax, [pt], "pmf")
     finish_axes(ax, xlabel="k kept units", ylabel="P(K = k)", legend=False)
-    _legend(ax, handles, labels)
+    place_legend(ax, handles, labels)
     ax.set_title(setting_label(pt.params, list(pt.params)), fontsize=9)
 
 
@@ -235,7 +228,7 @@ def _residual_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None
     # the residual of a frequency in its standard errors: (count - n P) / sqrt(n P (1 - P))
     ylabel = "residual / SE" + ("\n(linear within ±4, log beyond)" if symlog else "")
     finish_axes(ax, xlabel="k kept units", ylabel=ylabel, legend=False)
-    _legend(ax)
+    place_legend(ax)
     ax.set_title("(observed − expected) / SE, bins expecting ≥ 5", fontsize=9)
 
 
@@ -339,11 +332,11 @@ def _moments_at_one_p(points: Sequence[PointResult]):
     ax.set_ylim(0.0, max(1.0 - p, p * (1.0 - p)) * 1.3 or 1.0)
     finish_axes(ax, xlabel="moment of K, per unit", ylabel="value per unit",
                 title=f"per unit at p = {p:g} (±{ERRORBAR_SE:g} SE)", legend=False)  # fmt: skip
-    _legend(ax)
+    place_legend(ax)
     finish_axes(dev, xlabel="moment of K", ylabel="(simulated − theory) / theory",
                 title=f"relative deviation from theory (±{ERRORBAR_SE:g} SE)",
                 legend=False)  # fmt: skip
-    _legend(dev)
+    place_legend(dev)
     fig.suptitle(
         f"K ~ Binomial(M, 1 − p): E K = M q, Var K = M q p at p = {p:g}\n"
         f"({points[0].n_samples:,} trials per point)",
@@ -381,10 +374,10 @@ def _moments_against_p(points: Sequence[PointResult]):
         for ax in (top, bottom):
             ax.set_xlim(-0.02, 1.0)
         finish_axes(top, xlabel="drop probability p", ylabel=ylabel, title=title, legend=False)
-        _legend(top)
+        place_legend(top)
         finish_axes(bottom, xlabel="drop probability p", ylabel="(simulated − theory) / theory",
                     legend=False)  # fmt: skip
-        _legend(bottom)
+        place_legend(bottom)
         bottom.set_title(f"relative deviation from theory (±{ERRORBAR_SE:g} SE)", fontsize=10)
     fig.suptitle(
         f"K ~ Binomial(M, 1 − p): E K = M q, Var K = M q p "
