@@ -217,3 +217,17 @@ def test_a_figure_of_one_panel_has_no_panel_letter():
     (ax,) = fig.axes
     assert not ax.get_title().startswith("(")
     plt.close(fig)
+
+
+@pytest.mark.parametrize("parts", [("correct", "wrong"), ("wrong",), ("correct",)])
+def test_the_calibration_figure_passes_the_lint(parts):
+    import matplotlib.pyplot as plt
+
+    from simlab.calibrate import calibration_figure
+    from simlab.figure_lint import lint_figure
+    from simlab.plotting import layout_figure
+
+    fig = calibration_figure(_hand_made(parts=parts))
+    layout_figure(fig)
+    assert lint_figure(fig) == []
+    plt.close(fig)
