@@ -649,8 +649,8 @@ def _plot_margins(ax: Any, cal: Calibration, wrong: list[WrongResult], letter: s
         "critical |z| (power ≈ Φ(margin))"
     )
     ax.set_title(
-        f"{letter}Known-wrong formulas at the {cal.budget} budget, α = {cal.alpha:g}: "
-        f"the weakest of {len(cal.seeds)} seeds' rejections, in standard errors"
+        f"{letter}Known-wrong formulas ({cal.budget} budget, α = {cal.alpha:g}): "
+        f"the weakest rejection over {len(cal.seeds)} seeds, in standard errors"
     )
     # below the x label: inside, it would hide the formulas' markers at one end or the other
     _legend_below(ax)
@@ -670,8 +670,8 @@ def _plot_exact_errors(
     ax.set_xlim(0.3, max(10.0, float(np.nanmax(ratios, initial=10.0)) * 5))
     ax.set_xlabel("weakest seed's largest error, in tolerances of the exact check")
     ax.set_title(
-        f"{letter}Known-wrong formulas checked exactly: the weakest of {len(cal.seeds)} "
-        "seeds' errors, in tolerances"
+        f"{letter}Known-wrong formulas checked exactly: the smallest error over "
+        f"{len(cal.seeds)} seeds, in tolerances"
     )
     _legend_below(ax)
     ax.grid(alpha=0.3, axis="x", which="both")

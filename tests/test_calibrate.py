@@ -227,7 +227,9 @@ def test_the_calibration_figure_passes_the_lint(parts):
     from simlab.figure_lint import lint_figure
     from simlab.plotting import layout_figure
 
-    fig = calibration_figure(_hand_made(parts=parts))
+    cal = _hand_made(parts=parts)
+    cal.budget, cal.seeds = "thorough", list(range(1000))  # the longest words its titles take
+    fig = calibration_figure(cal)
     layout_figure(fig)
     assert lint_figure(fig) == []
     plt.close(fig)
