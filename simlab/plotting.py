@@ -905,8 +905,16 @@ def _first_clear_spot(
     if chosen is None:
         return None
     panel, loc, box = chosen
-    legend.set_bbox_to_anchor(None if panel is ax else panel.bbox)
+    if panel is ax:
+        legend.set_bbox_to_anchor(None)
+    else:  # the other panel's box, in its own axes fractions
+        legend.set_bbox_to_anchor((0.0, 0.0, 1.0, 1.0), panel.transAxes)
+        legend.set_clip_on(False)  # a legend added to ax is clipped to ax
     legend.set_loc(loc)
+    # inside a panel it needs no margin; counted in its own axes' layout box while in another
+    # panel, it would widen the gap to that panel, which carries it further off (the figure
+    # grew without bound)
+    legend.set_in_layout(panel is ax)
     return box
 
 

@@ -302,3 +302,25 @@ def test_a_place_that_leaves_the_curves_whole_is_preferred():
     legend2 = place_legend(ax2)
     layout_figure(fig2)
     assert legend2._loc == 2  # "upper left": clear of both
+
+
+def test_a_legend_shared_by_panels_sits_in_a_clear_one_and_the_figure_keeps_its_size():
+    # the first panel is full of points, the second has room: the row's legend goes there, and
+    # is no margin of the first panel's (it once widened the gap, which moved it further: the
+    # figure grew to thousands of inches)
+    fig, axes = new_figure(ncols=2)
+    rng = np.random.default_rng(3)
+    axes[0, 0].plot(rng.random(500), rng.random(500), "o", ms=4, label="everywhere")
+    axes[0, 1].plot([0.0, 0.1], [0.0, 0.1], "o", ms=4)
+    for ax in axes[0]:
+        finish_axes(ax, xlabel="x", ylabel="y", legend=False)
+    place_legend(axes[0, 0], panels=list(axes[0]), outside="below")
+    size = tuple(fig.get_size_inches())
+    layout_figure(fig)
+    assert tuple(fig.get_size_inches()) == pytest.approx(size)
+    fig.draw_without_rendering()
+    renderer = fig.canvas.get_renderer()
+    box = axes[0, 0].get_legend().get_window_extent(renderer)
+    right = axes[0, 1].bbox
+    assert right.x0 <= box.x0 and box.x1 <= right.x1 and right.y0 <= box.y0 <= box.y1 <= right.y1
+    assert _legend_problems(fig) == []
