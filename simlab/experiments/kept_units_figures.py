@@ -146,12 +146,12 @@ def _negative_control(pt: PointResult) -> np.ndarray | None:
 def _binomial_laws(pt: PointResult) -> list[Law]:
     data: BinomialFigureData = pt.figure
     M, p = pt.params["M"], pt.params["p"]
-    laws = [(f"Binomial(M = {M}, q = {data.q:.3g})", "Binomial(M, q)", data.law)]
+    laws = [("Binomial(M, q), q = 1 − p", "Binomial(M, q)", data.law)]
     if _negative_control(pt) is not None:
         # over every k = 0..M: the check's support ends where the true law's tail does, and the
         # swapped law's mass lies beyond it when q is small
         control = binomial_pmf(np.arange(M + 1), M, p)
-        label = f"negative control: p and q\nswapped, Binomial(M, p = {p:g})"
+        label = "negative control: Binomial(M, p),\np and q swapped"
         laws.append((label, "swapped Binomial(M, p)", control))
     return laws
 
@@ -159,21 +159,16 @@ def _binomial_laws(pt: PointResult) -> list[Law]:
 def _limit_laws(pt: PointResult) -> list[Law]:
     data: PoissonLimitFigureData = pt.figure
     return [
-        (f"Binomial(M, λ/M), λ/M = {data.q:.3g}", "Binomial(M, λ/M)", data.law),
-        (f"Poisson(λ = {pt.params['lam']:g}):\nthe M → ∞ limit", "Poisson(λ)", data.poisson),
+        ("Binomial(M, λ/M): the exact law", "Binomial(M, λ/M)", data.law),
+        ("Poisson(λ): the M → ∞ limit", "Poisson(λ)", data.poisson),
     ]
 
 
 def _thinning_laws(pt: PointResult) -> list[Law]:
     data: ThinningFigureData = pt.figure
-    lam = pt.params["lam"]
     return [
-        (f"Poisson(λq = {lam * data.q:.3g})", "Poisson(λq)", data.law),
-        (
-            f"negative control: thinning\nforgotten, Poisson(λ = {lam:g})",
-            "Poisson(λ)",
-            data.unthinned,
-        ),
+        ("Poisson(λq), q = 1 − p", "Poisson(λq)", data.law),
+        ("negative control: Poisson(λ),\nthinning forgotten", "Poisson(λ)", data.unthinned),
     ]
 
 
@@ -189,8 +184,9 @@ def _padded(values: np.ndarray, size: int) -> np.ndarray:
     return np.concatenate([values, np.zeros(size - values.size)])
 
 
-def _pmf_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
-    """Simulated frequencies as bars with +-2 SE, each law as points on a line."""
+def _pmf_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> tuple[list, list[str]]:
+    """Simulated frequencies as bars with +-2 SE, each law as points on a line; the legend's
+    handles and labels (one legend serves the row: the laws are named alike in every panel)."""
     est = pt.estimates["pmf"]
     freq = _padded(est.counts, k[-1] + 1) / est.n
     se = np.sqrt(freq * (1.0 - freq) / est.n)
@@ -205,8 +201,8 @@ def _pmf_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
     _integer_ticks(ax)
     draw_claims(ax, [pt], "pmf")
     finish_axes(ax, xlabel="k kept units", ylabel="P(K = k)", legend=False)
-    place_legend(ax, handles, labels)
     ax.set_title(setting_label(pt.params, list(pt.params)), fontsize=9)
+    return handles, labels
 
 
 def _residual_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None:
@@ -228,7 +224,6 @@ def _residual_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> None
     # the residual of a frequency in its standard errors: (count - n P) / sqrt(n P (1 - P))
     ylabel = "residual / SE" + ("\n(linear within ±4, log beyond)" if symlog else "")
     finish_axes(ax, xlabel="k kept units", ylabel=ylabel, legend=False)
-    place_legend(ax)
     ax.set_title("(observed − expected) / SE, bins expecting ≥ 5", fontsize=9)
 
 
@@ -264,9 +259,12 @@ def _pmf_figure(
         counts = _padded(est.counts, size)
         lo, hi = _window(np.max([law for _, _, law in laws], axis=0), counts, est.n)
         k = np.arange(lo, hi + 1)
-        _pmf_panel(axes[0, col], pt, laws, k)
+        handles, labels = _pmf_panel(axes[0, col], pt, laws, k)
         _residual_panel(axes[1, col], pt, laws, k)
         axes[1, col].set_xlim(axes[0, col].get_xlim())
+    # one legend per row, in the first panel where it covers no data point, else below the row
+    place_legend(axes[0, 0], handles, labels, panels=list(axes[0]), outside="below")
+    place_legend(axes[1, 0], panels=list(axes[1]), outside="below")
     subset = "" if len(shown) == len(points) else f", {len(shown)} of {len(points)} points"
     fig.suptitle(f"{what}\n({shown[0].n_samples:,} trials per point{subset})", fontsize=11)
     return fig
