@@ -357,7 +357,10 @@ def _moments_against_p(points: Sequence[PointResult]):
             pred = np.array([float(pt.predictions[name].value) for pt in pts])
             scale = np.where(pred != 0, np.abs(pred), 1.0)
             color, label = f"C{i % 3}", f"M = {M}"
-            simulated_vs_theory(top, ps, vals[:, 0] / M, vals[:, 1] / M, color=color, label=label)
+            # side by side when several M share a p (per unit, their values coincide)
+            offset = 0.012 * (i - (len(Ms) - 1) / 2)
+            simulated_vs_theory(top, ps, vals[:, 0] / M, vals[:, 1] / M, color=color, label=label,
+                                offset=offset)  # fmt: skip
             simulated_vs_theory(
                 bottom,
                 ps,
@@ -365,7 +368,7 @@ def _moments_against_p(points: Sequence[PointResult]):
                 vals[:, 1] / scale,
                 color=color,
                 label=label,
-                offset=0.004 * (i - (len(Ms) - 1) / 2),  # side by side when several M share a p
+                offset=offset,
             )
             draw_claims(top, pts, name, ps, y=lambda pt, value: value / pt.params["M"])
         bottom.axhline(0.0, color="C3", lw=1.2)
@@ -373,9 +376,9 @@ def _moments_against_p(points: Sequence[PointResult]):
             ax.set_xlim(-0.02, 1.0)
         finish_axes(top, xlabel="drop probability p", ylabel=ylabel, title=title, legend=False)
         place_legend(top)
+        # the colours are those of the panel above: no second legend
         finish_axes(bottom, xlabel="drop probability p", ylabel="(simulated − theory) / theory",
                     legend=False)  # fmt: skip
-        place_legend(bottom)
         bottom.set_title(f"relative deviation from theory (±{ERRORBAR_SE:g} SE)", fontsize=10)
     fig.suptitle(
         f"K ~ Binomial(M, 1 − p): E K = M q, Var K = M q p "
