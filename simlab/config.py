@@ -378,7 +378,7 @@ def load_run_data(
     specs = []
     for entry, where in zip(entries, wheres, strict=True):
         name = entry.pop("experiment", None)
-        entry.pop("name", None)
+        label = entry.pop("name", None)
         if name is None:
             raise SimlabInputError(
                 f"{where('experiment')}: missing; allowed: {', '.join(REGISTRY)}"
@@ -395,5 +395,8 @@ def load_run_data(
             if value is not None:
                 entry[key] = value
         _check_keys(entry, experiment, where)
-        specs.append(build_spec(experiment, entry, claims, where, claim_source=where("claims")))
+        spec = build_spec(experiment, entry, claims, where, claim_source=where("claims"))
+        if label is not None:
+            spec.name = str(label)
+        specs.append(spec)
     return specs

@@ -75,6 +75,18 @@ def drawable_in_worker(experiment: Any) -> bool:
 MIN_FIGURES_FOR_WORKERS = 3
 
 
+def folder_names(names: Sequence[str]) -> list[str]:
+    """One folder name per run (spaces become dashes); a name that comes again gets ``-2``,
+    ``-3``... so that no run's figures overwrite another's."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        base = str(name).replace(" ", "-")
+        seen[base] = seen.get(base, 0) + 1
+        out.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return out
+
+
 def can_spawn() -> bool:
     """Whether a spawned worker can start: it re-imports ``__main__`` from its file, if it has one.
 
@@ -95,11 +107,17 @@ class FigureDrawer:
     """
 
     def __init__(
-        self, root: Path, formats: tuple[str, ...], experiments: Sequence[Any], workers: int
+        self,
+        root: Path,
+        formats: tuple[str, ...],
+        experiments: Sequence[Any],
+        workers: int,
+        names: Sequence[str] | None = None,
     ) -> None:
         self.root = root
         self.formats = formats
         self.several = len(experiments) > 1
+        self.folder_names = folder_names(names or [e.name for e in experiments])
         figures = sum(len(experiment.figures) for experiment in experiments)
         if figures < MIN_FIGURES_FOR_WORKERS or not can_spawn():
             workers = 1
@@ -131,10 +149,11 @@ class FigureDrawer:
                 self._pool.submit(int)
 
     def folder(self, index: int, run: ExperimentRun) -> Path:
-        """Where experiment ``index``'s figures go (created on first use)."""
+        """Where experiment ``index``'s figures go (created on first use): a folder named as
+        its entry in the run file (or its experiment), numbered when a name comes twice."""
         if not self.several:
             return self.root
-        target = self.root / run.spec.experiment.name.replace(" ", "-")
+        target = self.root / self.folder_names[index]
         target.mkdir(exist_ok=True)
         return target
 

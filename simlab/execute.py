@@ -26,7 +26,7 @@ from simlab.console import (
     summary_counts,
     summary_line,
 )
-from simlab.drawing import FigureDrawer
+from simlab.drawing import FigureDrawer, folder_names
 from simlab.engine.checkpoint import (
     FILE_NAME,
     Checkpointer,
@@ -72,7 +72,8 @@ def results_document(
     samples = sum(run.samples_done for run in runs)
     restored = resume.samples_restored if resume is not None else [0] * len(runs)
     experiments = []
-    for run, before in zip(runs, restored, strict=False):
+    folders = folder_names([run.spec.name or run.spec.experiment.name for run in runs])
+    for run, before, folder in zip(runs, restored, folders, strict=False):
         points = []
         for pt in run.points:
             estimates = {}
@@ -97,6 +98,8 @@ def results_document(
         experiments.append(
             {
                 "experiment": run.spec.experiment.name,
+                # where its figures are when the run has several experiments
+                "figure_folder": folder if len(runs) > 1 else "",
                 # what the report shows about it, so the report needs only this file
                 "summary": run.spec.experiment.summary,
                 "figure_captions": {f.stem: f.caption for f in run.spec.experiment.figures},
@@ -310,8 +313,13 @@ def execute(
 
 def _drawer(folder: RunFolder, specs: list[RunSpec], formats: tuple[str, ...]) -> FigureDrawer:
     """The run's figure drawer: one worker process per core the run uses."""
-    experiments = [spec.experiment for spec in specs]
-    return FigureDrawer(folder.path, formats, experiments, max(spec.workers for spec in specs))
+    return FigureDrawer(
+        folder.path,
+        formats,
+        [spec.experiment for spec in specs],
+        max(spec.workers for spec in specs),
+        names=[spec.name or spec.experiment.name for spec in specs],
+    )
 
 
 def _simulate_all(

@@ -87,21 +87,21 @@ def _embed(path: Path) -> str | None:
     return f"data:{mime};base64,{data}"
 
 
-def _about(doc: dict[str, Any], experiment: str | None) -> dict[str, Any]:
-    """What results.json says of ``experiment`` (its summary, its figure captions)."""
-    return next((e for e in doc.get("experiments", []) if e["experiment"] == experiment), {})
+def _about(doc: dict[str, Any], figure: str) -> dict[str, Any]:
+    """What results.json says of the experiment ``figure`` belongs to (its summary, its figure
+    captions): the one whose figure folder holds it (older files: the one of that name)."""
+    experiments = doc.get("experiments", [])
+    if len(experiments) == 1:
+        return experiments[0]
+    folder = Path(figure).parts[0] if len(Path(figure).parts) > 1 else ""
+    for e in experiments:
+        if e.get("figure_folder", e["experiment"].replace(" ", "-")) == folder:
+            return e
+    return {}
 
 
 def _caption(about: dict[str, Any], stem: str) -> str:
     return about.get("figure_captions", {}).get(stem) or stem.replace("_", " ")
-
-
-def _experiment_of(doc: dict[str, Any], figure: str) -> str | None:
-    names = [e["experiment"] for e in doc.get("experiments", [])]
-    if len(names) == 1:
-        return names[0]
-    folder = Path(figure).parts[0] if len(Path(figure).parts) > 1 else ""
-    return next((n for n in names if n.replace(" ", "-") == folder), None)
 
 
 def _counts(checks: list[dict[str, Any]]) -> str:
@@ -173,9 +173,9 @@ def render_html(
         topics.setdefault(c["experiment"], ([], []))[0].append(c)
     for run_dir, doc in docs:
         for figure in doc.get("figures", []):
-            experiment = _experiment_of(doc, figure)
-            topics.setdefault(experiment, ([], []))[1].append(
-                (run_dir, figure, _about(doc, experiment))
+            figure_about = _about(doc, figure)
+            topics.setdefault(figure_about.get("experiment"), ([], []))[1].append(
+                (run_dir, figure, figure_about)
             )
     if len(topics) > 1:
         links = " · ".join(

@@ -125,6 +125,9 @@ class RunSpec:
     chunk_size: int = 4096
     target_se: float | None = None
     resolution: float = DEFAULT_RESOLUTION
+    #: the entry's ``name`` in a run file (its figures' folder; two runs of one experiment
+    #: in one file keep theirs apart); None: the experiment's name
+    name: str | None = None
 
     def points(self) -> list[dict[str, Any]]:
         """The sweep: the Cartesian product of every listed parameter, in declaration order."""
@@ -135,6 +138,8 @@ class RunSpec:
     def as_config(self) -> dict[str, Any]:
         """The replayable configuration (workers are left out: they never change the numbers)."""
         config: dict[str, Any] = {"experiment": self.experiment.name}
+        if self.name is not None:
+            config["name"] = self.name
         config.update(self.params)
         config.update(
             samples=self.samples,

@@ -1,6 +1,7 @@
 """Figures drawn beside the simulation: when each experiment is handed to the drawer, and what an
 interrupted run keeps."""
 
+import html
 import json
 
 import matplotlib.image
@@ -130,3 +131,23 @@ def test_experiments_a_spawned_worker_could_not_import_are_drawn_here():
     assert not drawable_in_worker(InANotebook())
     InANotebook.__module__ = "coin_flips_loaded_from_a_file"  # in sys.modules, not on the path
     assert not drawable_in_worker(InANotebook())
+
+
+def test_two_runs_of_one_experiment_keep_their_figures_apart(simlab, tmp_path):
+    (tmp_path / "twice.yaml").write_text(
+        "experiments:\n"
+        "  - experiment: kept-units binomial\n    name: small\n    M: 10\n    samples: 4000\n"
+        "  - experiment: kept-units binomial\n    name: small\n    M: 20\n    samples: 4000\n"
+        "  - experiment: kept-units thinning\n    samples: 4000\n"
+    )
+    result = simlab("run", "twice.yaml", "--seed", "1", "--quiet", "--out", "run")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads((tmp_path / "run" / "results.json").read_text())
+    folders = [e["figure_folder"] for e in doc["experiments"]]
+    assert folders == ["small", "small-2", "kept-units-thinning"]
+    assert len(set(doc["figures"])) == len(doc["figures"]) == 6
+    assert all((tmp_path / "run" / figure).exists() for figure in doc["figures"])
+    # the report finds each figure's caption through its folder
+    report = (tmp_path / "run" / "report.html").read_text()
+    caption = doc["experiments"][1]["figure_captions"]["kept_units_binomial_pmf"]
+    assert report.count(html.escape(caption)) == 2
