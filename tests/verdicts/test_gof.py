@@ -12,6 +12,7 @@ from simlab.verdicts.gof import (
     GofResult,
     chi_square_gof,
     empirical_tv_noise_floor,
+    empirical_tv_null_law,
     gof_resolution,
     pool_bins,
     with_tail_bin,
@@ -240,3 +241,41 @@ def test_resolution_scaling_and_edges():
     power = stats.ncx2.sf(stats.chi2.isf(1e-3, dof), dof, 10_000 * w1**2)
     assert power == pytest.approx(0.9, abs=1e-8)
     assert gof_resolution(np.array([1.0]), 100, 0.01) == math.inf
+
+
+def test_tv_null_law_is_centred_on_the_exact_noise_floor_when_the_laws_agree():
+    """With truth = reference the population distance is 0 and the bootstrap mean is the expected
+    empirical TV, which De Moivre's formula gives exactly: within 4 of its Monte Carlo SEs."""
+    p = stats.poisson.pmf(np.arange(25), 3.0)
+    law = empirical_tv_null_law(p, p, 5000, np.random.default_rng(1), draws=4000)
+    floor = empirical_tv_noise_floor(p, 5000)
+    assert law.population == pytest.approx(0.0, abs=1e-12)
+    assert abs(law.mean - floor) < 4 * law.sd / math.sqrt(law.draws), (law.mean, floor)
+    # below its noise floor the statistic is a sum of folded normals: right-skewed
+    assert law.skewness > 4 * math.sqrt(6 / law.draws)
+
+
+def test_tv_null_law_measures_what_chi_square_gof_reports_on_the_same_bins():
+    """Truth given in a histogram's layout (0..kmax, then the overflow) against a reference
+    with a tail bin: the population distance is the exact TV, and the bootstrap's statistic is
+    chi_square_gof's TV of the same histograms (same generator, same draws)."""
+    from simlab.theory.counts import tv_binomial_poisson
+
+    kmax = 10
+    k = np.arange(kmax + 1)
+    truth = np.append(stats.binom.pmf(k, 10, 0.3), 0.0)  # Binomial(10, 0.3): nothing past 10
+    reference = stats.poisson.pmf(k, 3.0)  # the Poisson tail beyond 10 becomes a bin
+    law = empirical_tv_null_law(truth, reference, 2000, np.random.default_rng(2), draws=50)
+    assert law.population == pytest.approx(tv_binomial_poisson(10, 3.0), rel=1e-12)
+    draws = np.random.default_rng(2).multinomial(2000, truth / truth.sum(), size=50)
+    tvs = np.array([chi_square_gof(d, reference).tv for d in draws])
+    assert law.mean == pytest.approx(tvs.mean(), rel=1e-12)
+    assert law.sd == pytest.approx(tvs.std(ddof=1), rel=1e-9)
+
+
+def test_tv_null_law_rejects_bad_input():
+    p = np.array([0.5, 0.5])
+    with pytest.raises(ValueError, match="n must be"):
+        empirical_tv_null_law(p, p, 0, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="draws"):
+        empirical_tv_null_law(p, p, 10, np.random.default_rng(0), draws=2)
