@@ -11,6 +11,27 @@ default ``alpha = 0.001`` a handful of seeds cannot see such a rate, so the same
 decided at a larger ``alpha_wide`` (0.05) where the rate is measurable, and the p-values of the
 correct checks are tested for uniformity (they should be uniform when the claims are true).
 
+Per-quantity uniformity: the p-values of each quantity's correct built-in checks, pooled over its
+sweep points, must look U(0, 1) (KS, Holm over the quantities at family-wise
+:data:`UNIFORMITY_KS_P`, from :data:`UNIFORMITY_MIN_SEEDS` seeds on); a miss exits 1. Heavy-tailed
+and biased statistics meet it with a right interval, not a wide one (the norm-ratio moments:
+Hall's skewness correction; the Poisson limit's ``tv``: its null law by parametric bootstrap).
+Left out, by design, are checks whose p-value cannot be uniform under the claim, each quantity
+with its reason and sweep points in ``excluded_from_uniformity_why``:
+
+- a prediction with a tolerance that is not negligible against the SE (more than
+  :data:`simlab.verdicts.checks.NEGLIGIBLE_TOLERANCE` SE): p = 1 while the deviation is within it,
+  so its p-values pile towards 1. ``propagation signal/r`` with zero bias at narrow widths is one:
+  a dead network (some hidden layer all off, probability ``1 - prod(1 - 2^-n_k)``) zeroes every
+  r_l below the top, so E[r_{L-1}] is low by exactly that probability but the lower layers only
+  by less (measured, no formula): its Hotelling T^2 is on the excess beyond the tolerance
+  ``r_l P(dead)``, with no exact null law to be uniform under. Where P(dead) is negligible
+  (width 24 at the quick budget: 1e-7 beside an SE of 3e-3; every standard-budget point) the
+  check is calibrated and in the target. ``propagation correlation/rho`` (the infinite-width
+  arc-cosine map, O(1/width) off at finite width) is another.
+- a prediction that marks its SE as a deliberately cautious bound (``calibrated=False``: the
+  norm-ratio moments with too few networks for the skewness correction).
+
 (b) Power: every experiment's library of known-wrong formulas (``Experiment.known_wrong``), run as
 user claims at the budget (the formulas of one experiment that share their parameters share one
 run, as a user checking several claims would); the fraction of seeds on which each is rejected,
@@ -128,8 +149,9 @@ class Calibration:
     p_values: list[float] = field(default_factory=list)
     p_values_by_check: dict[str, list[float]] = field(default_factory=dict)
     #: quantities whose correct checks are conservative by design (``calibrated=False``: an SE
-    #: bound, or a limit's tolerance), left out of the uniformity tests
-    excluded: set[str] = field(default_factory=set)
+    #: bound, or a limit's tolerance), left out of the uniformity tests: for each, the sweep
+    #: points left out and why (see the module notes)
+    excluded: dict[str, dict[str, str]] = field(default_factory=dict)
     #: per seed: the Holm family's p-values, which of them test correct claims, and whether a
     #: correct exact check failed (that false alarm does not depend on alpha)
     families: list[tuple[np.ndarray, np.ndarray, bool]] = field(default_factory=list)
@@ -223,6 +245,9 @@ class Calibration:
             },
             "quantities_missing_uniformity": self.quantities_missing_uniformity(),
             "excluded_from_uniformity": sorted(self.excluded),
+            "excluded_from_uniformity_why": {
+                name: _exclusion_reason(self.excluded[name]) for name in sorted(self.excluded)
+            },
             # the raw p-values, so a suspicious check can be looked at without rerunning
             "p_values_by_check": self.p_values_by_check,
             "false_alarm_curve": [
@@ -433,12 +458,30 @@ def _record_correct(result: Calibration, runs: list[Any]) -> None:
     for c in correct:
         # a budget's user claims restate built-in formulas: their p-values would count twice
         if c.p_value is not None and c.kind != "exact" and c.source != "user" and not c.calibrated:
-            result.excluded.add(f"{c.experiment}/{c.quantity}")
+            setting = c.id.partition("[")[2].partition("]")[0]
+            why = "tolerance" if c.tolerance_used is not None else "bound"
+            result.excluded.setdefault(f"{c.experiment}/{c.quantity}", {})[setting] = why
         if c.p_value is not None and c.kind != "exact" and c.calibrated and c.source != "user":
             result.p_values.append(c.p_value)
             result.p_values_by_check.setdefault(f"{c.experiment}/{c.quantity}", []).append(
                 c.p_value
             )
+
+
+_EXCLUSION_WHY = {
+    "tolerance": "its prediction allows a tolerance that is not negligible against the SE "
+    "(p = 1 while the deviation is within it, so its p-values pile towards 1)",
+    "bound": "its SE is a deliberately cautious bound (the prediction marks it uncalibrated)",
+}
+
+
+def _exclusion_reason(settings: dict[str, str]) -> str:
+    """Why a quantity's checks are left out of the uniformity target, and at which points."""
+    parts = []
+    for why in sorted(set(settings.values())):
+        points = "; ".join(s or "every point" for s, w in sorted(settings.items()) if w == why)
+        parts.append(f"{_EXCLUSION_WHY[why]}, at {points}")
+    return " / ".join(parts)
 
 
 #: margins beyond this many SE come from p-values that underflowed (|z| capped at 38): drawn as

@@ -126,10 +126,13 @@ def test_a_conservative_quantity_misses_the_uniformity_target_and_is_named():
         "e/right": rng.uniform(size=400).tolist(),
         "e/wide": np.sqrt(rng.uniform(size=400)).tolist(),
     }
-    cal.excluded = {"e/limit"}
+    cal.excluded = {"e/limit": {"n=10": "tolerance", "n=20": "tolerance", "n=5": "bound"}}
     doc = cal.as_dict()
     assert doc["quantities_missing_uniformity"] == ["e/wide"]
     assert doc["excluded_from_uniformity"] == ["e/limit"]
+    why = doc["excluded_from_uniformity_why"]["e/limit"]
+    assert "tolerance that is not negligible" in why and "at n=10; n=20" in why
+    assert "cautious bound" in why and "at n=5" in why
     rows = {r["check"]: r for r in doc["p_value_ks_by_check"]}
     assert rows["e/right"]["meets_target"] and sum(rows["e/wide"]["histogram_10"]) == 400
     table = calibration_table(doc, "quick", True, UNIFORMITY_MIN_SEEDS)

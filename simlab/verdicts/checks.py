@@ -54,6 +54,11 @@ DEFAULT_RESOLUTION = 0.25
 VERDICTS = ("pass", "fail", "undecided", "undefined")
 HEAVY_TAIL_KURTOSIS = 20.0  # excess kurtosis of per-sample values above which we warn
 _SKEWED_Z_CAP = 38.0  # |z| where a two-sided normal p-value underflows to 0
+#: A tolerance at most this many standard errors (on every entry) leaves the p-value uniform to
+#: within what any calibration sees: it moves z by at most that much, so the law of the p-value
+#: by at most ~2 phi(0) x 0.02 = 0.016 (KS over 400 p-values notices ~0.08). Such a check is
+#: still calibrated (an eps effect of 1e-5 beside a sampling SE of 1e-2, say).
+NEGLIGIBLE_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -138,8 +143,10 @@ def make_check(
         expression=expression,
         holds=prediction.holds,
         expected=prediction.expect,
-        # a limit's tolerance forgives deviations up to it, so p = 1 inside it: conservative
-        calibrated=prediction.calibrated and not np.any(np.asarray(prediction.tolerance) > 0),
+        # a limit's tolerance forgives deviations up to it, so p = 1 inside it: conservative,
+        # unless it is negligible against the standard error
+        calibrated=prediction.calibrated
+        and tolerance_negligible(prediction.tolerance, getattr(estimate, "se", None)),
     )
     if isinstance(estimate, ScalarEstimate):
         check = _z_check(common, estimate, prediction)
@@ -154,6 +161,26 @@ def make_check(
     if prediction.note:
         check = replace(check, note=_join(prediction.note, check.note))
     return check
+
+
+def tolerance_negligible(tolerance: float | np.ndarray, se: float | np.ndarray | None) -> bool:
+    """Whether a prediction's tolerance leaves its check's p-value uniform under the claim.
+
+    True without a tolerance, and when every entry's tolerance is at most
+    :data:`NEGLIGIBLE_TOLERANCE` of its standard error; False when there is no standard error to
+    compare with (a tolerance then decides alone).
+    """
+    tol = np.asarray(tolerance, dtype=float)
+    if not np.any(tol > 0):
+        return True
+    if se is None:
+        return False
+    try:
+        tol, se = np.broadcast_arrays(tol, np.asarray(se, dtype=float))
+    except ValueError:
+        return False
+    with np.errstate(invalid="ignore"):
+        return bool(np.all((tol <= 0) | (tol <= NEGLIGIBLE_TOLERANCE * se)))
 
 
 def _fmt(v: Any) -> str:

@@ -124,5 +124,6 @@ class Prediction:
     #: a sentence for the reader (why a negative control must fail, say); shown with the check
     note: str = ""
     #: False when the check's p-value is deliberately conservative (not uniform under the claim),
-    #: so calibration leaves it out of its uniformity test (a non-zero tolerance implies it)
+    #: so calibration leaves it out of its uniformity test (a tolerance implies it, unless it is
+    #: negligible against the standard error: :func:`simlab.verdicts.checks.tolerance_negligible`)
     calibrated: bool = True

@@ -40,6 +40,35 @@ def test_a_tolerance_makes_a_check_conservative_so_calibration_leaves_it_out():
     assert _check(1.02, 0.01, 1.0).calibrated
 
 
+def test_a_tolerance_negligible_against_the_se_keeps_the_check_calibrated():
+    """An eps effect of 3e-5 beside an SE of 8e-3 (bn_corr at B = 8) moves z by 0.004: the
+    p-value stays uniform, so calibration keeps the check; at 0.27 SE (r at width 10) it does
+    not. A vector check needs every entry's tolerance to be negligible against its own SE."""
+    from simlab.verdicts.checks import NEGLIGIBLE_TOLERANCE, tolerance_negligible
+    from simlab.verdicts.estimates import VectorEstimate
+
+    assert _check(0.478, 0.0076, 0.4725, tolerance=3.2e-5).calibrated
+    assert not _check(1.01, 0.0072, 1.0, tolerance=0.00195).calibrated
+    edge = NEGLIGIBLE_TOLERANCE * 0.01
+    assert _check(1.0, 0.01, 1.0, tolerance=edge).calibrated
+    assert not _check(1.0, 0.01, 1.0, tolerance=1.01 * edge).calibrated
+    vector = VectorEstimate(np.ones(3), np.diag([1e-4, 1e-6, 1e-4]), 100, np.arange(3))
+    tol = np.array([1e-5, 1e-5, 0.0])  # 0.001 SE on the first entry, 0.01 SE on the second
+    assert tolerance_negligible(tol, vector.se)
+    assert not tolerance_negligible(tol * 10, vector.se)  # 0.1 SE on the second entry
+    vector_check = make_check(
+        experiment="e",
+        quantity="r",
+        params={},
+        estimate=vector,
+        prediction=Prediction(np.ones(3), tolerance=tol * 10),
+        source="builtin",
+        expression="",
+    )
+    assert not vector_check.calibrated
+    assert not tolerance_negligible(1e-9, None)  # no SE to compare with: the tolerance decides
+
+
 def test_holm_matches_the_textbook_step_down():
     p = [0.01, 0.04, 0.03, 0.005]
     thresholds, rejected = holm_thresholds(p, 0.05)
