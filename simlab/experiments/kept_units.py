@@ -344,9 +344,7 @@ class LimitStats:
         spread = (1.0 - 2.0 / math.pi) * float(np.sum(b * (1.0 - b))) / (4.0 * n)
         # outside a run (a sampler built by hand) there is no study stream: a fixed one
         seed = self.null_seed if self.null_seed is not None else np.random.SeedSequence(0)
-        null = empirical_tv_null_law(
-            b, self.poisson, n, np.random.default_rng(seed), TV_NULL_DRAWS
-        )
+        null = empirical_tv_null_law(b, self.poisson, n, np.random.default_rng(seed), TV_NULL_DRAWS)
         self._tv = TVEstimate(empirical, math.sqrt(floor**2 + spread), floor, n, null)
         return self._tv
 
