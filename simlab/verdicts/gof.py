@@ -283,7 +283,9 @@ def empirical_tv_noise_floor(expected_probs: ArrayLike, n: int, *, method: str =
         return 0.5 * float(np.sum(np.sqrt(2.0 * p * (1.0 - p) / (math.pi * n))))
     if method != "exact":
         raise ValueError(f"unknown method {method!r}; choose 'exact' or 'normal'")
-    pc = np.clip(p, 0.0, 1.0)
+    # subnormal probabilities (far tails of a pmf at lam ~ 1e4) overflow scipy's binomial pmf;
+    # their bins add at most ~n p < 1e-290 to the floor
+    pc = np.where(p < 1e-300, 0.0, np.clip(p, 0.0, 1.0))
     v = np.floor(n * pc) + 1.0
     mad = 2.0 * v * (1.0 - pc) * stats.binom.pmf(v, n, pc)  # E|O_k - n p_k|
     return 0.5 * float(np.sum(mad)) / n

@@ -279,3 +279,12 @@ def test_tv_null_law_rejects_bad_input():
         empirical_tv_null_law(p, p, 0, np.random.default_rng(0))
     with pytest.raises(ValueError, match="draws"):
         empirical_tv_null_law(p, p, 10, np.random.default_rng(0), draws=2)
+
+
+def test_noise_floor_survives_subnormal_tail_probabilities():
+    """A pmf whose far tail is subnormal (Binomial(1e5, 0.1) out to 40 SDs) once overflowed
+    scipy's binomial pmf inside the floor: those bins add nothing the floor can show."""
+    p = stats.binom.pmf(np.arange(11_500), 100_000, 0.1)
+    assert np.any((p > 0) & (p < 1e-300))
+    floor = empirical_tv_noise_floor(p, 1000)
+    assert floor == pytest.approx(empirical_tv_noise_floor(np.where(p < 1e-250, 0.0, p), 1000))
