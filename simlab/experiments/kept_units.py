@@ -126,7 +126,7 @@ _MAX_M_BINOMIAL = 1_000_000
 _MAX_LAM = 10_000.0
 
 #: Parametric-bootstrap histograms behind the null law of the empirical TV: its mean is then known
-#: to 1.6% of its sd and its skewness to about 0.04 (~10 ms at the quick budget's 20 bins).
+#: to 1.6% of its sd and its skewness to about 0.04 (~5 ms of CPU per point at the quick budget).
 TV_NULL_DRAWS = 4000
 #: the study stream (of the point's setup stream) the TV's null law is drawn from
 _TV_NULL_STUDY = 0
