@@ -130,6 +130,8 @@ _MAX_LAM = 10_000.0
 TV_NULL_DRAWS = 4000
 #: the study stream (of the point's setup stream) the TV's null law is drawn from
 _TV_NULL_STUDY = 0
+#: a stream as (entropy, spawn key) of its SeedSequence
+NullSeed = tuple[int, tuple[int, ...]]
 
 #: The default sweep of ``poisson-limit`` (SPEC 1.2): 10 to 1e5 units.
 DEFAULT_M_SWEEP = (10, 30, 100, 300, 1000, 3000, 10_000, 100_000)
@@ -318,8 +320,9 @@ class LimitStats:
     hist: np.ndarray  # counts of K = 0..kmax, then of K > kmax
     law: np.ndarray  # Binomial(M, lam/M) on 0..kmax: the law under which the TV is tested
     poisson: np.ndarray  # Poisson(lam) on 0..kmax: what the distance is measured to
-    #: the stream the TV's null law is drawn from (None: a sampler built outside a run)
-    null_seed: np.random.SeedSequence | None = None
+    #: the stream the TV's null law is drawn from, as (entropy, spawn key): plain ints, so a
+    #: checkpoint holding these statistics loads (None: a sampler built outside a run)
+    null_seed: NullSeed | None = None
     _tv: TVEstimate | None = field(default=None, repr=False, compare=False)
 
     def merge(self, other: LimitStats) -> LimitStats:
@@ -343,7 +346,8 @@ class LimitStats:
         b = _with_tail(self.law)
         spread = (1.0 - 2.0 / math.pi) * float(np.sum(b * (1.0 - b))) / (4.0 * n)
         # outside a run (a sampler built by hand) there is no study stream: a fixed one
-        seed = self.null_seed if self.null_seed is not None else np.random.SeedSequence(0)
+        entropy, key = self.null_seed if self.null_seed is not None else (0, ())
+        seed = np.random.SeedSequence(entropy, spawn_key=key)
         null = empirical_tv_null_law(b, self.poisson, n, np.random.default_rng(seed), TV_NULL_DRAWS)
         self._tv = TVEstimate(empirical, math.sqrt(floor**2 + spread), floor, n, null)
         return self._tv
@@ -384,7 +388,7 @@ class LimitSampler(FixedUnitsSampler):
         q: float,
         law: np.ndarray,
         poisson: np.ndarray,
-        null_seed: np.random.SeedSequence | None = None,
+        null_seed: NullSeed | None = None,
     ) -> None:
         super().__init__(M, q, law.size - 1)
         self.law, self.poisson, self.null_seed = law, poisson, null_seed
@@ -550,7 +554,7 @@ class LimitSetup(CountSetup):
     law: np.ndarray  # Binomial(M, lam/M)
     poisson: np.ndarray  # Poisson(lam)
     #: the study stream of the TV's null law (None when the setup was drawn without a stream)
-    null_seed: np.random.SeedSequence | None = None
+    null_seed: NullSeed | None = None
 
 
 @dataclass(frozen=True)
@@ -798,14 +802,15 @@ class KeptPoissonLimit(_KeptUnits):
         )
 
 
-def _null_seed(rng: np.random.Generator | None) -> np.random.SeedSequence | None:
+def _null_seed(rng: np.random.Generator | None) -> NullSeed | None:
     """The study stream of the TV's null law: apart from the chunks, so it never shifts the
     simulated counts. None when ``rng`` is not a point's setup stream (claims' trial setups,
     hand-built setups in tests): the null law then uses a fixed stream."""
     seq = getattr(rng.bit_generator, "seed_seq", None) if rng is not None else None
     if not isinstance(seq, np.random.SeedSequence) or len(seq.spawn_key) != 2:
         return None
-    return study_rng(rng, _TV_NULL_STUDY).bit_generator.seed_seq
+    study = study_rng(rng, _TV_NULL_STUDY).bit_generator.seed_seq
+    return int(study.entropy), tuple(int(k) for k in study.spawn_key)
 
 
 def _tv_holds(tv: TVEstimate) -> str:
