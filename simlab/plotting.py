@@ -133,6 +133,12 @@ def fit_margins(fig: Any, dpi: float, *, regrow: bool = False) -> None:
         right[cols.stop - 1] = max(right[cols.stop - 1], overhang[1])
         bottom[rows.stop - 1] = max(bottom[rows.stop - 1], overhang[2])
         top[rows.start] = max(top[rows.start], overhang[3])
+    below_room = _legend_below_room(fig, renderer, dpi)
+    granted = fig.__dict__.get(_BELOW_ATTR, 0.0)  # a second fit does not grow it again
+    if below_room > granted:  # the figure grows by the legend's height: the panels keep theirs
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width, height + below_room - granted, forward=False)
+        fig.__dict__[_BELOW_ATTR] = below_room
     suptitle = getattr(fig, "_suptitle", None)
     has_title = suptitle is not None and suptitle.get_in_layout()
     title_height = suptitle.get_window_extent(renderer).height / dpi if has_title else 0.0
@@ -150,7 +156,7 @@ def fit_margins(fig: Any, dpi: float, *, regrow: bool = False) -> None:
         panels_w, panels_h = fig.__dict__["_simlab_panel_room"]
         need_w = left[0] + right[-1] + 2 * PAD + panels_w + sum(wfixed)
         need_w /= 1 - (ncols - 1) * SPACE
-        need_h = bottom[-1] + top[0] + 2 * PAD + title_room + panels_h + sum(hfixed)
+        need_h = bottom[-1] + top[0] + 2 * PAD + title_room + below_room + panels_h + sum(hfixed)
         need_h /= 1 - (nrows - 1) * SPACE
         # grow only by more than rounding (a thousandth of an inch is below a pixel)
         width = need_w if need_w > width + 1e-3 else width
@@ -158,10 +164,13 @@ def fit_margins(fig: Any, dpi: float, *, regrow: bool = False) -> None:
         fig.set_size_inches(width, height)
     if has_title and getattr(suptitle, "_autopos", False):
         suptitle.set_y(1 - PAD / height)
+    for legend in fig.legends:  # figure_legend_below's, at the bottom of the final height
+        if getattr(legend, _BELOW_ATTR, False):
+            legend.set_bbox_to_anchor((0.5, PAD / height), transform=fig.transFigure)
     wgaps = [g + SPACE * width for g in wfixed]
     hgaps = [g + SPACE * height for g in hfixed]
     x0, x1 = left[0] + PAD, width - right[-1] - PAD
-    y0, y1 = bottom[-1] + PAD, height - top[0] - PAD - title_room
+    y0, y1 = bottom[-1] + PAD + below_room, height - top[0] - PAD - title_room
     panels_w, panels_h = x1 - x0 - sum(wgaps), y1 - y0 - sum(hgaps)
     fig.__dict__["_simlab_panel_room"] = (panels_w, panels_h)
     if apart:
@@ -257,6 +266,69 @@ def _widen_overhang(
         max(old[2], (frame.y0 - box.y0) / dpi),
         max(old[3], (box.y1 - frame.y1) / dpi),
     )
+
+
+#: marks a figure legend drawn below every panel (:func:`figure_legend_below`)
+_BELOW_ATTR = "_simlab_below"
+
+
+def figure_legend_below(
+    fig: Any, handles: Sequence[Any], labels: Sequence[str], *, ncols: int, fontsize: float = 8
+) -> Any:
+    """One legend for what every panel shares (colours, marker meanings), centred below all
+    of them, where it covers no panel's data, its entries in rows of ``ncols`` (matplotlib
+    fills columns). :func:`fit_margins` makes room for it under the bottom row and grows the
+    figure by its height, so the panels keep theirs."""
+    # matplotlib's columns: the first n % ncols hold one entry more than the others
+    ncols = max(1, min(ncols, len(handles)))
+    rows, long_columns = divmod(len(handles), ncols)
+    order = [
+        r * ncols + c for c in range(ncols) for r in range(rows + (1 if c < long_columns else 0))
+    ]
+    legend = fig.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.0),
+        bbox_transform=fig.transFigure,
+        ncols=ncols,
+        fontsize=fontsize,
+    )
+    setattr(legend, _BELOW_ATTR, True)
+    return legend
+
+
+def _legend_below_room(fig: Any, renderer: Any, dpi: float) -> float:
+    """Inches that the figure legends below the panels need (their height and a padding)."""
+    heights = [
+        legend.get_window_extent(renderer).height / dpi
+        for legend in fig.legends
+        if getattr(legend, _BELOW_ATTR, False)
+    ]
+    return max(heights) + 2 * PAD if heights else 0.0
+
+
+def mark_off_scale(
+    ax: Any, x: Sequence[float] | np.ndarray, *, edge: str = "top", **style: Any
+) -> Any:
+    """Mark, at data positions ``x``, values that have no place on the y scale (an infinite
+    value, or an undefined NaN) on the ``edge`` ("top" or "bottom") of ``ax``, instead of at
+    a made-up height: markers on the spine, drawn over it (not clipped); the y limits are left
+    to the finite data. ``style`` is passed to ``plot`` (marker, colour, label...); return the
+    line, for a legend."""
+    from matplotlib.transforms import blended_transform_factory
+
+    xs = np.atleast_1d(np.asarray(x, dtype=float))
+    at = {"top": 1.0, "bottom": 0.0}[edge]
+    (line,) = ax.plot(
+        xs,
+        np.full(xs.shape, at),
+        linestyle="none",
+        transform=blended_transform_factory(ax.transData, ax.transAxes),
+        clip_on=False,
+        **{"zorder": 5, **style},
+    )
+    return line
 
 
 def save(fig: Any, folder: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
@@ -456,6 +528,7 @@ def draw_claims(
     *,
     y: Any = None,
     vertical: bool = False,
+    horizontal: bool = False,
 ) -> int:
     """Draw every user claim on ``quantity`` that ``points`` carry, one dashed curve with
     markers per claim; return how many were drawn. Call it before :func:`finish_axes`, which
@@ -468,12 +541,19 @@ def draw_claims(
     the data; a claim that would stretch the y range more than :data:`CLAIM_SPAN_LIMIT` times
     is left partly off the axis. ``vertical``: a scalar claim at one point is a vertical line
     at its (mapped) value, on a panel whose x axis is the quantity (a histogram of it).
+    ``horizontal``: the panel's axes are swapped (a scalar quantity's points at heights ``x``,
+    their values along the x axis: a forest plot); the limits above swap with them.
     """
     claims = claims_of(points, quantity)
     if not claims:
         return 0
-    xlim, ylim = ax.get_xlim(), ax.get_ylim()
-    log_y = ax.get_yscale() == "log"
+    if horizontal and vertical:
+        raise ValueError("draw_claims: horizontal and vertical exclude each other")
+    # the position axis (the points' x) and the value axis (the claim's y), swapped if horizontal
+    get_pos, set_pos = (ax.get_ylim, ax.set_ylim) if horizontal else (ax.get_xlim, ax.set_xlim)
+    get_val, set_val = (ax.get_xlim, ax.set_xlim) if horizontal else (ax.get_ylim, ax.set_ylim)
+    xlim, ylim = get_pos(), get_val()
+    log_y = (ax.get_xscale() if horizontal else ax.get_yscale()) == "log"
     drawn: list[tuple[Any, list, np.ndarray]] = []
     for number, pairs in sorted(claims.items()):
         slot = number - 1  # by claim number: a claim looks the same on every panel
@@ -500,7 +580,8 @@ def draw_claims(
             xs = np.array([float(x[where[id(pt)]]) for pt, _ in pairs])
             ys = np.array([_mapped(y, pt, m.value) for pt, m in pairs], dtype=float)
             order = np.argsort(xs)
-            (handle,) = ax.plot(xs[order], np.ravel(ys)[order], **style)
+            curve = (xs[order], np.ravel(ys)[order])
+            (handle,) = ax.plot(*(curve[::-1] if horizontal else curve), **style)
             shown.append(ys)
         else:
             for pt, mark in pairs:
@@ -523,7 +604,7 @@ def draw_claims(
             drawn.append(
                 (handle, [m for _, m in pairs], np.concatenate([np.ravel(v) for v in shown]))
             )
-    ax.set_xlim(xlim)
+    set_pos(xlim)
     # keep the data readable: a wild claim does not squash it against one edge
     values = np.concatenate([v for _, _, v in drawn]) if drawn else np.array([])
     values = values[np.isfinite(values)]
@@ -532,8 +613,8 @@ def draw_claims(
     if values.size:
         lo, hi = min(ylim[0], values.min()), max(ylim[1], values.max())
         if _span(lo, hi, log_y) > CLAIM_SPAN_LIMIT * _span(*ylim, log_y):
-            ax.set_ylim(ylim)
-    bottom, top = sorted(ax.get_ylim())
+            set_val(ylim)
+    bottom, top = sorted(get_val())
     # one legend entry per claim, however many groups of points it was drawn for on this panel
     entries: dict[int, tuple[Any, list, bool]] = getattr(ax, _CLAIMS_ATTR, {})
     for handle, marks, vals in drawn:

@@ -20,7 +20,9 @@ from simlab.plotting import (
     SIM_STYLE,
     THEORY_STYLE,
     draw_claims,
+    figure_legend_below,
     finish_axes,
+    mark_off_scale,
     new_figure,
     setting_label,
     swept_parameters,
@@ -85,234 +87,222 @@ def _relative(name: str, pt: PointResult, value: float) -> float:
     return (float(value) - float(pred.value)) / (abs(float(pred.value)) or 1.0)
 
 
-def stats_figure(points: Sequence[PointResult]):
+# -- batchnorm_stats ------------------------------------------------------------------------------
+#: the statistical checks of panel (b), each offset within its setting's row
+_CHECKED = (("mean_v", r"$E[v]$"), ("mean_out", r"$E[\hat Y]$"), ("var_out", r"Var$(\hat Y)$"))
+_ROW_OFFSET = 0.22
+
+
+def _variance_law_panel(ax, live: Sequence[PointResult]) -> None:
+    """(a) the law of B v / sigma^2 over every batch and feature, beside chi^2_{B-1}."""
     import scipy.stats
 
-    fig, axes = new_figure(ncols=3, width=5.0, height=4.0)
-    swept = swept_parameters(points)
-    live = [pt for pt in points if pt.params["sigma"] > 0]
-
-    # (a) the law of v
-    ax = axes[0, 0]
-    if live:
-        pt = live[0]
-        hist = pt.figure.v_hist
-        B = pt.params["B"]
-        widths = np.diff(hist.edges)
-        dens = hist.counts / (hist.total * widths)
-        se = np.sqrt(hist.counts) / (hist.total * widths)
-        centres = 0.5 * (hist.edges[:-1] + hist.edges[1:])
-        ax.stairs(dens, hist.edges, color="C0", lw=1.2, label="simulated (all features)")
-        ax.errorbar(centres, dens, yerr=ERRORBAR_SE * se, fmt="none", ecolor="C0", alpha=0.5)
-        grid = np.linspace(hist.edges[0], hist.edges[-1], 400)
-        gaussian = pt.params["input"] == "gaussian"
-        ax.plot(
-            grid,
-            scipy.stats.chi2.pdf(grid, B - 1),
-            color="C3",
-            **THEORY_STYLE,
-            label=r"$\chi^2_{B-1}$ (exact for Gaussian input)"
-            if gaussian
-            else r"$\chi^2_{B-1}$ (Gaussian reference only)",
-        )
-        ax.axvline(B - 1, color="k", lw=0.8, ls=":", label=r"mean $B-1$: $E[v] = (B-1)\sigma^2/B$")
-        ax.set_xlim(0, min(hist.edges[-1], scipy.stats.chi2.ppf(0.9995, B - 1) * 1.6))
-        finish_axes(
-            ax,
-            xlabel=r"$B\,v/\sigma^2$",
-            ylabel="density",
-            title=f"law of the batch variance (B = {B}, {pt.params['input']} input)",
-        )
-    else:
+    if not live:
         ax.text(0.5, 0.5, "sigma = 0: v = 0 in every batch", ha="center", transform=ax.transAxes)
-        finish_axes(ax)
+        finish_axes(ax, xlabel=r"$B\,v/\sigma^2$", ylabel="density")
+        return
+    pt = live[0]
+    hist = pt.figure.v_hist
+    B = pt.params["B"]
+    widths = np.diff(hist.edges)
+    dens = hist.counts / (hist.total * widths)
+    se = np.sqrt(hist.counts) / (hist.total * widths)
+    centres = 0.5 * (hist.edges[:-1] + hist.edges[1:])
+    ax.stairs(dens, hist.edges, color="C0", lw=1.2, label="simulated (all features), ±2 SE")
+    ax.errorbar(centres, dens, yerr=ERRORBAR_SE * se, fmt="none", ecolor="C0", alpha=0.5)
+    grid = np.linspace(hist.edges[0], hist.edges[-1], 400)
+    gaussian = pt.params["input"] == "gaussian"
+    reference = "exact for Gaussian input" if gaussian else "Gaussian reference only"
+    ax.plot(
+        grid,
+        scipy.stats.chi2.pdf(grid, B - 1),
+        color="C3",
+        **THEORY_STYLE,
+        label=rf"$\chi^2_{{B-1}}$ ({reference})",
+    )
+    ax.axvline(B - 1, color="k", lw=0.8, ls=":", label=r"mean $B-1$: $E[v] = (B-1)\sigma^2/B$")
+    ax.set_xlim(0, min(hist.edges[-1], scipy.stats.chi2.ppf(0.9995, B - 1) * 1.6))
+    finish_axes(
+        ax,
+        xlabel=r"$B\,v/\sigma^2$",
+        ylabel="density",
+        title=f"law of the batch variance (B = {B}, {pt.params['input']} input)",
+    )
 
-    # (b) every statistical check as a deviation in standard units
-    ax = axes[0, 1]
-    names = (("mean_v", r"$E[v]$"), ("mean_out", r"$E[\hat Y]$"), ("var_out", r"Var$(\hat Y)$"))
-    xs = np.arange(len(points))
-    for i, (name, label) in enumerate(names):
-        dev, err, pos = [], [], []
-        for j, pt in enumerate(points):
-            est = pt.estimates.get(name)
-            pred = pt.predictions.get(name)
-            if pred is None or not hasattr(est, "se") or not est.se or not np.isfinite(est.value):
-                continue
-            scale = abs(float(pred.value)) or 1.0
-            dev.append((est.value - float(pred.value)) / scale)
-            err.append(ERRORBAR_SE * est.se / scale)
-            pos.append(j + (i - 1) * 0.12)
-        ax.errorbar(pos, dev, yerr=err, color=f"C{i}", **SIM_STYLE, label=label)
+
+def _deviation(pt: PointResult, name: str) -> tuple[float, float] | None:
+    """(simulated - predicted)/|predicted| (absolute where the prediction is 0) and its SE
+    on the same scale; None where the point has no estimate with an SE or no prediction."""
+    est, pred = pt.estimates.get(name), pt.predictions.get(name)
+    if pred is None or not getattr(est, "se", None) or not np.isfinite(est.value):
+        return None
+    scale = abs(float(pred.value)) or 1.0
+    return (est.value - float(pred.value)) / scale, est.se / scale
+
+
+def _checks_panel(ax, points: Sequence[PointResult]) -> None:
+    """(b) every statistical check as a relative deviation ±2 SE: one row per setting, its
+    label written horizontally (a forest plot), the first setting on top."""
+    rows = np.arange(len(points))
+    # an empty band above the first row holds the legend, in one line: it covers no point
+    ax.set_ylim(len(points) - 0.5, -1.5)
+    missing = []
+    for i, (name, label) in enumerate(_CHECKED):
+        offset = (i - 1) * _ROW_OFFSET
+        shown = [(j, d) for j, pt in enumerate(points) if (d := _deviation(pt, name))]
+        if len(shown) < sum(pt.params["sigma"] > 0 for pt in points):
+            missing.append(label)
+        if shown:
+            pos = [j + offset for j, _ in shown]
+            dev = [d for _, (d, _) in shown]
+            err = [ERRORBAR_SE * se for _, (_, se) in shown]
+            ax.errorbar(dev, pos, xerr=err, color=f"C{i}", **SIM_STYLE, label=label)
         # a claim on it, as its deviation from the built-in prediction, beside the estimate
-        draw_claims(ax, points, name, xs + (i - 1) * 0.12, y=partial(_relative, name))
+        draw_claims(ax, points, name, rows + offset, y=partial(_relative, name), horizontal=True)
     if not any(pt.params["sigma"] > 0 for pt in points):
         ax.text(
             0.5,
-            0.6,
+            0.5,
             "sigma = 0: every batch is the same,\nso these quantities are checked exactly",
             ha="center",
             transform=ax.transAxes,
         )
-    ax.axhline(0.0, color="k", lw=1)
-    ax.set_xlim(-0.5, len(points) - 0.5)
-    ax.set_xticks(xs)
-    ax.set_xticklabels(
-        [setting_label(pt.params, swept).replace(", ", "\n") or "defaults" for pt in points],
-        fontsize=7 if len(points) < 8 else 5,
-        rotation=0 if len(points) < 8 else 90,
+    ax.axvline(0.0, color="k", lw=1)
+    swept = swept_parameters(points)
+    ax.set_yticks(rows)
+    # one parameter a line: the labels stay narrow, and the rows are tall enough for two lines
+    labels = [setting_label(pt.params, swept).replace(", ", "\n") for pt in points]
+    ax.set_yticklabels([label or "defaults" for label in labels], fontsize=7)
+    ax.tick_params(axis="y", length=0)
+    finish_axes(
+        ax,
+        xlabel="(simulated − predicted) / |predicted|\n(absolute where the prediction is 0)",
+        ylabel="setting" if swept else "",
+        loc="upper center",
+        ncols=len(_CHECKED),
     )
-    finish_axes(ax, ylabel="(simulated − predicted) / |predicted|")
-    ax.set_title(
-        "statistical checks, ±2 SE over independent batches\n"
-        "(mean_out: absolute deviation, the prediction beta may be 0)",
-        fontsize=9,
-    )
+    title = "statistical checks, ±2 SE over independent batches"
+    if missing:  # no prediction for E[v/(v+eps)] beyond Gaussian input (and eps = 0)
+        title += f"\n(no {' or '.join(missing)} for non-Gaussian input at eps > 0: no closed form)"
+    ax.set_title(title, fontsize=9)
 
-    # (c) Var(Yhat) / gamma^2 = E[v/(v+eps)] against sigma^2/eps
-    ax = axes[0, 2]
+
+def _eps_effect_panel(ax, points: Sequence[PointResult]) -> None:
+    """(c) Var(Yhat)/gamma^2 = E[v/(v+eps)] against sigma^2/eps, simulated beside quadrature."""
+    live = [pt for pt in points if pt.params["sigma"] > 0]
     Bs = sorted({pt.params["B"] for pt in points})
     xs_live = [pt.params["sigma"] ** 2 / pt.params["eps"] for pt in live if pt.params["eps"] > 0]
     grid = np.logspace(-3, max(4.0, math.log10(max(xs_live, default=1.0)) + 0.5), 200)
     for k, B in enumerate(Bs):
         curve = [bn_stats.expected_v_ratio(B, 1.0, float(x)) for x in grid]
         ax.plot(grid, curve, color=f"C{k}", **THEORY_STYLE, label=f"quadrature, B = {B}")
-    plotted_estimated = False
+    labelled = False  # the non-Gaussian entries, once
     for pt in live:
         eps, sigma, gamma = pt.params["eps"], pt.params["sigma"], pt.params["gamma"]
         if eps <= 0 or gamma == 0:
             continue
         x = sigma * sigma / eps
-        k = Bs.index(pt.params["B"])
+        colour = f"C{Bs.index(pt.params['B'])}"
         est = pt.estimates["var_out"]
         g2 = gamma * gamma
         if pt.params["input"] == "gaussian":
             ax.errorbar(
-                x, est.value / g2, yerr=ERRORBAR_SE * est.se / g2, color=f"C{k}", **SIM_STYLE
+                x, est.value / g2, yerr=ERRORBAR_SE * est.se / g2, color=colour, **SIM_STYLE
             )
-        else:
-            ratio = pt.figure.ratio
-            x *= 1.6  # beside the Gaussian point of the same setting
-            ax.errorbar(
-                x,
-                est.value / g2,
-                yerr=ERRORBAR_SE * est.se / g2,
-                color=f"C{k}",
-                fmt="s",
-                mfc="white",
-                ms=5,
-                capsize=3,
-                label=None if plotted_estimated else "non-Gaussian input: simulated ±2 SE",
-            )
-            ax.plot(
-                x,
-                ratio.value / g2,
-                "x",
-                color="k",
-                ms=8,
-                zorder=5,
-                label=None if plotted_estimated else "its E[v/(v+eps)], estimated (no closed form)",
-            )
-            plotted_estimated = True
+            continue
+        x *= 1.6  # beside the Gaussian point of the same setting
+        ax.errorbar(
+            x,
+            est.value / g2,
+            yerr=ERRORBAR_SE * est.se / g2,
+            color=colour,
+            fmt="s",
+            mfc="white",
+            ms=5,
+            capsize=3,
+            label=None if labelled else "non-Gaussian input: simulated ±2 SE",
+        )
+        ax.plot(
+            x,
+            pt.figure.ratio.value / g2,
+            "x",
+            color="k",
+            ms=8,
+            zorder=5,
+            label=None if labelled else "its E[v/(v+eps)], estimated (no closed form)",
+        )
+        labelled = True
     ax.axhline(1.0, color="0.5", lw=0.8, ls=":")
     ax.set_xscale("log")
     finish_axes(
         ax,
         xlabel=r"feature variance / eps  ($\sigma^2/\varepsilon$)",
         ylabel=r"Var$(\hat Y)/\gamma^2 = E[v/(v+\varepsilon)]$",
-        title="eps shrinks the output variance when σ² ≲ eps",
         which="both",
-        title_fontsize=7,
+        title_fontsize=7,  # the legend's title
         loc="lower right",
     )
     ax.get_legend().set_title("Gaussian input: dots, ±2 SE")
-    n = points[0].n_samples
-    fig.suptitle(f"Batch norm over random batches ({n:,} batches per point)")
+    ax.set_title("eps shrinks the output variance when σ² ≲ eps", fontsize=10)
+
+
+def stats_figure(points: Sequence[PointResult]):
+    # the checks panel has one row per setting: a long sweep makes the figure taller
+    fig, axes = new_figure(ncols=3, width=5.0, height=max(4.0, 1.6 + 0.3 * len(points)))
+    _variance_law_panel(axes[0, 0], [pt for pt in points if pt.params["sigma"] > 0])
+    _checks_panel(axes[0, 1], points)
+    _eps_effect_panel(axes[0, 2], points)
+    fig.suptitle(f"Batch norm over random batches ({points[0].n_samples:,} batches per point)")
     return fig
 
 
-def eps_figure(points: Sequence[PointResult]):
-    pt = next((p for p in points if p.params["sigma"] > 0), points[0])
-    study: EpsStudy = pt.figure.eps_study
-    B, gamma, eps_run = study.B, study.gamma, study.eps_run
-    variances = study.variances
-    positive = variances[variances > 0]
-    x0 = positive.min() / 100.0  # where the exact 0 is drawn
-    xs = np.where(variances > 0, variances, x0)
-    fine = np.logspace(math.log10(positive.min()), math.log10(positive.max()), 300)
-    fig, axes = new_figure(ncols=3, width=5.0, height=4.2)
-    colours = {eps: f"C{i}" for i, eps in enumerate(study.eps)}
+# -- batchnorm_eps --------------------------------------------------------------------------------
+_UNDEFINED = "undefined, on the top edge: NaN = 0/0 (a constant feature, eps = 0)"
 
-    def eps_label(eps: float) -> str:
-        tag = " (this run)" if eps == eps_run else ""
-        return f"eps = {eps:g}{tag}"
 
-    bound = bn_stats.samuelson_bound(B)
+@dataclass(frozen=True)
+class _VarianceAxis:
+    """The eps study's variances on a log axis, the exact 0 drawn at ``x0`` behind a break."""
+
+    x0: float  # where the exact 0 is drawn
+    xs: np.ndarray  # the study's variances as drawn
+    fine: np.ndarray  # a fine grid over the positive variances, for the curves
+    lo: float
+    hi: float
+
+    @classmethod
+    def of(cls, variances: np.ndarray) -> _VarianceAxis:
+        positive = variances[variances > 0]
+        lo, hi = float(positive.min()), float(positive.max())
+        x0 = lo / 100.0
+        fine = np.logspace(math.log10(lo), math.log10(hi), 300)
+        return cls(x0, np.where(variances > 0, variances, x0), fine, lo, hi)
+
+    def apply(self, ax) -> None:
+        _zero_axis(ax, self.x0, self.lo, self.hi)
+
+
+def _eps_label(study: EpsStudy, eps: float) -> str:
+    return f"eps = {eps:g}" + (" (this run)" if eps == study.eps_run else "")
+
+
+def _forward_panel(ax, study: EpsStudy, grid: _VarianceAxis) -> None:
+    """(a) Var(Yhat)/gamma^2 = E[v/(v+eps)]: mean over batches ±2 SE, against quadrature."""
     for e, eps in enumerate(study.eps):
-        c = colours[eps]
-        ratio, ratio_se, xmax = study.ratio[e], study.ratio_se[e], study.xmax[e]
+        ratio, ratio_se = study.ratio[e], study.ratio_se[e]
         finite = np.isfinite(ratio)
-        # (a) Var(Yhat)/gamma^2
-        ax = axes[0, 0]
-        theory = [bn_stats.expected_v_ratio(B, eps, float(v)) for v in fine]
-        ax.plot(fine, theory, color=c, **THEORY_STYLE)
+        theory = [bn_stats.expected_v_ratio(study.B, eps, float(v)) for v in grid.fine]
+        ax.plot(grid.fine, theory, color=f"C{e}", **THEORY_STYLE)
         ax.errorbar(
-            xs[finite],
+            grid.xs[finite],
             ratio[finite],
             yerr=ERRORBAR_SE * ratio_se[finite],
-            color=c,
+            color=f"C{e}",
             mfc="white",
             **SIM_STYLE,
-            label=eps_label(eps),
         )
-        # (b) max |xhat|
-        ax = axes[0, 1]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            spike = bound * np.sqrt(fine / (fine + eps)) if eps > 0 else np.full_like(fine, bound)
-        ax.plot(fine, spike, color=c, **THEORY_STYLE)
-        ax.plot(xs[finite], xmax[finite], "o", color=c, ms=4, mfc="white", label=eps_label(eps))
-        for ax_nan in (axes[0, 0], axes[0, 1]):
-            if not np.all(finite):
-                ax_nan.plot(
-                    xs[~finite],
-                    np.full((~finite).sum(), 0.5 if ax_nan is axes[0, 0] else bound / 2),
-                    "X",
-                    color=c,
-                    ms=10,
-                    mec="k",
-                    label="NaN: 0/0 (constant feature, eps = 0)",
-                )
-        # (c) ||J|| against the batch's own v
-        ax = axes[0, 2]
-        vs, js = study.v[e].ravel(), study.jac[e].ravel()
-        ok = np.isfinite(js)
-        xv = np.where(vs > 0, vs, x0)
-        ax.plot(xv[ok], js[ok], ".", color=c, ms=3, alpha=0.5)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            closed = bn_stats.jacobian_norm_prediction(B, fine, gamma, eps)
-        ax.plot(fine, closed, color=c, **THEORY_STYLE, label=eps_label(eps))
-        if eps > 0:
-            ax.plot(
-                [x0],
-                [bn_stats.jacobian_norm_prediction(B, 0.0, gamma, eps)],
-                "D",
-                color=c,
-                ms=6,
-                label=r"v = 0: capped at $|\gamma|/\sqrt{\varepsilon}$"
-                if eps == max(study.eps)
-                else None,
-            )
-        if np.any(~ok):
-            ax.plot(
-                [x0],
-                [abs(gamma) / math.sqrt(positive.min())],
-                "X",
-                color=c,
-                ms=10,
-                mec="k",
-                label="NaN at v = 0, eps = 0",
-            )
-
-    ax = axes[0, 0]
+        if not finite.all():
+            mark_off_scale(ax, grid.xs[~finite], **_nan_style(e))
     ax.set_xscale("log")
     ax.set_ylim(-0.05, 1.1)
     finish_axes(
@@ -320,31 +310,56 @@ def eps_figure(points: Sequence[PointResult]):
         xlabel=r"feature variance $\sigma^2$",
         ylabel=r"Var$(\hat Y)/\gamma^2 = E[v/(v+\varepsilon)]$",
         which="both",
-        loc="center left",
-        bbox_to_anchor=(0.08, 0.5),
     )
     ax.set_title(
         "forward: output variance shrinks when σ² ≲ eps\n"
         "(dots: mean over batches ±2 SE; curves: quadrature)",
         fontsize=9,
     )
-    ax = axes[0, 1]
-    ax.axhline(bound, color="k", lw=1.2, ls="--", label=r"Samuelson: $\sqrt{B-1}$")
+
+
+def _bound_panel(ax, study: EpsStudy, grid: _VarianceAxis) -> None:
+    """(b) max |xhat| over the batches, under Samuelson's bound sqrt(B-1) sqrt(v/(v+eps))."""
+    bound = bn_stats.samuelson_bound(study.B)
+    for e, eps in enumerate(study.eps):
+        xmax = study.xmax[e]
+        finite = np.isfinite(xmax)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            spike = (
+                bound * np.sqrt(grid.fine / (grid.fine + eps))
+                if eps > 0
+                else np.full_like(grid.fine, bound)
+            )
+        ax.plot(grid.fine, spike, color=f"C{e}", **THEORY_STYLE)
+        ax.plot(grid.xs[finite], xmax[finite], "o", color=f"C{e}", ms=4, mfc="white")
+        if not finite.all():
+            mark_off_scale(ax, grid.xs[~finite], **_nan_style(e))
+    ax.axhline(bound, color="k", lw=1.2, ls="--")
     ax.set_xscale("log")
     ax.set_ylim(0, bound * 1.15)
-    finish_axes(
-        ax,
-        xlabel=r"feature variance $\sigma^2$",
-        ylabel=r"max $|\hat x|$",
-        which="both",
-        loc="lower right",
-    )
+    finish_axes(ax, xlabel=r"feature variance $\sigma^2$", ylabel=r"max $|\hat x|$", which="both")
     ax.set_title(
         "forward stays bounded: max |x̂| (dots: random batches;\n"
         "curves: one outlier, where the bound is attained)",
         fontsize=9,
     )
-    ax = axes[0, 2]
+
+
+def _backward_panel(ax, study: EpsStudy, grid: _VarianceAxis) -> None:
+    """(c) the spectral norm of one feature column's Jacobian against the batch's own v."""
+    B, gamma = study.B, study.gamma
+    for e, eps in enumerate(study.eps):
+        vs, js = study.v[e].ravel(), study.jac[e].ravel()
+        ok = np.isfinite(js)
+        ax.plot(np.where(vs > 0, vs, grid.x0)[ok], js[ok], ".", color=f"C{e}", ms=3, alpha=0.5)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            closed = bn_stats.jacobian_norm_prediction(B, grid.fine, gamma, eps)
+        ax.plot(grid.fine, closed, color=f"C{e}", **THEORY_STYLE)
+        if eps > 0:  # at v = 0 exactly: |gamma|/sqrt(eps)
+            cap = bn_stats.jacobian_norm_prediction(B, 0.0, gamma, eps)
+            ax.plot([grid.x0], [cap], "D", color=f"C{e}", ms=6)
+        if not ok.all():
+            mark_off_scale(ax, [grid.x0], **_nan_style(e))
     ax.set_xscale("log")
     ax.set_yscale("log")
     finish_axes(
@@ -352,25 +367,65 @@ def eps_figure(points: Sequence[PointResult]):
         xlabel=r"batch variance $v$ of the feature",
         ylabel=r"$\|\partial \hat Y/\partial Y\|_2$ (one feature column)",
         which="both",
-        loc="upper right",
-    )
-    closed_text = (
-        r"$|\gamma|/\sqrt{v+\varepsilon}$"
-        if B >= 3
-        else r"$|\gamma|\,\varepsilon/(v+\varepsilon)^{3/2}$ (B = 2)"
     )
     if B >= 3:
-        ax.set_title(f"backward blows up without eps: curves {closed_text}", fontsize=9)
+        ax.set_title(
+            r"backward blows up without eps: curves $|\gamma|/\sqrt{v+\varepsilon}$", fontsize=9
+        )
     else:
         ax.set_title(
-            f"B = 2: curves {closed_text}; at eps = 0 the Jacobian is exactly 0\n"
-            "(two points always normalise to ±1; eps = 0 dots are round-off)",
+            r"B = 2: curves $|\gamma|\,\varepsilon/(v+\varepsilon)^{3/2}$; at eps = 0 the "
+            "Jacobian is exactly 0\n(two points always normalise to ±1; eps = 0 dots are "
+            "round-off)",
             fontsize=9,
         )
+
+
+def _nan_style(e: int) -> dict:
+    return dict(marker="X", color=f"C{e}", mec="k", ms=9)
+
+
+def _eps_legend(fig, study: EpsStudy) -> None:
+    """One legend below the panels: the eps colours and the marks every panel shares."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], color=f"C{e}", marker="o", mfc="white", ms=4, **THEORY_STYLE)
+        for e in range(len(study.eps))
+    ]
+    labels = [_eps_label(study, eps) for eps in study.eps]
+    grey = dict(color="0.35", mfc="white")
+    handles += [
+        Line2D([], [], ls="none", marker="o", ms=4, **grey),
+        Line2D([], [], **THEORY_STYLE, color="0.35"),
+        Line2D([], [], color="k", lw=1.2, ls="--"),
+        Line2D([], [], ls="none", marker="D", color="0.35", ms=6),
+    ]
+    labels += [
+        "dots: simulated",
+        "curves: theory",
+        r"Samuelson's bound $\sqrt{B-1}$ (middle)",
+        r"at v = 0 exactly, eps > 0: capped at $|\gamma|/\sqrt{\varepsilon}$ (right)",
+    ]
+    if not np.all(np.isfinite(study.ratio)):
+        handles.append(Line2D([], [], ls="none", **{**_nan_style(0), "color": "0.35"}))
+        labels.append(_UNDEFINED)
+    figure_legend_below(fig, handles, labels, ncols=5)
+
+
+def eps_figure(points: Sequence[PointResult]):
+    pt = next((p for p in points if p.params["sigma"] > 0), points[0])
+    study: EpsStudy = pt.figure.eps_study
+    grid = _VarianceAxis.of(study.variances)
+    fig, axes = new_figure(ncols=3, width=5.0, height=4.2)
+    _forward_panel(axes[0, 0], study, grid)
+    _bound_panel(axes[0, 1], study, grid)
+    _backward_panel(axes[0, 2], study, grid)
     for ax in axes[0]:
-        _zero_axis(ax, x0, positive.min(), positive.max())
+        grid.apply(ax)
+    _eps_legend(fig, study)
     fig.suptitle(
-        f"Why eps exists (B = {B}, |γ| = {abs(gamma):g}, Gaussian features, "
+        f"Why eps exists (B = {study.B}, |γ| = {abs(study.gamma):g}, Gaussian features, "
         f"{study.batches:,} batches per dot; the leftmost tick is a feature of variance exactly 0)"
     )
     return fig
