@@ -454,6 +454,24 @@ def sweep_axis(points: Sequence[Any], prefer: str) -> str:
 PARAM_SYMBOLS = {"lam": "λ"}
 
 
+def sweep_summary(points: Sequence[Any]) -> str:
+    """``B = 2, 3, 32; eps = 0, 1e-05, 0.1``: each swept parameter with its values, in the
+    order the run met them (a title that stays short however many settings a sweep has)."""
+    parts = []
+    for name in swept_parameters(points):
+        values = list(dict.fromkeys(pt.params[name] for pt in points))
+        shown = [f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+        parts.append(f"{PARAM_SYMBOLS.get(name, name)} = {', '.join(shown)}")
+    return "; ".join(parts)
+
+
+def wrap_to_width(text: str, width_inches: float, fontsize: float) -> str:
+    """``text`` wrapped into lines that fit ``width_inches`` at ``fontsize`` (a title that
+    would otherwise run off the canvas); an average glyph is taken as 0.55 em wide."""
+    chars = max(20, int(width_inches * 72 / (0.55 * fontsize)))
+    return "\n".join(textwrap.wrap(text, chars, break_on_hyphens=False))
+
+
 def setting_label(params: Mapping[str, Any], names: Sequence[str]) -> str:
     """``"M = 50, p = 0.3"``: the named parameters of a point, for a legend or a title."""
     parts = []

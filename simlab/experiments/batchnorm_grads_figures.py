@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlab.figures import FigureSpec
-from simlab.plotting import finish_axes, new_figure, setting_label, swept_parameters
+from simlab.plotting import finish_axes, new_figure, sweep_summary, wrap_to_width
 from simlab.theory.bn_grads import GRAD_QUANTITIES
 
 if TYPE_CHECKING:
@@ -64,13 +64,15 @@ def grad_errors_figure(points: Sequence[PointResult]):
             legend_size=6,
             loc="upper left",
         )
-    swept = swept_parameters(points)
-    over = f" over {'; '.join(setting_label(pt.params, swept) for pt in points)}" if swept else ""
-    fig.suptitle(
+    # the sweep as each parameter's values, not every setting spelled out (which ran off the
+    # canvas in the course run); wrapped to the figure's width all the same
+    sweep = sweep_summary(points)
+    over = f" over {sweep} ({len(points)} settings)" if sweep else ""
+    title = (
         f"Backward pass against central finite differences (float64, step 1e-5){over}; "
-        f"{sum(pt.n_samples for pt in points):,} instances",
-        fontsize=10,
+        f"{sum(pt.n_samples for pt in points):,} instances"
     )
+    fig.suptitle(wrap_to_width(title, fig.get_figwidth() - 0.5, 10), fontsize=10)
     return fig
 
 
