@@ -307,25 +307,70 @@ _TIMED = {
     "cholesky": whitening.cholesky_whiten,
 }
 _WALL_TIMES: dict[float, WallTimes] = {}
+#: the timing study's sizes: small M (overhead-dominated, shown) and M >= _FIT_FROM (fitted),
+#: in steps of sqrt(2) so that a slope rests on seven sizes
+_TIMED_M = (4, 8, 16, 32, 45, 64, 91, 128, 181, 256)
+_FIT_FROM = 32
+#: bootstrap resamples of the rounds, for the slopes' standard errors
+_BOOTSTRAPS = 400
+
+
+def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Theil-Sen line of ``y`` on ``x`` over the last axis (``y`` may be a stack): the median of
+    the pairwise slopes, and the median of ``y - slope x`` as intercept. A few disturbed
+    points (a burst of load on one size) move it little, unlike a least-squares fit."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    i, j = np.triu_indices(x.shape[-1], k=1)
+    slope = np.median((y[..., j] - y[..., i]) / (x[j] - x[i]), axis=-1)
+    intercept = np.median(y - slope[..., None] * x, axis=-1)
+    return slope, intercept
+
+
+def fit_slopes(
+    Ms: np.ndarray, seconds: Mapping[str, np.ndarray], fit_from: int, rng: np.random.Generator
+) -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """Per method, the log-log slope of the fastest round's time against M over
+    ``M >= fit_from`` (Theil-Sen), its intercept, and its standard error: the standard deviation
+    of the slope over bootstrap resamples of the rounds (``seconds[name]`` is rounds x M)."""
+    fit = Ms >= fit_from
+    log_m = np.log(Ms[fit])
+    slopes, intercepts, ses = {}, {}, {}
+    rounds = next(iter(seconds.values())).shape[0]
+    resamples = rng.integers(0, rounds, size=(_BOOTSTRAPS, rounds))
+    for name, t in seconds.items():
+        log_t = np.log(t[:, fit])
+        slope, intercept = theil_sen(log_m, log_t.min(axis=0))
+        boot, _ = theil_sen(log_m, log_t[resamples].min(axis=1))
+        slopes[name], intercepts[name] = float(slope), float(intercept)
+        ses[name] = float(np.std(boot, ddof=1))
+    return slopes, intercepts, ses
 
 
 def wall_times(
     eps: float,
     rng: np.random.Generator,
     B: int = 512,
-    Ms: tuple[int, ...] = (4, 8, 16, 32, 64, 128, 256),
-    rounds: int = 7,
-    budget: float = 0.5,
+    Ms: tuple[int, ...] = _TIMED_M,
+    rounds: tuple[int, int] = (4, 15),
+    budget: float = 1.0,
 ) -> WallTimes:
-    """Wall time of BN and of each whitening on one batch, per M: the best of the rounds.
+    """Time of BN and of each whitening on one B x M batch, per M, over repeated rounds, and
+    each method's fitted log-log slope with its standard error.
 
     A measurement of this machine, not a Monte Carlo check: it depends on the point only through
     eps, so it is measured once per process and eps (the batches' values do not matter). Rounds
-    are interleaved (every method and M once per round), so a burst of load from other processes
-    spoils one round of everything rather than every run of one M; the minimum keeps the
-    undisturbed time. At least 2 rounds, then more while under ``budget`` seconds. BLAS runs on
-    one thread: a multi-threaded BLAS on a busy machine turns every product above its threading
-    threshold into a wait for a time slice, which would hide the O(BM) vs O(BM^2 + M^3) scaling.
+    are interleaved (every method and M once per round, in an order shuffled per round), so a
+    burst of load from other processes spoils one round of everything rather than every run of
+    one M, and no size always follows the same one. At least ``rounds[0]`` rounds, then more
+    while under ``budget`` seconds, up to ``rounds[1]``. The fastest round per M is the
+    undisturbed time the slopes are fitted to (:func:`fit_slopes`); every round is kept, for the
+    figure to show the spread. BLAS runs on one thread: a multi-threaded BLAS on a busy machine
+    turns every product above its threading threshold into a wait for a time slice, which would
+    hide the O(BM) vs O(BM^2 + M^3) scaling. With BLAS held to this thread, the clock is the
+    thread's CPU time, which the other processes of a busy machine do not inflate (wall time
+    did, by 10-60% per size at a load of 15 on 2 cores, and swung the slopes by +-0.6); without
+    that limit it has to be wall time (BLAS threads' work would escape a thread clock).
     """
     from threadpoolctl import threadpool_limits
 
@@ -333,19 +378,29 @@ def wall_times(
     if eps in _WALL_TIMES:
         return _WALL_TIMES[eps]
     batches = [rng.standard_normal((B, M)) for M in Ms]
-    best = {name: np.full(len(Ms), np.inf) for name in _TIMED}
+    jobs = [(i, name) for i in range(len(Ms)) for name in _TIMED]
+    times: list[dict[str, np.ndarray]] = []
     start = time.perf_counter()
-    done = 0
     with threadpool_limits(limits=1, user_api="blas") as limits:
         one_thread = bool(limits.get_original_num_threads())
-        while done < 2 or (done < rounds and time.perf_counter() - start < budget):
-            done += 1
-            for i, Y in enumerate(batches):
-                for name, fn in _TIMED.items():
-                    t0 = time.perf_counter()
-                    fn(Y, eps)
-                    best[name][i] = min(best[name][i], time.perf_counter() - t0)
-    _WALL_TIMES[eps] = WallTimes(np.array(Ms), B, done, one_thread, best)
+        clock = time.thread_time if one_thread else time.perf_counter
+        while len(times) < rounds[0] or (
+            len(times) < rounds[1] and time.perf_counter() - start < budget
+        ):
+            this_round = {name: np.empty(len(Ms)) for name in _TIMED}
+            for k in rng.permutation(len(jobs)):
+                i, name = jobs[k]
+                t0 = clock()
+                _TIMED[name](batches[i], eps)
+                this_round[name][i] = clock() - t0
+            times.append(this_round)
+    seconds = {name: np.array([r[name] for r in times]) for name in _TIMED}
+    Ms_array = np.array(Ms)
+    fit_from = _FIT_FROM if np.count_nonzero(Ms_array >= _FIT_FROM) >= 3 else int(Ms_array[0])
+    slopes, intercepts, ses = fit_slopes(Ms_array, seconds, fit_from, rng)
+    _WALL_TIMES[eps] = WallTimes(
+        Ms_array, B, one_thread, seconds, fit_from, slopes, intercepts, ses
+    )
     return _WALL_TIMES[eps]
 
 

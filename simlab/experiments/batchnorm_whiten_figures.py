@@ -8,6 +8,7 @@ number.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,7 +16,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlab.figures import FigureSpec
-from simlab.plotting import SIM_STYLE, THEORY_STYLE, finish_axes, new_figure
+from simlab.plotting import (
+    SIM_STYLE,
+    THEORY_STYLE,
+    finish_axes,
+    mark_off_scale,
+    new_figure,
+)
 from simlab.theory.whitening import matrix_relative_change
 
 if TYPE_CHECKING:
@@ -36,13 +43,25 @@ class RankStudy:
 
 @dataclass(frozen=True)
 class WallTimes:
-    """Best wall time of BN and of each whitening on one B x M batch, per M."""
+    """Wall time of BN and of each whitening on one B x M batch, per M and round, and the
+    log-log slope of each method's fastest round over ``M >= fit_from``."""
 
     M: np.ndarray
     B: int
-    rounds: int
-    one_thread: bool  # BLAS limited to one thread while measuring
-    seconds: Mapping[str, np.ndarray]  # by method: bn, zca, pca, cholesky
+    one_thread: bool  # BLAS limited to one thread: the clock is the thread's CPU time
+    seconds: Mapping[str, np.ndarray]  # by method (bn, zca, pca, cholesky): rounds x M
+    fit_from: int
+    slope: Mapping[str, float]  # Theil-Sen slope of log(fastest time) on log M
+    intercept: Mapping[str, float]
+    slope_se: Mapping[str, float]  # bootstrap over the rounds
+
+    @property
+    def rounds(self) -> int:
+        return len(next(iter(self.seconds.values())))
+
+    def fastest(self, name: str) -> np.ndarray:
+        """The fastest round's time per M: the undisturbed time the slope is fitted to."""
+        return self.seconds[name].min(axis=0)
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,9 @@ class WhitenFigureData:
     pca_axes: np.ndarray  # PCA's eigenvectors (columns) of each kept batch
     rank_study: RankStudy
     wall_times: WallTimes
+
+
+_METHOD_LABELS = {"bn": "BN", "zca": "ZCA", "pca": "PCA", "cholesky": "Cholesky"}
 
 
 def _shown(points: Sequence[PointResult]) -> PointResult:
@@ -115,46 +137,64 @@ def _nanmean_rows(a: np.ndarray) -> np.ndarray:
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def rank_figure(points: Sequence[PointResult]):
-    pt = _shown(points)
-    M, eps = pt.params["M"], pt.params["eps"]
-    study: RankStudy = pt.figure.rank_study
-    Bs, rank, cond, dev = study.B, study.rank, study.cond, study.dev
-    reps = rank.shape[1]
-    fig, axes = new_figure(ncols=3, width=4.6, height=3.9)
-    ax = axes[0, 0]
+_SINGULAR = "cond = ∞ (Σ singular), on the top edge"
+
+
+def _rank_panel(ax, study: RankStudy, M: int) -> None:
+    """(a) the rank of the batch covariance against min(B - 1, M)."""
+    Bs = study.B
     ax.plot(Bs, np.minimum(Bs - 1, M), color="C3", **THEORY_STYLE, label="min(B − 1, M)")
-    ax.plot(Bs, rank.mean(axis=1), "o", color="C0", ms=4, mfc="white", label="simulated (mean)")
+    ax.plot(
+        Bs, study.rank.mean(axis=1), "o", color="C0", ms=4, mfc="white", label="simulated (mean)"
+    )
     ax.set_ylabel("rank of Σ")
     ax.set_title("rank of the batch covariance")
-    ax = axes[0, 1]
-    with np.errstate(invalid="ignore"):
-        med = np.median(cond, axis=1)  # inf when most batches are singular
-        q1, q3 = np.quantile(np.where(np.isfinite(cond), cond, 1e300), [0.1, 0.9], axis=1)
+
+
+def _cond_panel(ax, study: RankStudy) -> None:
+    """(b) cond(Sigma): median and 10-90% range of the batches; an infinite median (singular
+    batches) is marked on the top edge, not at a made-up height."""
+    Bs, cond = study.B, study.cond
+    # order statistics, not interpolation: a quantile among infinite values stays infinite
+    med = np.quantile(cond, 0.5, axis=1, method="inverted_cdf")
+    low = np.quantile(cond, 0.1, axis=1, method="inverted_cdf")
+    high = np.quantile(cond, 0.9, axis=1, method="inverted_cdf")
     finite = np.isfinite(med)
+    capped = finite & ~np.isfinite(high)  # some singular batches above a finite median
+    upper = np.zeros_like(med)
+    upper[np.isfinite(high)] = high[np.isfinite(high)] - med[np.isfinite(high)]
     ax.errorbar(
         Bs[finite],
         med[finite],
-        yerr=[med[finite] - q1[finite], np.minimum(q3[finite], 1e19) - med[finite]],
+        yerr=[med[finite] - low[finite], upper[finite]],
         color="C0",
         **SIM_STYLE,
-        label="simulated: median, 10–90%",
+        label="median, 10–90% of batches",
     )
     ax.axhline(study.cond_population, color="C2", lw=1.2, ls="--", label="population cond(C)")
-    if np.any(~finite):
-        top = np.nanmax(np.where(np.isfinite(cond), cond, np.nan)) * 3
-        ax.plot(
-            Bs[~finite],
-            np.full((~finite).sum(), top),
-            "^",
-            color="C3",
-            ms=6,
-            label="∞ (singular, B ≤ M)",
-        )
     ax.set_yscale("log")
+    if np.any(~finite):
+        mark_off_scale(ax, Bs[~finite], marker="^", color="C3", ms=7, label=_SINGULAR)
+    if np.any(capped):
+        mark_off_scale(
+            ax,
+            Bs[capped],
+            marker="^",
+            color="C0",
+            mfc="white",
+            ms=6,
+            label="90% quantile infinite (some batches singular)",
+        )
     ax.set_ylabel("cond(Σ) = λmax/λmin")
-    ax.set_title("conditioning blows up as B → M")
-    ax = axes[0, 2]
+    ax.set_title("conditioning blows up as B → M", pad=9)  # clear of the top-edge marks
+    # lower left: over the population line only, clear of the points and the top-edge marks
+    finish_axes(ax, loc="lower left")
+
+
+def _identity_panel(ax, study: RankStudy, eps: float) -> None:
+    """(c) ||white_cov - I||_2 of ZCA per batch, against eps/(lambda_min + eps)."""
+    Bs, dev = study.B, study.dev
+    reps = dev.shape[1]
     ok = np.isfinite(dev)
     ax.plot(
         np.repeat(Bs, reps)[ok.ravel()],
@@ -165,35 +205,89 @@ def rank_figure(points: Sequence[PointResult]):
         alpha=0.4,
         label="simulated ‖Ỹᵀ Ỹ/B − I‖₂ (ZCA)",
     )
-    th = _nanmean_rows(study.dev_theory)
-    ax.plot(Bs, th, color="C3", **THEORY_STYLE, label="ε/(λmin+ε) (mean over batches)")
+    ax.plot(
+        Bs,
+        _nanmean_rows(study.dev_theory),
+        color="C3",
+        **THEORY_STYLE,
+        label="ε/(λmin+ε) (mean over batches)",
+    )
     ax.set_yscale("log")
-    ax.set_ylim(max(np.nanmin(np.where(dev > 0, dev, np.nan)) / 3, 1e-17), 3)
+    positive = dev[ok & (dev > 0)]
+    if positive.size:
+        ax.set_ylim(max(positive.min() / 3, 1e-17), 3)
+    undefined = ~ok.any(axis=1)
+    if undefined.any():  # eps = 0 and B <= M: no whitening matrix exists
+        mark_off_scale(
+            ax,
+            Bs[undefined],
+            marker="X",
+            color="C0",
+            mec="k",
+            ms=7,
+            label="undefined (NaN): eps = 0, Σ singular",
+        )
     ax.set_ylabel("deviation from I (spectral norm)")
-    ax.set_title(f"whitening identity: exact only for B > M (eps = {eps:g})", fontsize=9)
+    ax.set_title(f"whitening identity: exact only for B > M (eps = {eps:g})", fontsize=9, pad=9)
+    # clear of the points: at eps > 0 those of B <= M are at 1 (top left), at eps = 0 the
+    # top edge marks them undefined and the points of B > M lie at the rounding floor
+    finish_axes(ax, loc="lower left" if eps > 0 else "center left")
+
+
+def rank_figure(points: Sequence[PointResult]):
+    pt = _shown(points)
+    M, eps = pt.params["M"], pt.params["eps"]
+    study: RankStudy = pt.figure.rank_study
+    fig, axes = new_figure(ncols=3, width=4.6, height=3.9)
+    _rank_panel(axes[0, 0], study, M)
+    _cond_panel(axes[0, 1], study)
+    _identity_panel(axes[0, 2], study, eps)
     for ax in axes[0]:
         ax.axvline(M, color="k", lw=0.8, ls=":")
-        ax.axvspan(Bs.min() * 0.9, M, color="0.9", zorder=0)
+        ax.axvspan(study.B.min() * 0.9, M, color="0.9", zorder=0)
         ax.set_xscale("log")
-        finish_axes(ax, xlabel=f"batch size B (shaded: B ≤ M = {M})", which="both")
+        finish_axes(
+            ax,
+            xlabel=f"batch size B (shaded: B ≤ M = {M})",
+            which="both",
+            legend=ax.get_legend() is None,  # the panels that placed their own keep it
+        )
     fig.suptitle(
-        f"As B falls through M the batch covariance becomes singular ({reps} batches per B)"
+        f"As B falls through M the batch covariance becomes singular "
+        f"({study.rank.shape[1]} batches per B)"
     )
     return fig
 
 
-def swap_figure(points: Sequence[PointResult]):
-    pt = _shown(points)
-    data: WhitenFigureData = pt.figure
-    fig, axes = new_figure(ncols=2, width=5.4, height=3.9)
-    ax = axes[0, 0]
+#: the share of a swap panel's height kept free above the data for its one-row legend
+_LEGEND_BAND = 0.16
+
+
+def _band_above(ax, lo: float, hi: float, log: bool) -> None:
+    """y limits from ``lo`` to ``hi`` (a small margin) plus an empty band on top for the legend,
+    so that it covers no point whatever the data."""
+    if log:
+        a, b = math.log10(lo), math.log10(hi)
+        pad = 0.05 * max(b - a, 0.1)
+        a, b = a - pad, b + pad
+        ax.set_ylim(10**a, 10 ** (b + _LEGEND_BAND / (1 - _LEGEND_BAND) * (b - a)))
+    else:
+        pad = 0.03 * (hi - lo)
+        a, b = lo - pad, hi + pad
+        ax.set_ylim(a, b + _LEGEND_BAND / (1 - _LEGEND_BAND) * (b - a))
+
+
+def _matrix_change_panel(ax, data: WhitenFigureData) -> None:
+    """(a) ||W_t - W_(t-1)||_F / ||W_t||_F of each whitening, batch after batch."""
+    shown = []
     for i, name in enumerate(("pca", "zca", "cholesky")):
         W = data.matrices[name]
         if len(W) < 2:
             continue
         change = matrix_relative_change(W[:-1], W[1:])
         finite = change[np.isfinite(change)]
-        median = f"{np.median(finite):.2g}" if finite.size else "NaN (eps = 0, B <= M)"
+        if not finite.size:  # eps = 0 and B <= M: no matrix, said in the panel
+            continue
         ax.plot(
             np.arange(1, len(W)),
             change,
@@ -201,8 +295,16 @@ def swap_figure(points: Sequence[PointResult]):
             ms=3,
             lw=1,
             color=f"C{i}",
-            label=f"{name.upper() if name != 'cholesky' else 'Cholesky'}: median {median}",
+            label=f"{_METHOD_LABELS[name]}: median {np.median(finite):.2g}",
         )
+        shown.append(finite[finite > 0])
+    ax.set_yscale("log")
+    values = np.concatenate(shown) if shown else np.array([])
+    if values.size:
+        _band_above(ax, float(values.min()), float(values.max()), log=True)
+    else:
+        ax.set_xlim(0, len(data.matrices["zca"]))
+        ax.set_yticks([])
     if not np.isfinite(data.matrices["zca"]).any():
         ax.text(
             0.5,
@@ -211,20 +313,23 @@ def swap_figure(points: Sequence[PointResult]):
             ha="center",
             transform=ax.transAxes,
         )
-    ax.set_yscale("log")
     finish_axes(
         ax,
         xlabel="batch t",
         ylabel=r"$\|W_t - W_{t-1}\|_F / \|W_t\|_F$",
-        title="whitening matrix from one batch to the next",
         which="both",
+        loc="upper center",
+        ncols=3,
     )
-    ax = axes[0, 1]
+    ax.set_title("whitening matrix from one batch to the next", fontsize=10)
+
+
+def _axis_cosine_panel(ax, data: WhitenFigureData) -> None:
+    """(b) |cos| between PCA's axis k of consecutive batches (1: the same axis)."""
     U = data.pca_axes
-    M = U.shape[-1]
     if len(U) >= 2:
         cos = np.abs(np.einsum("tik,tik->tk", U[:-1], U[1:]))
-        for k in range(min(3, M)):
+        for k in range(min(3, U.shape[-1])):
             ax.plot(
                 np.arange(1, len(U)),
                 cos[:, k],
@@ -234,9 +339,23 @@ def swap_figure(points: Sequence[PointResult]):
                 color=f"C{k + 3}",
                 label=f"PCA axis {k + 1}",
             )
-    ax.set_ylim(-0.03, 1.05)
-    finish_axes(ax, xlabel="batch t", ylabel=r"$|\cos|$ between axis k of batches t−1 and t")
+    _band_above(ax, 0.0, 1.0, log=False)  # a cosine's size is at most 1
+    ax.set_yticks(np.linspace(0.0, 1.0, 6))
+    finish_axes(
+        ax,
+        xlabel="batch t",
+        ylabel=r"$|\cos|$ between axis k of batches t−1 and t",
+        loc="upper center",
+        ncols=3,
+    )
     ax.set_title("PCA's output axes swap and rotate (ZCA has no axes to swap)", fontsize=9)
+
+
+def swap_figure(points: Sequence[PointResult]):
+    pt = _shown(points)
+    fig, axes = new_figure(ncols=2, width=5.4, height=3.9)
+    _matrix_change_panel(axes[0, 0], pt.figure)
+    _axis_cosine_panel(axes[0, 1], pt.figure)
     p = pt.params
     corr = f"rho = {p['rho']:g}" if p["corr"] == "equi" else "random correlation"
     fig.suptitle(
@@ -249,32 +368,47 @@ def swap_figure(points: Sequence[PointResult]):
 def time_figure(points: Sequence[PointResult]):
     times: WallTimes = _shown(points).figure.wall_times
     Ms = times.M
-    fig, axes = new_figure(width=6.0, height=4.4)
+    fit = Ms >= times.fit_from
+    fig, axes = new_figure(width=6.2, height=4.6)
     ax = axes[0, 0]
-    fit = Ms >= 32
-    for i, name in enumerate(("bn", "zca", "pca", "cholesky")):
-        t = times.seconds[name]
-        slope, icpt = np.polyfit(np.log(Ms[fit]), np.log(t[fit]), 1)
-        label = {"bn": "BN", "zca": "ZCA", "pca": "PCA", "cholesky": "Cholesky"}[name]
-        ax.loglog(Ms, t, "o", color=f"C{i}", ms=5, label=f"{label}: fitted slope {slope:.2f}")
-        ax.loglog(Ms[fit], np.exp(icpt) * Ms[fit] ** slope, "-", color=f"C{i}", lw=1.2)
-    anchor = float(times.seconds["bn"][fit][0])
+    for i, name in enumerate(_METHOD_LABELS):
+        every = times.seconds[name]
+        ax.plot(
+            np.broadcast_to(Ms, every.shape).ravel(),
+            every.ravel(),
+            ".",
+            color=f"C{i}",
+            ms=2.5,
+            alpha=0.3,
+        )
+        slope, se = times.slope[name], times.slope_se[name]
+        ax.loglog(
+            Ms,
+            times.fastest(name),
+            "o",
+            color=f"C{i}",
+            ms=5,
+            label=f"{_METHOD_LABELS[name]}: slope {slope:.2f} ± {2 * se:.2f}",
+        )
+        line = np.exp(times.intercept[name]) * Ms[fit] ** slope
+        ax.loglog(Ms[fit], line, "-", color=f"C{i}", lw=1.2)
+    anchor = float(times.fastest("bn")[fit][0])
     for k, style in ((1, ":"), (2, "--"), (3, "-.")):
         guide = anchor * (Ms[fit] / Ms[fit][0]) ** k
-        ax.loglog(
-            Ms[fit], guide, style, color="0.6", lw=0.9, label=f"guide: slope {k}" if k else None
-        )
+        ax.loglog(Ms[fit], guide, style, color="0.6", lw=0.9, label=f"reference: slope {k}")
+    ax.plot([], [], ".", color="0.4", ms=2.5, alpha=0.5, label="every round (faint)")
     finish_axes(
         ax,
         xlabel="features M",
-        ylabel=f"wall time per batch (s, best of {times.rounds} rounds)",
+        ylabel=f"{'CPU' if times.one_thread else 'wall'} time per batch (s)",
         which="both",
         legend_size=8,
     )
-    threads = "one BLAS thread" if times.one_thread else "BLAS threads as configured"
+    clock = "CPU time (one BLAS thread)" if times.one_thread else "wall time (BLAS threads)"
     ax.set_title(
-        f"BN is O(BM); whitening pays O(BM²) for Σ and O(M³) for its eigh\n"
-        f"(B = {times.B}, {threads}; slopes fitted for M ≥ 32)",
+        f"Measured {clock} per B = {times.B} batch, {times.rounds} interleaved rounds\n"
+        f"dots: fastest round per M; lines: Theil–Sen log-log slopes over M ≥ "
+        f"{times.fit_from},\n±2 SE from a bootstrap over the rounds",
         fontsize=9,
     )
     return fig
@@ -304,9 +438,14 @@ FIGURES = (
     ),
     FigureSpec(
         "batchnorm_whiten_time",
-        "Wall time per batch against M (a measurement of this machine, not a check): BN is "
-        "O(BM), t ∝ M; whitening pays O(BM²) to form Σ = Ycᵀ Yc/B and O(M³) for its "
-        "eigendecomposition, t ∝ M² to M³: the fitted log-log slopes",
+        "Time per batch against M, measured on this machine (a measurement, not a check): the "
+        "measuring thread's CPU time when BLAS is held to that thread (a busy machine inflates "
+        "wall time, not this), else wall time. Every round of the interleaved, shuffled timings "
+        "(faint) and the fastest round per M (dots); each method's log-log slope is a Theil–Sen "
+        "fit to the fastest times over the larger M, ±2 SE from a bootstrap over the rounds. For "
+        "reference, BN's work grows as BM and whitening's as BM² (forming Σ = Ycᵀ Yc/B) plus M³ "
+        "(its eigendecomposition or Cholesky factor); the measured slopes say how far these "
+        "sizes, with their fixed overheads and cache effects, are from those counts",
         time_figure,
     ),
 )
