@@ -82,7 +82,8 @@ FIGURES = (
         "The analytic backward of batch norm + ReLU against central finite differences "
         "(float64, step 1e-5): with D = G·1[Ŷ > 0], s = (v+ε)^(−1/2), "
         "dl/dY = (γs/B)(B·D − Σᵢ D − x̂ Σᵢ D x̂) and dŶᵢⱼ/dYᵢⱼ = γs(1 − 1/B − x̂²/B) "
-        "agree to the finite-difference tolerance; wrong formulas err by O(1)",
+        "agree to the finite-difference tolerance; wrong formulas err by O(1). No error bars: "
+        "every entry's error is counted in the histograms",
         grad_errors_figure,
     ),
 )

@@ -436,7 +436,8 @@ FIGURES = (
         "batchnorm_stats",
         "Batch norm over random batches: the biased batch variance has E[v] = (B−1)σ²/B "
         "(for Gaussian input Bv/σ² ~ χ²_{B−1}), the output has E[Ŷ] = β and "
-        "Var(Ŷ) = γ² E[v/(v+ε)], which eps shrinks once σ² ≲ ε",
+        "Var(Ŷ) = γ² E[v/(v+ε)], which eps shrinks once σ² ≲ ε. Error bars: ±2 SE (the "
+        "histogram's per bin, the checks' over independent batches)",
         stats_figure,
         quantities=("mean_v", "mean_out", "var_out"),
     ),
@@ -445,7 +446,9 @@ FIGURES = (
         "Why eps exists: as a feature's variance falls to 0 the output variance γ² E[v/(v+ε)] "
         "vanishes and max|x̂| stays under Samuelson's √(B−1) √(v/(v+ε)), while the backward "
         "Jacobian's norm grows as |γ|/√(v+ε) (B ≥ 3): bounded by |γ|/√ε only because ε > 0; "
-        "at ε = 0 a constant feature gives 0/0 = NaN",
+        "at ε = 0 a constant feature gives 0/0 = NaN, marked on the top edge as undefined. "
+        "Error bars (left): ±2 SE over the batches; the middle panel shows a maximum and the "
+        "right one single batches, which have none",
         eps_figure,
     ),
 )

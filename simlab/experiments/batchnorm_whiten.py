@@ -306,7 +306,7 @@ _TIMED = {
     "pca": whitening.pca_whiten,
     "cholesky": whitening.cholesky_whiten,
 }
-_WALL_TIMES: dict[float, WallTimes] = {}
+_WALL_TIMES: dict[tuple[float, int, tuple[int, ...]], WallTimes] = {}
 #: the timing study's sizes: small M (overhead-dominated, shown) and M >= _FIT_FROM (fitted),
 #: in steps of sqrt(2) so that a slope rests on seven sizes
 _TIMED_M = (4, 8, 16, 32, 45, 64, 91, 128, 181, 256)
@@ -359,7 +359,8 @@ def wall_times(
     each method's fitted log-log slope with its standard error.
 
     A measurement of this machine, not a Monte Carlo check: it depends on the point only through
-    eps, so it is measured once per process and eps (the batches' values do not matter). Rounds
+    eps, so it is measured once per process, eps and sizes (the batches' values do not matter,
+    the rounds' order and the bootstrap come from ``rng``, a study stream). Rounds
     are interleaved (every method and M once per round, in an order shuffled per round), so a
     burst of load from other processes spoils one round of everything rather than every run of
     one M, and no size always follows the same one. At least ``rounds[0]`` rounds, then more
@@ -368,22 +369,26 @@ def wall_times(
     figure to show the spread. BLAS runs on one thread: a multi-threaded BLAS on a busy machine
     turns every product above its threading threshold into a wait for a time slice, which would
     hide the O(BM) vs O(BM^2 + M^3) scaling. With BLAS held to this thread, the clock is the
-    thread's CPU time, which the other processes of a busy machine do not inflate (wall time
-    did, by 10-60% per size at a load of 15 on 2 cores, and swung the slopes by +-0.6); without
-    that limit it has to be wall time (BLAS threads' work would escape a thread clock).
+    thread's CPU time, which the other processes of a busy machine barely inflate (at a load of
+    15 on 2 cores one size's time spread over rounds by 8-57% of its mean in wall time, 2-5% in
+    thread CPU time; one round's ZCA slope ranged over 1.1-2.6 in wall time, 1.7-1.9 in CPU
+    time). Without that limit, or with a coarse thread clock, it has to be wall time (BLAS
+    threads' work would escape a thread clock).
     """
     from threadpoolctl import threadpool_limits
 
     eps = max(eps, 1e-5)
-    if eps in _WALL_TIMES:
-        return _WALL_TIMES[eps]
+    key = (eps, B, tuple(Ms))
+    if key in _WALL_TIMES:
+        return _WALL_TIMES[key]
     batches = [rng.standard_normal((B, M)) for M in Ms]
     jobs = [(i, name) for i in range(len(Ms)) for name in _TIMED]
     times: list[dict[str, np.ndarray]] = []
     start = time.perf_counter()
     with threadpool_limits(limits=1, user_api="blas") as limits:
         one_thread = bool(limits.get_original_num_threads())
-        clock = time.thread_time if one_thread else time.perf_counter
+        fine = time.get_clock_info("thread_time").resolution <= 1e-6
+        clock = time.thread_time if one_thread and fine else time.perf_counter
         while len(times) < rounds[0] or (
             len(times) < rounds[1] and time.perf_counter() - start < budget
         ):
@@ -398,10 +403,9 @@ def wall_times(
     Ms_array = np.array(Ms)
     fit_from = _FIT_FROM if np.count_nonzero(Ms_array >= _FIT_FROM) >= 3 else int(Ms_array[0])
     slopes, intercepts, ses = fit_slopes(Ms_array, seconds, fit_from, rng)
-    _WALL_TIMES[eps] = WallTimes(
-        Ms_array, B, one_thread, seconds, fit_from, slopes, intercepts, ses
-    )
-    return _WALL_TIMES[eps]
+    cpu = clock is time.thread_time
+    _WALL_TIMES[key] = WallTimes(Ms_array, B, cpu, seconds, fit_from, slopes, intercepts, ses)
+    return _WALL_TIMES[key]
 
 
 @dataclass(frozen=True)

@@ -43,12 +43,12 @@ class RankStudy:
 
 @dataclass(frozen=True)
 class WallTimes:
-    """Wall time of BN and of each whitening on one B x M batch, per M and round, and the
+    """Time of BN and of each whitening on one B x M batch, per M and round, and the
     log-log slope of each method's fastest round over ``M >= fit_from``."""
 
     M: np.ndarray
     B: int
-    one_thread: bool  # BLAS limited to one thread: the clock is the thread's CPU time
+    cpu_time: bool  # the measuring thread's CPU time (BLAS held to it), else wall time
     seconds: Mapping[str, np.ndarray]  # by method (bn, zca, pca, cholesky): rounds x M
     fit_from: int
     slope: Mapping[str, float]  # Theil-Sen slope of log(fastest time) on log M
@@ -400,11 +400,11 @@ def time_figure(points: Sequence[PointResult]):
     finish_axes(
         ax,
         xlabel="features M",
-        ylabel=f"{'CPU' if times.one_thread else 'wall'} time per batch (s)",
+        ylabel=f"{'CPU' if times.cpu_time else 'wall'} time per batch (s)",
         which="both",
         legend_size=8,
     )
-    clock = "CPU time (one BLAS thread)" if times.one_thread else "wall time (BLAS threads)"
+    clock = "CPU time (one BLAS thread)" if times.cpu_time else "wall time"
     ax.set_title(
         f"Measured {clock} per B = {times.B} batch, {times.rounds} interleaved rounds\n"
         f"dots: fastest round per M; lines: Theil–Sen log-log slopes over M ≥ "
@@ -419,21 +419,26 @@ FIGURES = (
         "batchnorm_whiten_corr",
         "Batch norm standardises each feature, W = diag(Σ_jj + ε)^(−1/2), but keeps the "
         "correlations: its output correlation is the sample correlation of C; ZCA whitening, "
-        "W = (Σ + εI)^(−1/2), makes Ỹᵀ Ỹ/B = I (up to ε/(λmin + ε)) when B > M",
+        "W = (Σ + εI)^(−1/2), makes Ỹᵀ Ỹ/B = I (up to ε/(λmin + ε)) when B > M. One batch's "
+        "matrices: no error bars",
         corr_figure,
     ),
     FigureSpec(
         "batchnorm_whiten_rank",
         "As B falls through M the batch covariance Σ = Ycᵀ Yc/B loses rank: rank(Σ) = "
         "min(B − 1, M), cond(Σ) blows up as B → M + 1 and is infinite for B ≤ M, and the "
-        "whitening identity Ỹᵀ Ỹ/B = I holds only for B > M, up to ε/(λmin + ε)",
+        "whitening identity Ỹᵀ Ỹ/B = I holds only for B > M, up to ε/(λmin + ε). An infinite "
+        "condition number (singular Σ) or an undefined deviation (NaN: ε = 0) is a mark on the "
+        "top edge. The bars of cond are the 10–90% range of the batches, not ±2 SE: the mean "
+        "of cond need not exist near B = M + 1, so its median is drawn",
         rank_figure,
     ),
     FigureSpec(
         "batchnorm_whiten_swap",
         "Stochastic axis swapping: from one batch to the next PCA's whitening matrix "
         "W = U (Λ + ε)^(−1/2) jumps by O(1) in ‖W_t − W_(t−1)‖_F/‖W_t‖_F as its axes swap and "
-        "rotate, while ZCA's symmetric (Σ + εI)^(−1/2) changes little",
+        "rotate, while ZCA's symmetric (Σ + εI)^(−1/2) changes little. Each batch's value: no "
+        "error bars",
         swap_figure,
     ),
     FigureSpec(
