@@ -447,7 +447,10 @@ FIGURES = (
         "measuring thread's CPU time when BLAS is held to that thread (a busy machine inflates "
         "wall time, not this), else wall time. Every round of the interleaved, shuffled timings "
         "(faint) and the fastest round per M (dots); each method's log-log slope is a Theil–Sen "
-        "fit to the fastest times over the larger M, ±2 SE from a bootstrap over the rounds. For "
+        "fit to the fastest times over the larger M, ±2 SE from a bootstrap over the rounds: "
+        "the spread within this run; another run, on a machine whose caches and memory other "
+        "processes share differently, can differ by more (memory-bound BN most: its slope "
+        "measured 0.8 in one run and 1.5 in others on this 2-core machine at loads of 10-22). For "
         "reference, BN's work grows as BM and whitening's as BM² (forming Σ = Ycᵀ Yc/B) plus M³ "
         "(its eigendecomposition or Cholesky factor); the measured slopes say how far these "
         "sizes, with their fixed overheads and cache effects, are from those counts",
