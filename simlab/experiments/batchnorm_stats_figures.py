@@ -177,7 +177,7 @@ def _checks_panel(ax, points: Sequence[PointResult]) -> None:
     finish_axes(
         ax,
         xlabel="(simulated − predicted) / |predicted|\n(absolute where the prediction is 0)",
-        ylabel="setting" if swept else "",
+        ylabel="setting",
         loc="upper center",
         ncols=len(_CHECKED),
     )
