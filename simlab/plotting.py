@@ -309,24 +309,23 @@ def _legend_below_room(fig: Any, renderer: Any, dpi: float) -> float:
 
 
 def mark_off_scale(
-    ax: Any, x: Sequence[float] | np.ndarray, *, edge: str = "top", **style: Any
+    ax: Any, positions: Sequence[float] | np.ndarray, *, edge: str = "top", **style: Any
 ) -> Any:
-    """Mark, at data positions ``x``, values that have no place on the y scale (an infinite
-    value, or an undefined NaN) on the ``edge`` ("top" or "bottom") of ``ax``, instead of at
-    a made-up height: markers on the spine, drawn over it (not clipped); the y limits are left
-    to the finite data. ``style`` is passed to ``plot`` (marker, colour, label...); return the
-    line, for a legend."""
+    """Mark values that have no place on the value scale (an infinite value, an undefined NaN,
+    a claim far off the axis) on an ``edge`` of ``ax`` instead of at a made-up place: markers
+    on the spine ("top"/"bottom": at data x ``positions``; "left"/"right": at data y
+    ``positions``), drawn over it (not clipped); the limits are left to the data. ``style``
+    is passed to ``plot`` (marker, colour, label...); return the line, for a legend."""
     from matplotlib.transforms import blended_transform_factory
 
-    xs = np.atleast_1d(np.asarray(x, dtype=float))
-    at = {"top": 1.0, "bottom": 0.0}[edge]
+    along = np.atleast_1d(np.asarray(positions, dtype=float))
+    at = np.full(along.shape, {"top": 1.0, "bottom": 0.0, "left": 0.0, "right": 1.0}[edge])
+    if edge in ("top", "bottom"):
+        xy, transform = (along, at), blended_transform_factory(ax.transData, ax.transAxes)
+    else:
+        xy, transform = (at, along), blended_transform_factory(ax.transAxes, ax.transData)
     (line,) = ax.plot(
-        xs,
-        np.full(xs.shape, at),
-        linestyle="none",
-        transform=blended_transform_factory(ax.transData, ax.transAxes),
-        clip_on=False,
-        **{"zorder": 5, **style},
+        *xy, linestyle="none", transform=transform, clip_on=False, **{"zorder": 5, **style}
     )
     return line
 

@@ -16,9 +16,11 @@ import numpy as np
 
 from simlab.figures import FigureSpec
 from simlab.plotting import (
+    CLAIM_COLORS,
     ERRORBAR_SE,
     SIM_STYLE,
     THEORY_STYLE,
+    claims_of,
     draw_claims,
     figure_legend_below,
     finish_axes,
@@ -148,32 +150,43 @@ def _checks_panel(ax, points: Sequence[PointResult]) -> None:
     ax.set_ylim(len(points) - 0.5, -1.5)
     missing = []
     for i, (name, label) in enumerate(_CHECKED):
-        offset = (i - 1) * _ROW_OFFSET
         shown = [(j, d) for j, pt in enumerate(points) if (d := _deviation(pt, name))]
         if len(shown) < sum(pt.params["sigma"] > 0 for pt in points):
             missing.append(label)
         if shown:
-            pos = [j + offset for j, _ in shown]
+            pos = [j + (i - 1) * _ROW_OFFSET for j, _ in shown]
             dev = [d for _, (d, _) in shown]
             err = [ERRORBAR_SE * se for _, (_, se) in shown]
             ax.errorbar(dev, pos, xerr=err, color=f"C{i}", **SIM_STYLE, label=label)
-        # a claim on it, as its deviation from the built-in prediction, beside the estimate
+    # the claims once every estimate is drawn (a claim far off keeps the estimates' x range),
+    # each as its deviation from the built-in prediction, beside the estimate
+    for i, (name, _) in enumerate(_CHECKED):
+        offset = (i - 1) * _ROW_OFFSET
         draw_claims(ax, points, name, rows + offset, y=partial(_relative, name), horizontal=True)
-    if not any(pt.params["sigma"] > 0 for pt in points):
-        ax.text(
-            0.5,
-            0.5,
-            "sigma = 0: every batch is the same,\nso these quantities are checked exactly",
-            ha="center",
-            transform=ax.transAxes,
-        )
+    _claims_off_the_axis(ax, points)
+    from matplotlib.transforms import blended_transform_factory
+
+    for j, pt in enumerate(points):  # a row without points says why
+        if pt.params["sigma"] == 0:
+            ax.text(
+                0.03,
+                j,
+                "sigma = 0: every batch is the same, so these are checked exactly",
+                va="center",
+                fontsize=7,
+                color="0.3",
+                transform=blended_transform_factory(ax.transAxes, ax.transData),
+            )
     ax.axvline(0.0, color="k", lw=1)
+    from matplotlib.ticker import MaxNLocator  # here: importing the module needs no matplotlib
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # deviations like -0.0025 are wide labels
     swept = swept_parameters(points)
     ax.set_yticks(rows)
     # one parameter a line: the labels stay narrow, and the rows are tall enough for two lines
     labels = [setting_label(pt.params, swept).replace(", ", "\n") for pt in points]
     ax.set_yticklabels([label or "defaults" for label in labels], fontsize=7)
-    ax.tick_params(axis="y", length=0)
+    ax.tick_params(axis="y", length=0, pad=7)  # room for a claim marked on the left edge
     finish_axes(
         ax,
         xlabel="(simulated − predicted) / |predicted|\n(absolute where the prediction is 0)",
@@ -185,6 +198,23 @@ def _checks_panel(ax, points: Sequence[PointResult]) -> None:
     if missing:  # no prediction for E[v/(v+eps)] beyond Gaussian input (and eps = 0)
         title += f"\n(no {' or '.join(missing)} for non-Gaussian input at eps > 0: no closed form)"
     ax.set_title(title, fontsize=9)
+
+
+def _claims_off_the_axis(ax, points: Sequence[PointResult]) -> None:
+    """A claim so far off that the panel keeps the estimates' range is marked on the left or
+    right edge in its row, in its colour, rather than left invisible."""
+    lo, hi = sorted(ax.get_xlim())
+    for i, (name, _) in enumerate(_CHECKED):
+        for number, pairs in claims_of(points, name).items():
+            row = {id(pt): j for j, pt in enumerate(points)}
+            colour = CLAIM_COLORS[(number - 1) % len(CLAIM_COLORS)]
+            for pt, mark in pairs:
+                value = _relative(name, pt, mark.value)
+                if not np.isfinite(value) or lo <= value <= hi:
+                    continue
+                edge, marker = ("right", ">") if value > hi else ("left", "<")
+                y = row[id(pt)] + (i - 1) * _ROW_OFFSET
+                mark_off_scale(ax, [y], edge=edge, marker=marker, color=colour, ms=7)
 
 
 def _eps_effect_panel(ax, points: Sequence[PointResult]) -> None:
