@@ -308,6 +308,9 @@ def _legend_below_room(fig: Any, renderer: Any, dpi: float) -> float:
     return max(heights) + 2 * PAD if heights else 0.0
 
 
+_OFF_SCALE_ATTR = "_simlab_off_scale"  # on the marks of mark_off_scale
+
+
 def mark_off_scale(
     ax: Any, positions: Sequence[float] | np.ndarray, *, edge: str = "top", **style: Any
 ) -> Any:
@@ -327,6 +330,7 @@ def mark_off_scale(
     (line,) = ax.plot(
         *xy, linestyle="none", transform=transform, clip_on=False, **{"zorder": 5, **style}
     )
+    setattr(line, _OFF_SCALE_ATTR, True)  # a data point all the same: no legend may cover it
     return line
 
 
@@ -760,7 +764,9 @@ def data_marks(ax: Any) -> list[DataMark]:
             marks.append(DataMark(label, ax, frame, points[keep], radii, segments))
 
     for line in ax.get_lines():
-        if not line.get_visible() or not _in_data_coordinates(line, ax):
+        # marks on an axis edge (mark_off_scale: an infinite or undefined value) are points too
+        on_edge = getattr(line, _OFF_SCALE_ATTR, False)
+        if not line.get_visible() or not (on_edge or _in_data_coordinates(line, ax)):
             continue
         if line.get_marker() in (None, "None", "none", "", " ") or line.get_markersize() <= 0:
             continue

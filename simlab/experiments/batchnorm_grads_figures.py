@@ -63,6 +63,7 @@ def grad_errors_figure(points: Sequence[PointResult]):
             ylabel="entries",
             legend_size=6,
             loc="upper left",
+            keep_clear=True,
         )
     # the sweep as each parameter's values, not every setting spelled out (which ran off the
     # canvas in the course run); wrapped to the figure's width all the same

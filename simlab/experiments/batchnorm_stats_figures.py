@@ -129,6 +129,7 @@ def _variance_law_panel(ax, live: Sequence[PointResult]) -> None:
         xlabel=r"$B\,v/\sigma^2$",
         ylabel="density",
         title=f"law of the batch variance (B = {B}, {pt.params['input']} input)",
+        keep_clear=True,
     )
 
 
@@ -193,6 +194,7 @@ def _checks_panel(ax, points: Sequence[PointResult]) -> None:
         ylabel="setting",
         loc="upper center",
         ncols=len(_CHECKED),
+        keep_clear=True,
     )
     title = "statistical checks, ±2 SE over independent batches"
     if missing:  # no prediction for E[v/(v+eps)] beyond Gaussian input (and eps = 0)
@@ -271,6 +273,7 @@ def _eps_effect_panel(ax, points: Sequence[PointResult]) -> None:
         which="both",
         title_fontsize=7,  # the legend's title
         loc="lower right",
+        keep_clear=True,
     )
     ax.get_legend().set_title("Gaussian input: dots, ±2 SE")
     ax.set_title("eps shrinks the output variance when σ² ≲ eps", fontsize=10)

@@ -188,7 +188,7 @@ def _cond_panel(ax, study: RankStudy) -> None:
     ax.set_ylabel("cond(Σ) = λmax/λmin")
     ax.set_title("conditioning blows up as B → M", pad=9)  # clear of the top-edge marks
     # lower left: over the population line only, clear of the points and the top-edge marks
-    finish_axes(ax, loc="lower left")
+    finish_axes(ax, loc="lower left", keep_clear=True)
 
 
 def _identity_panel(ax, study: RankStudy, eps: float) -> None:
@@ -231,7 +231,19 @@ def _identity_panel(ax, study: RankStudy, eps: float) -> None:
     ax.set_title(f"whitening identity: exact only for B > M (eps = {eps:g})", fontsize=9, pad=9)
     # clear of the points: at eps > 0 those of B <= M are at 1 (top left), at eps = 0 the
     # top edge marks them undefined and the points of B > M lie at the rounding floor
-    finish_axes(ax, loc="lower left" if eps > 0 else "center left")
+    finish_axes(ax, loc="lower left" if eps > 0 else "center left", keep_clear=True)
+
+
+def _batch_size_ticks(ax, Bs: np.ndarray) -> None:
+    """Batch sizes 1, 2, 5, 10, 20, 50... as plain numbers on the log x axis, no minor labels
+    (a span of under two decades would otherwise label crowded minor ticks)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, StrMethodFormatter
+
+    decades = range(int(np.floor(np.log10(Bs.min()))), int(np.ceil(np.log10(Bs.max()))) + 1)
+    ticks = [m * 10**k for k in decades for m in (1, 2, 5) if Bs.min() <= m * 10**k <= Bs.max()]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:.0f}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def rank_figure(points: Sequence[PointResult]):
@@ -246,11 +258,13 @@ def rank_figure(points: Sequence[PointResult]):
         ax.axvline(M, color="k", lw=0.8, ls=":")
         ax.axvspan(study.B.min() * 0.9, M, color="0.9", zorder=0)
         ax.set_xscale("log")
+        _batch_size_ticks(ax, study.B)
         finish_axes(
             ax,
             xlabel=f"batch size B (shaded: B ≤ M = {M})",
             which="both",
             legend=ax.get_legend() is None,  # the panels that placed their own keep it
+            keep_clear=True,
         )
     fig.suptitle(
         f"As B falls through M the batch covariance becomes singular "
@@ -320,6 +334,7 @@ def _matrix_change_panel(ax, data: WhitenFigureData) -> None:
         which="both",
         loc="upper center",
         ncols=3,
+        keep_clear=True,
     )
     ax.set_title("whitening matrix from one batch to the next", fontsize=10)
 
@@ -347,6 +362,7 @@ def _axis_cosine_panel(ax, data: WhitenFigureData) -> None:
         ylabel=r"$|\cos|$ between axis k of batches t−1 and t",
         loc="upper center",
         ncols=3,
+        keep_clear=True,
     )
     ax.set_title("PCA's output axes swap and rotate (ZCA has no axes to swap)", fontsize=9)
 
@@ -403,6 +419,8 @@ def time_figure(points: Sequence[PointResult]):
         ylabel=f"{'CPU' if times.cpu_time else 'wall'} time per batch (s)",
         which="both",
         legend_size=8,
+        loc="upper left",
+        keep_clear=True,
     )
     clock = "CPU time (one BLAS thread)" if times.cpu_time else "wall time"
     ax.set_title(

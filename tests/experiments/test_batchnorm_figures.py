@@ -23,7 +23,8 @@ from simlab.experiments.batchnorm_stats import eps_study
 from simlab.experiments.batchnorm_stats_figures import eps_figure, stats_figure
 from simlab.experiments.batchnorm_whiten import fit_slopes, rank_study, theil_sen, wall_times
 from simlab.experiments.batchnorm_whiten_figures import WhitenFigureData, rank_figure, time_figure
-from simlab.plotting import fit_margins
+from simlab.figure_lint import lint_figure
+from simlab.plotting import layout_figure, mark_off_scale, place_legend
 from simlab.theory import bn_stats, whitening
 
 
@@ -88,7 +89,8 @@ def test_a_constant_feature_at_eps_0_is_marked_undefined_on_the_top_edge(study):
         expected = [0.0] if k < 2 else sorted(caps)
         near = np.isclose(at_zero[:, None], np.array(expected)[None, :], rtol=1e-9, atol=0.0)
         assert near.any(axis=1).all() and near.any(axis=0).all(), (k, at_zero)
-    fig.canvas.draw()
+    layout_figure(fig, 100)
+    assert lint_figure(fig, dpi=100) == []
     (legend,) = fig.legends  # one legend for the panels' shared colours, below them
     assert any("undefined" in t.get_text() and "0/0" in t.get_text() for t in legend.texts)
     plt.close(fig)
@@ -98,7 +100,7 @@ def test_the_shared_legend_sits_below_every_panel_inside_the_canvas(study):
     point = SimpleNamespace(params={"sigma": 1.0}, figure=SimpleNamespace(eps_study=study))
     fig = eps_figure([point])
     height = fig.get_figheight()
-    fit_margins(fig, 100)
+    layout_figure(fig, 100)
     assert fig.get_figheight() > height  # the figure grew by the legend's height
     renderer = fig.canvas.get_renderer()
     (legend,) = fig.legends
@@ -126,7 +128,7 @@ def stats_points():
 
 def test_the_checks_panel_lists_settings_horizontally_without_overlap(stats_points):
     fig = stats_figure(stats_points)
-    fit_margins(fig, 100)
+    layout_figure(fig, 100)
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     ax = fig.axes[1]
@@ -141,6 +143,7 @@ def test_the_checks_panel_lists_settings_horizontally_without_overlap(stats_poin
     legend_box = ax.get_legend().get_window_extent(renderer)
     first_row = ax.transData.transform([[0.0, -0.5]])[0, 1]  # top edge of the first row
     assert legend_box.y0 >= first_row - 1
+    assert lint_figure(fig, dpi=100) == []
     plt.close(fig)
 
 
@@ -173,7 +176,7 @@ def test_the_grads_suptitle_of_a_long_sweep_fits_the_canvas():
     )
     (run,) = result.runs
     fig = grad_errors_figure(run.points)
-    fit_margins(fig, 100)
+    layout_figure(fig, 100)
     fig.canvas.draw()
     title = fig._suptitle
     assert "B = 2, 3, 32; eps = 0, 1e-05, 0.1 (9 settings)" in title.get_text().replace("\n", " ")
@@ -201,12 +204,28 @@ def test_an_infinite_condition_number_is_marked_on_the_top_edge():
         assert np.all(xy[:, 1] <= largest * (1 + 1e-12))
     texts = [t.get_text() for t in cond_panel.get_legend().texts]
     assert any("∞" in t and "singular" in t for t in texts)
+    layout_figure(fig, 100)
+    assert lint_figure(fig, dpi=100) == []
+    plt.close(fig)
+
+
+def test_a_legend_keeps_clear_of_the_marks_on_an_axis_edge():
+    """An infinite value marked on the top edge is a data point: no legend goes over it."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0.6, 0.7], [0.0, 0.1], "o", label="finite")
+    mark_off_scale(ax, [1.9], marker="^", ms=16, label="infinite, on the top edge")
+    ax.set_xlim(0.5, 2.1)
+    ax.set_ylim(-0.1, 1.0)  # the finite points low left: only the edge mark is at the right
+    ax.set_xlabel("B")
+    ax.set_ylabel("cond")
+    legend = place_legend(ax, loc="upper right", locs=("upper right", "lower right"))
+    layout_figure(fig, 100)
+    assert legend._loc == 4  # "lower right" (code 4): "upper right" has the top-edge mark
+    assert lint_figure(fig, dpi=100) == []
     plt.close(fig)
 
 
 def test_mark_off_scale_leaves_the_y_limits_to_the_data():
-    from simlab.plotting import mark_off_scale
-
     fig, ax = plt.subplots()
     ax.plot([1, 2, 3], [10.0, 20.0, 30.0], "o")
     before = ax.get_ylim()
