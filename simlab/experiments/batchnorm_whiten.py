@@ -9,8 +9,8 @@ three whitenings of the first batches and is checked against I with the eps effe
 mean of a sample correlation. Matrix claims may use ``I``, ``Sigma`` (each batch's covariance),
 ``sqrtm``, ``inv``, ``@``. ``cond`` and ``seconds`` are descriptive.
 
-The figures' studies (rank and conditioning against B, wall time against M) are measured here,
-per point, from the point's study streams; the wall times once per process.
+The figures' studies (rank and conditioning against B, time per batch against M) are measured here,
+per point, from the point's study streams; the timings once per process.
 """
 
 from __future__ import annotations

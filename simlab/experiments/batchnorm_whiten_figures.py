@@ -1,5 +1,5 @@
 """The four figures of ``simlab batchnorm whiten``: correlations kept and removed, rank against B,
-PCA's axis swapping, and wall time against M.
+PCA's axis swapping, and the time per batch against M.
 
 They draw the point with the largest batch above M (the first batch of its run, its whitening
 matrices, the rank and timing studies the experiment measured); nothing here draws a random
