@@ -159,9 +159,6 @@ def test_the_settings_not_run_come_from_the_parameter_choices():
 # of problem fails the test outright), and once the figure is fixed its test passes, which a
 # strict xfail reports as a failure: whoever fixes a figure deletes its entries here.
 KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
-    # both panels' legends sit on points (NaN-free ones too) (issue 14)
-    "batchnorm_eps": ("legend covers",),
-    "batchnorm_whiten_swap": ("legend covers 1 marker of 'PCA axis",),
     # the suptitle names LeCun and fan_out (and Xavier) whether or not they ran; the right
     # column's y axes have no label of their own (issue 14)
     "propagation_signal_depth": (
