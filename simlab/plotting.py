@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -1100,3 +1100,86 @@ def _put_outside(
     box = legend.get_window_extent(renderer)
     edges[key] = box.y0 - pad
     return box
+
+
+# -- several swept parameters at once: colour for one, marker for the rest ------------------------
+#: markers of the series drawn in one colour (a second swept parameter)
+SERIES_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+
+
+def _value_text(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+class SeriesStyle(NamedTuple):
+    """How one point's series is drawn: its colour, its marker and the value its colour means."""
+
+    color: str
+    marker: str
+    name: str
+
+
+def series_styles(
+    points: Sequence[Any], prefer: Sequence[str] = ()
+) -> tuple[list[SeriesStyle], list[tuple[Any, str]]]:
+    """A colour and a marker for each point, and the legend entries that decode them.
+
+    The first swept parameter named in ``prefer`` (else the first swept one) takes the colour;
+    the others together take the marker, so a sweep of 5 inits by 2 widths needs 5 + 2 legend
+    entries instead of 10 (or 15 when each point draws three series). The entries are
+    ``(handle, label)`` pairs: a header (no handle drawn) naming each parameter, then one
+    entry per value; empty when nothing is swept.
+    """
+    from matplotlib.lines import Line2D
+
+    keys = swept_parameters(points)
+    colour_key = next((k for k in prefer if k in keys), keys[0] if keys else None)
+    marker_keys = [k for k in keys if k != colour_key]
+    colours: dict[str, str] = {}
+    markers: dict[str, str] = {}
+    styles = []
+    for pt in points:
+        c = _value_text(pt.params[colour_key]) if colour_key else ""
+        m = ", ".join(_value_text(pt.params[k]) for k in marker_keys)
+        colours.setdefault(c, f"C{len(colours) % 10}")
+        markers.setdefault(m, SERIES_MARKERS[len(markers) % len(SERIES_MARKERS)])
+        styles.append(SeriesStyle(colours[c], markers[m], c))
+    entries: list[tuple[Any, str]] = []
+
+    def header(text: str) -> None:
+        entries.append((Line2D([], [], ls="none"), text))
+
+    if colour_key:
+        header(f"{colour_key} (colour):")
+        for value, colour in colours.items():
+            handle = Line2D([], [], color=colour, marker="o", mfc="white", ms=4, lw=1.4)
+            entries.append((handle, value))
+    if marker_keys:
+        header(f"{', '.join(marker_keys)} (marker):")
+        for value, marker in markers.items():
+            handle = Line2D([], [], color="0.3", marker=marker, mfc="white", ms=4.5, ls="none")
+            entries.append((handle, value))
+    return styles, entries
+
+
+def suptitle_within(fig: Any, text: str, **options: Any) -> Any:
+    """``fig.suptitle(text)``, wrapped onto as many lines as keep it inside the figure's width
+    (a one-panel figure is narrower than a long title)."""
+    title = fig.suptitle(text, **options)
+    renderer = fig.canvas.get_renderer()
+    room = 0.96 * fig.get_window_extent(renderer).width
+    chars = len(text)
+    while title.get_window_extent(renderer).width > room and chars > 16:
+        chars = int(chars * 0.9)
+        title.set_text("\n".join(textwrap.wrap(text, chars, break_on_hyphens=False)))
+    return title
+
+
+def outside_legend(
+    ax: Any, entries: Sequence[tuple[Any, str]], fontsize: float = 7, **options: Any
+):
+    """A legend of ``(handle, label)`` entries to the right of ``ax``, where it covers no data
+    (:func:`fit_margins` makes room for it in the saved figure)."""
+    handles, labels = zip(*entries, strict=True)
+    options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, **options}
+    return ax.legend(handles, labels, fontsize=fontsize, **options)

@@ -13,13 +13,14 @@ from simlab.figures import FigureSpec
 from simlab.plotting import (
     ERRORBAR_SE,
     THEORY_STYLE,
+    SeriesStyle,
     draw_claims,
     finish_axes,
     log_errorbars,
     new_figure,
-    setting_label,
-    simulated_vs_theory,
-    swept_parameters,
+    outside_legend,
+    series_styles,
+    suptitle_within,
 )
 from simlab.theory import meanfield as mf
 from simlab.verdicts.estimates import VectorEstimate
@@ -38,7 +39,7 @@ class CorrelationFigureData:
     estimate: VectorEstimate  # the simulated cosine at every layer (exact ones included)
 
 
-def _cobweb(ax, pt: PointResult, color: str, label: str) -> None:
+def _cobweb(ax, pt: PointResult, style: SeriesStyle) -> None:
     """The predicted iterates as a cobweb, and the simulated ones as (rho_{l-1}, rho_l) points."""
     data: CorrelationFigureData = pt.figure
     rho0 = float(pt.params["rho0"])
@@ -47,24 +48,24 @@ def _cobweb(ax, pt: PointResult, color: str, label: str) -> None:
         xs += [prev, v]
         ys += [v, v]
         prev = v
-    ax.plot(xs, ys, color=color, lw=0.8, alpha=0.7)
+    ax.plot(xs, ys, color=style.color, lw=0.8, alpha=0.7)
     sim = np.asarray(data.estimate.values)
     before = np.concatenate([[rho0], sim[:-1]])
     ax.errorbar(
         before,
         sim,
         yerr=ERRORBAR_SE * data.estimate.se,
-        fmt="o",
+        fmt=style.marker,
         ms=3.5,
         capsize=2,
-        color=color,
+        color=style.color,
         mfc="white",
         lw=1.0,
-        label=f"simulated iterates, {label}",
+        zorder=3,
     )
 
 
-def _zoom_inset(ax, points: Sequence[PointResult]) -> None:
+def _zoom_inset(ax, points: Sequence[PointResult], styles: Sequence[SeriesStyle]) -> None:
     """An inset of the map near its fixed point 1, where the iterates crowd."""
     lo = min(float(np.min(pt.figure.estimate.values)) for pt in points)
     lo = max(lo, 0.85) if lo < 0.999 else 0.99
@@ -72,7 +73,7 @@ def _zoom_inset(ax, points: Sequence[PointResult]) -> None:
     grid = np.linspace(lo, 1.0, 200)
     inset.plot(grid, mf.arccos_map(grid), "k-", lw=1.2)
     inset.plot(grid, grid, color="gray", lw=0.8, ls=":")
-    for j, pt in enumerate(points):
+    for pt, style in zip(points, styles, strict=True):
         est = pt.figure.estimate
         sim = np.asarray(est.values)
         before = np.concatenate([[float(pt.params["rho0"])], sim[:-1]])
@@ -81,11 +82,11 @@ def _zoom_inset(ax, points: Sequence[PointResult]) -> None:
             before[keep],
             sim[keep],
             yerr=ERRORBAR_SE * est.se[keep],
-            fmt="o",
+            fmt=style.marker,
             ms=2.5,
             capsize=1.5,
             lw=0.8,
-            color=f"C{j % 10}",
+            color=style.color,
             mfc="white",
         )
     inset.set_xlim(lo, 1.0)
@@ -95,37 +96,82 @@ def _zoom_inset(ax, points: Sequence[PointResult]) -> None:
     inset.grid(alpha=0.3)
 
 
+def _listed(values: Sequence) -> str:
+    values = [str(v) for v in dict.fromkeys(values)]
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+
+def _run_text(points: Sequence[PointResult]) -> str:
+    """``kaiming, widths 32 and 128; 400 networks × 16 pairs per point``: what ran."""
+    inits = _listed(pt.params["init"] for pt in points)
+    if all(len(set(pt.figure.widths)) == 1 for pt in points):
+        widths = sorted({pt.figure.widths[0] for pt in points})
+        wtext = f"width{'s' if len(widths) > 1 else ''} {_listed(widths)}"
+    else:
+        wtext = "widths " + _listed(",".join(map(str, pt.figure.widths)) for pt in points)
+    counts = _listed(f"{pt.n_samples:,} networks × {pt.params['inputs']} pairs" for pt in points)
+    return f"{inits}, {wtext}; {counts} per point"
+
+
+#: the large-depth tail is drawn visible from this power of L on (the upper half of a log axis)
+_TAIL_FROM = 0.5
+
+
+def _tail_limits(points: Sequence[PointResult]) -> tuple[float, float]:
+    """y limits of the 1 - rho panel: the data, and the 9 pi^2/(2 l^2) reference from
+    l = sqrt(L) on, within four decades."""
+    lows = [float(np.min(1 - pt.figure.estimate.values)) for pt in points]
+    highs = [float(np.max(1 - pt.figure.estimate.values)) for pt in points]
+    L = max(len(pt.figure.prediction) for pt in points)
+    low = max(min(lows), 1e-6) / 2
+    reference = float(mf.arccos_tail(max(L**_TAIL_FROM, 1.0)))
+    high = max(max(highs) * 3, reference * 1.2)
+    return low, min(high, low * 1e4)
+
+
 def correlation_figure(points: Sequence[PointResult]):
     """The arc-cosine map with its cobweb and the simulated iterates; rho_l and 1 - rho_l."""
-    keys = swept_parameters(points) or ["rho0"]
-    fig, axes = new_figure(ncols=3, width=5.0, height=4.4)
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    styles, series = series_styles(points, prefer=("rho0",))
+    fig, axes = new_figure(ncols=3, width=4.6, height=4.4)
     ax_map, ax_depth, ax_tail = axes[0]
     grid = np.linspace(-1, 1, 400)
     ax_map.plot(grid, mf.arccos_map(grid), "k-", lw=1.6, label=r"$f(\rho)$ (arc-cosine map)")
     ax_map.plot(grid, grid, color="gray", lw=1.0, ls=":", label="identity")
-    for j, pt in enumerate(points):
+    tail_low, tail_high = _tail_limits(points)
+    drawn: set[tuple] = set()
+    for pt, style in zip(points, styles, strict=True):
         data: CorrelationFigureData = pt.figure
-        color, label = f"C{j % 10}", setting_label(pt.params, keys)
-        _cobweb(ax_map, pt, color, label)
-        pred, est = data.prediction, data.estimate
+        color = style.color
+        _cobweb(ax_map, pt, style)
+        pred, est, tol = data.prediction, data.estimate, data.tolerance
         layers = np.arange(1, len(pred) + 1)
-        ax_depth.fill_between(
-            layers, pred - data.tolerance, pred + data.tolerance, color=color, alpha=0.12
-        )
-        simulated_vs_theory(ax_depth, layers, est.values, est.se, pred, color=color, label=label)
+        ax_depth.fill_between(layers, pred - tol, pred + tol, color=color, alpha=0.12, lw=0)
         comp = mf.iterate_arccos(float(pt.params["rho0"]), len(pred), complement=True)[1:]
-        ax_tail.plot(layers, comp, "-", color=color, **THEORY_STYLE)
+        # the band the check allows, |rho_l - f^l(rho0)| <= tolerance, as 1 - rho on a log axis
+        ax_tail.fill_between(
+            layers,
+            np.maximum(comp - tol, tail_low / 10),
+            comp + tol,
+            color=color,
+            alpha=0.12,
+            lw=0,
+        )
+        key = (color, len(pred), float(pt.params["rho0"]))
+        if key not in drawn:  # points of one colour share the infinite-width prediction
+            drawn.add(key)
+            ax_depth.plot(layers, pred, color=color, zorder=2, **THEORY_STYLE)
+            ax_tail.plot(layers, comp, "-", color=color, zorder=2, **THEORY_STYLE)
+        options = dict(fmt=style.marker, ms=3.2, capsize=2, lw=1.0, mfc="white", zorder=3)
+        ax_depth.errorbar(layers, est.values, yerr=ERRORBAR_SE * est.se, color=color, **options)
         ax_tail.errorbar(
             layers,
             1 - est.values,
             yerr=log_errorbars(1 - est.values, est.se),
             color=color,
-            mfc="white",
-            label=label,
-            fmt="o",
-            ms=3.2,
-            capsize=2,
-            lw=1.0,
+            **options,
         )
     L = max(len(pt.figure.prediction) for pt in points)
     layers = np.arange(1, L + 1)
@@ -134,30 +180,34 @@ def correlation_figure(points: Sequence[PointResult]):
         mf.arccos_tail(layers),
         "k--",
         lw=1.2,
-        label=r"tail $9\pi^2/(2l^2)$: slope −2 (overestimates by ~$3\ln l/l$)",
+        label=r"tail $9\pi^2/(2l^2)$: slope −2" + "\n" + r"(overestimates by ~$3\ln l/l$)",
     )
-    lows = [float(np.min(1 - pt.figure.estimate.values)) for pt in points]
-    highs = [float(np.max(1 - pt.figure.estimate.values)) for pt in points]
-    ax_tail.set_ylim(max(min(lows), 1e-6) / 2, min(max(highs) * 3, 2.5))
-    _zoom_inset(ax_map, points)
+    ax_tail.set_ylim(tail_low, tail_high)
+    _zoom_inset(ax_map, points, styles)
     ax_map.set_xlim(-1.02, 1.02)
     ax_map.set_ylim(-0.05, 1.02)
+    simulated = Line2D([], [], color="0.3", marker="o", mfc="white", ms=4, ls="none")
+    handles, labels = ax_map.get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.3", lw=0.8), simulated]
+    labels += ["predicted iterates (cobweb)", "simulated iterates ±2 SE"]
+    # below the inset, left of the map's rise: the cobwebs of negative rho0 run lower
+    ax_map.legend(handles, labels, fontsize=6.5, loc="upper left", bbox_to_anchor=(0.0, 0.47))
     finish_axes(
         ax_map,
         xlabel=r"$\rho_{l-1}$",
         ylabel=r"$\rho_l$",
-        title="the map and its iterates (cobweb: theory)",
+        title="the map and its iterates",
         which="both",
-        legend_size=6.5,
-        loc="lower right",
+        legend=False,
     )
     draw_claims(ax_depth, points, "rho")
     finish_axes(
         ax_depth,
         xlabel="layer l",
         ylabel=r"$\rho_l$ = cosine of $h_l(x_a)$, $h_l(x_b)$",
-        title="per layer: iterated map (line, ±tolerance band)",
+        title="per layer",
         which="both",
+        legend=False,
     )
     ax_tail.set_xscale("log")
     ax_tail.set_yscale("log")
@@ -167,15 +217,20 @@ def correlation_figure(points: Sequence[PointResult]):
         ylabel=r"$1 - \rho_l$",
         title="approach to 1 (log-log)",
         which="both",
-        legend_size=6.5,
-        loc="lower left",
+        legend=False,
     )
-    pt = points[0]
-    widths = pt.figure.widths
-    wtext = f"width {widths[1]}" if len(set(widths)) == 1 else f"widths {pt.params['widths']}"
-    fig.suptitle(
-        f"Correlation of two inputs through the same ReLU network ({pt.params['init']}, "
-        f"{wtext}; {pt.n_samples:,} networks × {pt.params['inputs']} pairs per point)"
+    entries = list(series)
+    if entries:
+        entries.append((Line2D([], [], ls="none"), "every panel:"))
+    entries += [
+        (Line2D([], [], color="0.3", **THEORY_STYLE), "iterated map f^l(rho0)"),
+        (Patch(color="0.3", alpha=0.12), "± tolerance of the check\n(0.75 / width)"),
+        (simulated, "simulated ±2 SE"),
+        *zip(*ax_tail.get_legend_handles_labels(), strict=True),
+    ]
+    outside_legend(ax_tail, entries)
+    suptitle_within(
+        fig, f"Correlation of two inputs through the same ReLU network ({_run_text(points)})"
     )
     return fig
 

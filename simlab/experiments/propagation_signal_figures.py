@@ -4,6 +4,7 @@ ratio at finite width, and r against width."""
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,7 +19,10 @@ from simlab.plotting import (
     finish_axes,
     log_errorbars,
     new_figure,
+    outside_legend,
+    series_styles,
     setting_label,
+    suptitle_within,
     swept_parameters,
 )
 from simlab.stats import Histogram
@@ -46,32 +50,147 @@ class SignalFigureData:
         return len(self.widths) - 1
 
 
-_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
-
-
 def _legend(pt: PointResult, keys: list[str]) -> str:
     return setting_label(pt.params, keys) or str(pt.params.get("init", ""))
 
 
-def _depth_panels(axes, pt: PointResult, j: int, n_points: int, label: str, shaded: bool) -> bool:
-    """One point's q and r (top) and their relative deviations (bottom); True once shaded."""
+#: the initialisations as the text names them
+INIT_NAMES = {
+    "kaiming": "Kaiming",
+    "kaiming_fan_out": "Kaiming fan_out",
+    "xavier": "Xavier",
+    "lecun": "LeCun",
+    "torch_default": "torch_default",
+    "orthogonal": "orthogonal",
+    "gain": "gain",
+}
+
+
+def _per_layer_factor(values: np.ndarray) -> float | None:
+    """The common ratio of consecutive values, None when they are not geometric."""
+    values = np.asarray(values, dtype=float)
+    if values.size < 2 or np.any(values <= 0):
+        return None
+    ratios = values[1:] / values[:-1]
+    return float(ratios[0]) if np.allclose(ratios, ratios[0], rtol=1e-9, atol=0) else None
+
+
+def _factor_words(factor: float, what: str, plural: bool) -> str:
+    verb = {
+        "keep": "keep" if plural else "keeps",
+        "halve": "halve" if plural else "halves",
+        "divide": "divide" if plural else "divides",
+        "multiply": "multiply" if plural else "multiplies",
+    }
+    if math.isclose(factor, 1.0, rel_tol=1e-9):
+        return f"{verb['keep']} {what} flat"
+    if math.isclose(factor, 0.5, rel_tol=1e-9):
+        return f"{verb['halve']} {what} per layer"
+    if factor < 1:
+        return f"{verb['divide']} {what} by {1 / factor:.3g} per layer"
+    return f"{verb['multiply']} {what} by {factor:.3g} per layer"
+
+
+def depth_statement(points: Sequence[PointResult]) -> str:
+    """What the run's inits do to q and r, named only for the inits that ran: e.g. ``Kaiming
+    keeps q and r flat, Xavier and LeCun halve q and r per layer``; empty when some profile is
+    not geometric (unequal widths, a bias) or an init's points disagree."""
+    factors: dict[str, tuple[float, float]] = {}
+    for pt in points:
+        data: SignalFigureData = pt.figure
+        qf = _per_layer_factor(data.q_pred[1:]) if data.L > 1 else None
+        rf = _per_layer_factor(data.r_pred[::-1])
+        init = str(pt.params["init"])
+        if init == "gain":
+            init = f"gain {pt.params.get('gain'):g}"
+        if qf is None or rf is None:
+            return ""
+        if init in factors and not np.allclose(factors[init], (qf, rf), rtol=1e-9):
+            return ""
+        factors.setdefault(init, (qf, rf))
+    groups: dict[tuple[float, float], list[str]] = {}
+    for init, pair in factors.items():
+        key = next((k for k in groups if np.allclose(k, pair, rtol=1e-9)), pair)
+        groups.setdefault(key, []).append(INIT_NAMES.get(init, init))
+    parts = []
+    for (qf, rf), names in groups.items():
+        plural = len(names) > 1
+        who = ", ".join(names[:-1]) + " and " + names[-1] if plural else names[0]
+        if math.isclose(qf, rf, rel_tol=1e-9):
+            parts.append(f"{who} {_factor_words(qf, 'q and r', plural)}")
+        else:
+            parts.append(
+                f"{who} {_factor_words(qf, 'q', plural)} and {_factor_words(rf, 'r', plural)}"
+            )
+    return ", ".join(parts)
+
+
+def network_text(points: Sequence[PointResult]) -> str:
+    """``L = 12, widths 24 and 96``: the depths and widths that ran."""
+
+    def listed(values: list) -> str:
+        values = [str(v) for v in dict.fromkeys(values)]
+        return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " and " + values[-1]
+
+    depths = sorted({pt.figure.L for pt in points})
+    text = f"L = {listed(depths)}"
+    if all(len(set(pt.figure.widths)) == 1 for pt in points):
+        widths = sorted({pt.figure.widths[0] for pt in points})
+        return text + f", width{'s' if len(widths) > 1 else ''} {listed(widths)}"
+    return text + ", widths " + listed([",".join(map(str, pt.figure.widths)) for pt in points])
+
+
+#: dash and gap of coinciding prediction lines, in line widths: each colour shows in turn
+_DASH = 3.0
+
+
+def _prediction_lines(ax, curves: Sequence[tuple[np.ndarray, np.ndarray, str, str]]) -> list:
+    """Draw each predicted curve ``(x, y, colour, name)`` once per colour; curves of different
+    colours that coincide share the line in alternating dashes, so every colour stays visible.
+    Returns the groups of names that share a line (two or more)."""
+    unique: list[tuple[np.ndarray, np.ndarray, list[str], list[str]]] = []
+    for x, y, colour, name in curves:
+        for ux, uy, colours, names in unique:
+            if ux.shape == x.shape and np.allclose(ux, x) and np.allclose(uy, y, rtol=1e-9):
+                if colour not in colours:
+                    colours.append(colour)
+                    names.append(name)
+                break
+        else:
+            unique.append((x, y, [colour], [name]))
+    shared = []
+    for x, y, colours, names in unique:
+        n = len(colours)
+        for k, colour in enumerate(colours):
+            style = "-" if n == 1 else (k * _DASH, (_DASH, (n - 1) * _DASH))
+            ax.plot(x, y, color=colour, ls=style, zorder=1.5, **THEORY_STYLE)
+        if n > 1:
+            shared.append(names)
+    return shared
+
+
+def _depth_panels(
+    axes, pt: PointResult, j: int, n_points: int, style, shaded: bool
+) -> tuple[bool, list]:
+    """One point's simulated q and r (top) and their relative deviations (bottom); True once
+    the tolerance is shaded, and the predicted curves to draw."""
     data: SignalFigureData = pt.figure
-    color, marker = f"C{j % 10}", _MARKERS[j % len(_MARKERS)]
     spread = 0.3 if n_points > 1 else 0.0
-    shift = spread * (j / max(n_points - 1, 1) - 0.5)  # inits sharing a line stay visible
-    style = dict(color=color, mfc="white", fmt=marker, capsize=1.5, label=label)
+    shift = spread * (j / max(n_points - 1, 1) - 0.5)  # markers only: the lines stay put
+    options = dict(color=style.color, mfc="white", fmt=style.marker, capsize=1.5, zorder=3)
+    curves = []
     for col, (name, pred) in enumerate((("q", data.q_pred), ("r", data.r_pred))):
         est = pt.estimates[name]
         layers = np.asarray(est.index, dtype=float)
         top, bottom = axes[0, col], axes[1, col]
-        top.plot(layers, pred, "-", color=color, **THEORY_STYLE)
+        curves.append((layers, pred, style.color, style.name))
         top.errorbar(
             layers + shift,
             est.values,
             yerr=log_errorbars(est.values, est.se),
             ms=3.2,
             lw=0.9,
-            **style,
+            **options,
         )
         tol = np.broadcast_to(np.asarray(pt.predictions[name].tolerance, float), pred.shape)
         if np.any(tol / pred > 1e-3) and not shaded:
@@ -83,21 +202,53 @@ def _depth_panels(axes, pt: PointResult, j: int, n_points: int, label: str, shad
             yerr=ERRORBAR_SE * est.se / pred,
             ms=3,
             lw=0.8,
-            **style,
+            **options,
         )
-    return shaded
+    return shaded, curves
+
+
+def _plain_log_ticks(ax) -> None:
+    """On a log axis spanning less than a decade, label the ticks as plain numbers (``2.05``,
+    not ``2.05 × 10^0``)."""
+    from matplotlib.ticker import FuncFormatter
+
+    low, high = sorted(ax.get_ylim())
+    if low > 0 and high / low < 10:
+        plain = FuncFormatter(lambda v, _: f"{v:.4g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+
+
+def _shared_note(q_shared: list, r_shared: list) -> list[str]:
+    """Legend lines naming the series whose predicted lines coincide."""
+
+    def groups(shared: list) -> str:
+        return "; ".join(" = ".join(names) for names in shared)
+
+    if q_shared == r_shared:
+        return [f"same prediction: {groups(q_shared)}"] if q_shared else []
+    notes = []
+    for what, shared in (("q", q_shared), ("r", r_shared)):
+        if shared:
+            notes.append(f"same {what} prediction: {groups(shared)}")
+    return notes
 
 
 def depth_figure(points: Sequence[PointResult]):
     """q_l and r_l on log axes (top) and their relative deviation from the recursion (bottom)."""
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
-    keys = swept_parameters(points) or ["init"]
-    fig, axes = new_figure(ncols=2, nrows=2, width=6.6, height=3.9)
+    styles, entries = series_styles(points, prefer=("init",))
+    fig, axes = new_figure(ncols=2, nrows=2, width=6.0, height=3.9)
     shaded = False
-    for j, pt in enumerate(points):
-        shaded = _depth_panels(axes, pt, j, len(points), _legend(pt, keys), shaded)
+    curves: list[list] = [[], []]
+    for j, (pt, style) in enumerate(zip(points, styles, strict=True)):
+        shaded, (q_curve, r_curve) = _depth_panels(axes, pt, j, len(points), style, shaded)
+        curves[0].append(q_curve)
+        curves[1].append(r_curve)
+    shared = [_prediction_lines(axes[0, col], curves[col]) for col in (0, 1)]
     titles = (
         r"forward: $q_l = E[\mathrm{mean}_i\, z_l[i]^2]$",
         r"backward: $r_l = E[\mathrm{mean}_i\, (\partial \ell/\partial h_l[i])^2]$",
@@ -107,35 +258,45 @@ def depth_figure(points: Sequence[PointResult]):
         top.set_yscale("log")
         draw_claims(top, points, ("q", "r")[col])
         finish_axes(top, title=title, legend=False)
+        _plain_log_ticks(top)
         bottom.axhline(0.0, color="k", lw=1.0)
         finish_axes(bottom, xlabel="layer l", legend=False)
         for ax in (top, bottom):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0, 0].set_ylabel(r"second moment ($\sigma_x = $" + f"{points[0].params['sigma_x']:g})")
     axes[1, 0].set_ylabel("simulated / recursion − 1  (±2 SE)")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    handles.append(Line2D([], [], color="gray", **THEORY_STYLE))
-    labels.append("mean-field recursion")
-    axes[0, 0].legend(handles, labels, fontsize=7, loc="lower left", ncols=2)
-    axes[1, 1].text(
-        0.99,
-        0.02,
-        f"{points[0].n_samples:,} networks × {points[0].params.get('inputs')} inputs per point"
-        + ("; shaded: dead-network tolerance of r" if shaded else ""),
-        transform=axes[1, 1].transAxes,
-        ha="right",
-        va="bottom",
-        fontsize=7,
-    )
-    fig.suptitle(
-        "Signal propagation through a deep ReLU MLP: Kaiming keeps q flat, Xavier and LeCun halve "
-        "it per layer at equal widths, fan_out keeps r flat"
+    if not entries:
+        marker = Line2D([], [], color="C0", marker="o", mfc="white", ls="none", ms=4)
+        entries = [(marker, _legend(points[0], ["init"]))]
+    entries = list(entries)
+    entries.append((Line2D([], [], color="0.3", marker="o", mfc="white", ms=4), "simulated ±2 SE"))
+    entries.append((Line2D([], [], color="0.3", **THEORY_STYLE), "mean-field recursion"))
+    for note in _shared_note(*shared):
+        dashed = Line2D([], [], color="0.3", ls=(0, (_DASH, _DASH)), **THEORY_STYLE)
+        entries.append((dashed, "\n".join(textwrap.wrap(note + " (alternating dashes)", 26))))
+    if shaded:
+        entries.append((Patch(color="0.5", alpha=0.15), "dead-network\ntolerance of r"))
+    outside_legend(axes[0, 1], entries)
+    statement = depth_statement(points)
+    suptitle_within(
+        fig,
+        f"Signal propagation through a deep ReLU MLP ({network_text(points)})"
+        + (f": {statement}" if statement else "")
+        + f"; {points[0].n_samples:,} networks × {points[0].params.get('inputs')} inputs per "
+        "point",
     )
     return fig
 
 
+#: at most this many points get a panel of activation histograms
+ACTIVATION_PANELS = 6
+
+
 def activations_figure(points: Sequence[PointResult]):
-    shown = points[:6]
+    """Histograms of log10 |z_l| at a few depths, one panel per point, against N(0, q_l)."""
+    from matplotlib.lines import Line2D
+
+    shown = points[:ACTIVATION_PANELS]
     keys = swept_parameters(shown) or ["init"]
     ncols = min(3, len(shown))
     nrows = math.ceil(len(shown) / ncols)
@@ -157,10 +318,24 @@ def activations_figure(points: Sequence[PointResult]):
             ax.plot(grid, gauss, "--", color=color, lw=1.0, alpha=0.8)
         ax.set_title(_legend(pt, keys), fontsize=9)
         finish_axes(ax, xlabel=r"$\log_{10} |z_l|$", ylabel="density", legend=False)
-        ax.legend(fontsize=7, title="layer (dashed: N(0, q_l))", title_fontsize=7)
-    fig.suptitle(
-        "Pre-activation magnitudes at a few depths (all units and inputs of one network per stack; "
-        "dashed: N(0, predicted q_l))"
+    dashed = (Line2D([], [], color="0.3", ls="--", lw=1.0), "N(0, predicted q_l)")
+    same_layers = len({pt.figure.layers for pt in shown}) == 1
+    # one legend for every panel when they show the same layers, beside the first row
+    panels = [axes[0, ncols - 1]] if same_layers else list(axes.ravel()[: len(shown)])
+    for ax in panels:
+        handles, labels = ax.get_legend_handles_labels()
+        entries = [*zip(handles, labels, strict=True), dashed]
+        if same_layers:
+            outside_legend(ax, entries, title="layer (solid: simulated)", title_fontsize=7)
+        else:
+            handles, labels = zip(*entries, strict=True)
+            ax.legend(handles, labels, fontsize=6.5, title="layer", title_fontsize=6.5)
+    more = len(points) - len(shown)
+    suptitle_within(
+        fig,
+        "Pre-activation magnitudes at a few depths against N(0, predicted q_l)"
+        + f" ({network_text(shown)}; all units and inputs of one network per stack"
+        + (f"; the first {len(shown)} of {len(points)} points)" if more else ")"),
     )
     return fig
 
@@ -204,27 +379,49 @@ def _norm_ratio_panel(ax, pt: PointResult) -> None:
     ax.stairs(dens, x_edges, color="C0", lw=1.3, fill=True, alpha=0.25)
     ax.stairs(dens, x_edges, color="C0", lw=1.3, label="simulated (per network × input)")
     ax.set_xscale("log")
-    est1 = pt.estimates["norm_ratio"]
-    root2 = math.sqrt(max(pt.estimates["norm_ratio_second"].value, 0))
-    ax.axvline(est1.value, color="C0", lw=1.4, label=f"simulated mean {est1.value:.3g}")
-    ax.axvline(
-        root2,
-        color="C0",
-        ls=":",
-        lw=1.6,
-        label=rf"simulated $\sqrt{{E[(A_L/A_0)^2]}}$ = {root2:.3g}",
-    )
-    if data.sigma_b == 0:
-        ax.axvline(m1, color="C3", lw=1.4, ls="--", label=f"predicted mean {m1:.3g}")
     hr = mf.hanin_rolnick_second_moment(widths) * m1 * m1
+    # predictions are vertical lines; the simulated values are points with their ±2 SE
+    # intervals above the histogram, so neither hides the other where they agree
+    if data.sigma_b == 0:
+        ax.axvline(m1, color="C3", lw=1.3, ls="--", zorder=2, label=f"predicted mean {m1:.3g}")
     if "norm_ratio_second" in pt.predictions:
         ax.axvline(
             math.sqrt(hr),
             color="C3",
             ls="-.",
-            lw=1.6,
+            lw=1.3,
+            zorder=2,
             label=r"predicted $\sqrt{\prod(1+5/n_l)}$" + f" = {math.sqrt(hr):.3g}",
         )
+    peak = dens.max() if dens.max() > 0 else 0.5
+    est1, est2 = pt.estimates["norm_ratio"], pt.estimates["norm_ratio_second"]
+    low1, high1 = est1.value - ERRORBAR_SE * est1.se, est1.value + ERRORBAR_SE * est1.se
+    ax.errorbar(
+        [est1.value],
+        [1.12 * peak],
+        xerr=[[est1.value - max(low1, 1e-300)], [high1 - est1.value]],
+        fmt="o",
+        color="k",
+        mfc="white",
+        ms=5,
+        capsize=3,
+        zorder=4,
+        label=f"simulated mean {est1.value:.3g} ± 2 SE",
+    )
+    root2 = math.sqrt(max(est2.value, 0))
+    low2 = math.sqrt(max(est2.value - ERRORBAR_SE * est2.se, 0))
+    high2 = math.sqrt(est2.value + ERRORBAR_SE * est2.se)
+    ax.errorbar(
+        [root2],
+        [1.3 * peak],
+        xerr=[[root2 - max(low2, 1e-300)], [high2 - root2]],
+        fmt="s",
+        color="k",
+        ms=5,
+        capsize=3,
+        zorder=4,
+        label=rf"simulated $\sqrt{{E[(A_L/A_0)^2]}}$ = {root2:.3g} (±2 SE)",
+    )
     ax.text(
         0.02,
         0.97,
@@ -235,7 +432,7 @@ def _norm_ratio_panel(ax, pt: PointResult) -> None:
         family="monospace",
         bbox=dict(facecolor="white", alpha=0.85, edgecolor="0.8"),
     )
-    ax.set_ylim(0, dens.max() * 2.0 if dens.max() > 0 else 1)
+    ax.set_ylim(0, 2.0 * peak)
     filled = np.flatnonzero(hist.counts)
     if filled.size:
         lo = x_edges[max(filled[0] - 2, 0)]
@@ -279,20 +476,23 @@ _WIDTH_SERIES = (  # quantity, layer index, marker, x shift, label
 
 def r_vs_width_figure(points: Sequence[PointResult]):
     """r's deviation from the recursion against width (only when the run has several widths)."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
     equal = [pt for pt in points if len(set(pt.figure.widths)) == 1 and pt.figure.sigma_b == 0]
     widths = sorted({pt.figure.widths[0] for pt in equal})
     if len(widths) < 2:
         return None
-    fig, axes = new_figure(width=6.4, height=4.4)
+    fig, axes = new_figure(width=7.4, height=4.4)
     ax = axes[0, 0]
-    inits = sorted({pt.params["init"] for pt in equal})
+    inits = list(dict.fromkeys(str(pt.params["init"]) for pt in equal))  # in run order
     for j, init in enumerate(inits):
         group = sorted(
             (pt for pt in equal if pt.params["init"] == init), key=lambda pt: pt.figure.widths[0]
         )
         xs = np.array([pt.figure.widths[0] for pt in group], dtype=float)
         offset = 1.0 + 0.025 * (j - (len(inits) - 1) / 2)
-        for name, index, marker, shift, what in _WIDTH_SERIES:
+        for name, index, marker, shift, _ in _WIDTH_SERIES:
             rel, err = [], []
             for pt in group:
                 est = pt.estimates[name]
@@ -307,15 +507,15 @@ def r_vs_width_figure(points: Sequence[PointResult]):
                 ms=4,
                 capsize=2,
                 lw=1.0,
-                color=f"C{j}",
+                color=f"C{j % 10}",
                 mfc="white" if name == "q" else None,
-                label=f"{what}, {init}",
+                zorder=3,
             )
     L = equal[0].figure.L
     grid = np.arange(min(widths), max(widths) + 1)
     dead = np.array([dead_fraction(int(w), L) for w in grid])
-    ax.plot(grid, -dead, "k-", lw=1.4, label=r"$-P(h_{L-1} = 0)$: dead network")
-    ax.fill_between(grid, -dead, dead, color="k", alpha=0.08, label="tolerance of the r check")
+    ax.plot(grid, -dead, "k-", lw=1.4)
+    ax.fill_between(grid, -dead, dead, color="k", alpha=0.08)
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xscale("log")
     ax.set_xticks(widths)
@@ -326,9 +526,19 @@ def r_vs_width_figure(points: Sequence[PointResult]):
         xlabel="width n (every layer)",
         ylabel="simulated / predicted − 1  (±2 SE)",
         which="both",
-        legend_size=6.5,
-        ncols=2,
+        legend=False,
     )
+    # init by colour, quantity by marker: len(inits) + 3 entries, not 3 per init
+    entries: list[tuple] = [(Line2D([], [], ls="none"), "init (colour):")]
+    for j, init in enumerate(inits):
+        entries.append((Patch(color=f"C{j % 10}"), init))
+    entries.append((Line2D([], [], ls="none"), "quantity (marker, ±2 SE):"))
+    for name, _, marker, _, what in _WIDTH_SERIES:
+        mfc = "white" if name == "q" else "0.3"
+        entries.append((Line2D([], [], color="0.3", marker=marker, mfc=mfc, ls="none"), what))
+    entries.append((Line2D([], [], color="k", lw=1.4), r"$-P(h_{L-1} = 0)$: dead network"))
+    entries.append((Patch(color="k", alpha=0.08), "tolerance of the r check"))
+    outside_legend(ax, entries)
     ax.set_title(
         f"Backward recursion at small width (L = {L}, zero bias):\n"
         "r falls short only by the dead-network probability; q is exact",
