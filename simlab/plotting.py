@@ -1183,3 +1183,9 @@ def outside_legend(
     handles, labels = zip(*entries, strict=True)
     options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, **options}
     return ax.legend(handles, labels, fontsize=fontsize, **options)
+
+
+def errorbar_handle(ax: Any, marker: str = "o", color: str = "0.3") -> Any:
+    """A legend handle that looks like the simulated points: a marker with its error bar (an
+    empty errorbar on ``ax``: nothing is drawn)."""
+    return ax.errorbar([], [], yerr=[], fmt=marker, color=color, mfc="white", ms=4, capsize=2)

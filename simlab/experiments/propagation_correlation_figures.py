@@ -15,6 +15,7 @@ from simlab.plotting import (
     THEORY_STYLE,
     SeriesStyle,
     draw_claims,
+    errorbar_handle,
     finish_axes,
     log_errorbars,
     new_figure,
@@ -186,7 +187,7 @@ def correlation_figure(points: Sequence[PointResult]):
     _zoom_inset(ax_map, points, styles)
     ax_map.set_xlim(-1.02, 1.02)
     ax_map.set_ylim(-0.05, 1.02)
-    simulated = Line2D([], [], color="0.3", marker="o", mfc="white", ms=4, ls="none")
+    simulated = errorbar_handle(ax_map)
     handles, labels = ax_map.get_legend_handles_labels()
     handles += [Line2D([], [], color="0.3", lw=0.8), simulated]
     labels += ["predicted iterates (cobweb)", "simulated iterates ±2 SE"]
@@ -239,8 +240,9 @@ FIGURES = (
     FigureSpec(
         "propagation_correlation",
         "The arc-cosine map f(ρ) = (√(1−ρ²) + (π − arccos ρ) ρ)/π (Cho & Saul 2009) and its "
-        "iterates ρ_l = f(ρ_{l−1}) against simulated cosines (band: the 0.75/width allowance); "
-        "1 − ρ_l approaches 9π²/(2l²) only slowly (slope −2)",
+        "iterates ρ_l = f(ρ_{l−1}) against simulated cosines (error bars ±2 SE; bands: the "
+        "check's tolerance 0.75/width, on ρ_l and on 1 − ρ_l); 1 − ρ_l approaches 9π²/(2l²) "
+        "only slowly (slope −2)",
         correlation_figure,
         quantities=("rho",),
     ),

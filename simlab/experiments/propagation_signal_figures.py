@@ -16,6 +16,7 @@ from simlab.plotting import (
     ERRORBAR_SE,
     THEORY_STYLE,
     draw_claims,
+    errorbar_handle,
     finish_axes,
     log_errorbars,
     new_figure,
@@ -208,15 +209,22 @@ def _depth_panels(
 
 
 def _plain_log_ticks(ax) -> None:
-    """On a log axis spanning less than a decade, label the ticks as plain numbers (``2.05``,
-    not ``2.05 × 10^0``)."""
+    """On a log axis spanning less than two decades, label the ticks as plain numbers (``2.05``,
+    ``0.3``, not ``2.05 × 10^0``, ``3 × 10^-1``); over more than one decade only the minor
+    ticks at 2, 3 and 5 times a power of ten, so that the labels do not crowd."""
     from matplotlib.ticker import FuncFormatter
 
     low, high = sorted(ax.get_ylim())
-    if low > 0 and high / low < 10:
-        plain = FuncFormatter(lambda v, _: f"{v:.4g}")
-        ax.yaxis.set_major_formatter(plain)
-        ax.yaxis.set_minor_formatter(plain)
+    if not (low > 0 and high / low < 100):
+        return
+    wide = high / low > 10
+
+    def minor(value: float, _) -> str:
+        mantissa = value / 10 ** math.floor(math.log10(value) + 1e-9)
+        return "" if wide and round(mantissa) not in (2, 3, 5) else f"{value:.3g}"
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:.3g}"))
+    ax.yaxis.set_minor_formatter(FuncFormatter(minor))
 
 
 def _shared_note(q_shared: list, r_shared: list) -> list[str]:
@@ -269,7 +277,7 @@ def depth_figure(points: Sequence[PointResult]):
         marker = Line2D([], [], color="C0", marker="o", mfc="white", ls="none", ms=4)
         entries = [(marker, _legend(points[0], ["init"]))]
     entries = list(entries)
-    entries.append((Line2D([], [], color="0.3", marker="o", mfc="white", ms=4), "simulated ±2 SE"))
+    entries.append((errorbar_handle(axes[0, 1]), "simulated ±2 SE"))
     entries.append((Line2D([], [], color="0.3", **THEORY_STYLE), "mean-field recursion"))
     for note in _shared_note(*shared):
         dashed = Line2D([], [], color="0.3", ls=(0, (_DASH, _DASH)), **THEORY_STYLE)
@@ -406,7 +414,7 @@ def _norm_ratio_panel(ax, pt: PointResult) -> None:
         ms=5,
         capsize=3,
         zorder=4,
-        label=f"simulated mean {est1.value:.3g} ± 2 SE",
+        label=f"simulated mean {est1.value:.3g} (±2 SE)",
     )
     root2 = math.sqrt(max(est2.value, 0))
     low2 = math.sqrt(max(est2.value - ERRORBAR_SE * est2.se, 0))
@@ -552,7 +560,8 @@ FIGURES = (
         "propagation_signal_depth",
         "q_l and r_l against depth: q_1 = c_1 σ_x² + σ_b², q_l = (c_l/2) q_{l−1} + σ_b²; "
         "r_L = 1, r_{l−1} = (n_l Var W_l / 2) r_l (He et al. 2015), with c_l = n_{l−1} Var W_l "
-        "and the relative deviation of every layer (±2 SE over networks)",
+        "and the relative deviation of every layer. Error bars ±2 SE over networks; inits "
+        "whose predictions coincide share one line in alternating dashes of their colours",
         depth_figure,
         quantities=("q", "r"),
     ),
@@ -560,21 +569,22 @@ FIGURES = (
         "propagation_signal_activations",
         "Pre-activation magnitudes at a few depths against N(0, q_l), q_l from the recursion "
         "q_l = (c_l/2) q_{l−1} + σ_b²: the scale follows it, the shape broadens with depth at "
-        "finite width",
+        "finite width (histograms over all units and inputs: no error bars)",
         activations_figure,
     ),
     FigureSpec(
         "propagation_signal_norm_ratio",
         "The law of A_L/A_0 (A_l = ‖h_l‖²/n_l): mean ∏ c_l/2 (1 for Kaiming) and "
         "E[(A_L/A_0)²] = ∏(1 + 5/n_l) exactly for Gaussian Kaiming weights (Hanin & Rolnick "
-        "2018), not the large-width exp(5 Σ 1/n_l)",
+        "2018), not the large-width exp(5 Σ 1/n_l). Vertical lines: predictions; points above "
+        "the histogram: the simulated mean and √E[(A_L/A_0)²] with ±2 SE intervals",
         norm_ratio_figure,
         quantities=("norm_ratio", "norm_ratio_second"),
     ),
     FigureSpec(
         "propagation_signal_r_vs_width",
         "The backward recursion at small width: r falls short only by the probability of a "
-        "dead network, 1 − ∏_{k<L}(1 − 2^−n_k); q is exact at every width",
+        "dead network, 1 − ∏_{k<L}(1 − 2^−n_k); q is exact at every width (error bars ±2 SE)",
         r_vs_width_figure,
     ),
 )
