@@ -139,7 +139,7 @@ def correlation_figure(points: Sequence[PointResult]):
     fig, axes = new_figure(ncols=3, width=4.6, height=4.4)
     ax_map, ax_depth, ax_tail = axes[0]
     grid = np.linspace(-1, 1, 400)
-    ax_map.plot(grid, mf.arccos_map(grid), "k-", lw=1.6, label=r"$f(\rho)$ (arc-cosine map)")
+    ax_map.plot(grid, mf.arccos_map(grid), "k-", lw=1.6, label=r"map $f(\rho)$")
     ax_map.plot(grid, grid, color="gray", lw=1.0, ls=":", label="identity")
     tail_low, tail_high = _tail_limits(points)
     drawn: set[tuple] = set()
@@ -190,7 +190,7 @@ def correlation_figure(points: Sequence[PointResult]):
     simulated = errorbar_handle(ax_map)
     handles, labels = ax_map.get_legend_handles_labels()
     handles += [Line2D([], [], color="0.3", lw=0.8), simulated]
-    labels += ["predicted iterates (cobweb)", "simulated iterates ±2 SE"]
+    labels += ["cobweb: predicted", "simulated ±2 SE"]
     # below the inset, left of the map's rise: the cobwebs of negative rho0 run lower
     ax_map.legend(handles, labels, fontsize=6.5, loc="upper left", bbox_to_anchor=(0.0, 0.47))
     finish_axes(
