@@ -550,6 +550,7 @@ def draw_claims(
     y: Any = None,
     vertical: bool = False,
     horizontal: bool = False,
+    markevery: int | None = None,
 ) -> int:
     """Draw every user claim on ``quantity`` that ``points`` carry, one dashed curve with
     markers per claim; return how many were drawn. Call it before :func:`finish_axes`, which
@@ -564,6 +565,8 @@ def draw_claims(
     at its (mapped) value, on a panel whose x axis is the quantity (a histogram of it).
     ``horizontal``: the panel's axes are swapped (a scalar quantity's points at heights ``x``,
     their values along the x axis: a forest plot); the limits above swap with them.
+    ``markevery``: a marker on every n-th value only (a long profile, whose simulated points
+    the claim's markers would otherwise cover).
     """
     claims = claims_of(points, quantity)
     if not claims:
@@ -586,6 +589,7 @@ def draw_claims(
             lw=1.3,
             ls="--",
             zorder=4,
+            markevery=markevery,
         )
         handle = None
         shown: list[np.ndarray] = []

@@ -141,6 +141,11 @@ def network_text(points: Sequence[PointResult]) -> str:
     return text + ", widths " + listed([",".join(map(str, pt.figure.widths)) for pt in points])
 
 
+#: the closest (in points) the depth figure draws the markers of two series at one layer; closer,
+#: the series sharing a predicted line take turns by layer instead
+MARKER_SEPARATION = 5.0
+#: the width of a depth panel in points (about)
+PANEL_POINTS = 320.0
 #: dash and gap of coinciding prediction lines, in line widths: each colour shows in turn
 _DASH = 3.0
 
@@ -170,11 +175,41 @@ def _prediction_lines(ax, curves: Sequence[tuple[np.ndarray, np.ndarray, str, st
     return shared
 
 
+def _turns(points: Sequence[PointResult]) -> list[tuple[int, int]]:
+    """For each point, ``(k, n)``: it is the k-th of n points whose predicted q and r coincide.
+    All ``(0, 1)`` when the shifted markers are far enough apart to show every layer."""
+    depth = max(pt.figure.L for pt in points) + 1
+    separation = 0.3 * PANEL_POINTS / depth / max(len(points) - 1, 1)
+    if separation >= MARKER_SEPARATION:
+        return [(0, 1)] * len(points)
+    groups: list[list[int]] = []
+    for i, pt in enumerate(points):
+        for group in groups:
+            other = points[group[0]].figure
+            if _same(other.q_pred, pt.figure.q_pred) and _same(other.r_pred, pt.figure.r_pred):
+                group.append(i)
+                break
+        else:
+            groups.append([i])
+    turns = [(0, 1)] * len(points)
+    for group in groups:
+        for k, i in enumerate(group):
+            turns[i] = (k, len(group))
+    return turns
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-9, atol=0))
+
+
 def _depth_panels(
-    axes, pt: PointResult, j: int, n_points: int, style, shaded: bool
+    axes, pt: PointResult, j: int, n_points: int, style, shaded: bool, turn: tuple[int, int]
 ) -> tuple[bool, list]:
     """One point's simulated q and r (top) and their relative deviations (bottom); True once
-    the tolerance is shaded, and the predicted curves to draw."""
+    the tolerance is shaded, and the predicted curves to draw. ``turn = (k, n)``: on the top
+    panels the point is the k-th of n series on one predicted line, and marks only every n-th
+    layer from its k-th, so that each shows at layers of its own; the bottom panels show every
+    layer."""
     data: SignalFigureData = pt.figure
     spread = 0.3 if n_points > 1 else 0.0
     shift = spread * (j / max(n_points - 1, 1) - 0.5)  # markers only: the lines stay put
@@ -185,10 +220,11 @@ def _depth_panels(
         layers = np.asarray(est.index, dtype=float)
         top, bottom = axes[0, col], axes[1, col]
         curves.append((layers, pred, style.color, style.name))
+        shown = (np.asarray(est.index) - turn[0]) % turn[1] == 0
         top.errorbar(
-            layers + shift,
-            est.values,
-            yerr=log_errorbars(est.values, est.se),
+            layers[shown] + shift,
+            est.values[shown],
+            yerr=log_errorbars(est.values, est.se)[:, shown],
             ms=3.2,
             lw=0.9,
             **options,
@@ -252,8 +288,11 @@ def depth_figure(points: Sequence[PointResult]):
     fig, axes = new_figure(ncols=2, nrows=2, width=6.0, height=3.9)
     shaded = False
     curves: list[list] = [[], []]
+    turns = _turns(points)
     for j, (pt, style) in enumerate(zip(points, styles, strict=True)):
-        shaded, (q_curve, r_curve) = _depth_panels(axes, pt, j, len(points), style, shaded)
+        shaded, (q_curve, r_curve) = _depth_panels(
+            axes, pt, j, len(points), style, shaded, turns[j]
+        )
         curves[0].append(q_curve)
         curves[1].append(r_curve)
     shared = [_prediction_lines(axes[0, col], curves[col]) for col in (0, 1)]
@@ -264,7 +303,9 @@ def depth_figure(points: Sequence[PointResult]):
     for col, title in enumerate(titles):
         top, bottom = axes[0, col], axes[1, col]
         top.set_yscale("log")
-        draw_claims(top, points, ("q", "r")[col])
+        # a claim's markers at about a dozen layers: at every layer they would hide the points
+        every = max(1, math.ceil((max(pt.figure.L for pt in points) + 1) / 12))
+        draw_claims(top, points, ("q", "r")[col], markevery=every)
         finish_axes(top, title=title, legend=False)
         _plain_log_ticks(top)
         bottom.axhline(0.0, color="k", lw=1.0)
@@ -277,7 +318,8 @@ def depth_figure(points: Sequence[PointResult]):
         marker = Line2D([], [], color="C0", marker="o", mfc="white", ls="none", ms=4)
         entries = [(marker, _legend(points[0], ["init"]))]
     entries = list(entries)
-    entries.append((errorbar_handle(axes[0, 1]), "simulated ±2 SE"))
+    thinned = "\n(above: series on one line\ntake turns by layer)" if max(turns)[1] > 1 else ""
+    entries.append((errorbar_handle(axes[0, 1]), "simulated ±2 SE" + thinned))
     entries.append((Line2D([], [], color="0.3", **THEORY_STYLE), "mean-field recursion"))
     for note in _shared_note(*shared):
         dashed = Line2D([], [], color="0.3", ls=(0, (_DASH, _DASH)), **THEORY_STYLE)
