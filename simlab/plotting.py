@@ -1179,16 +1179,6 @@ def suptitle_within(fig: Any, text: str, **options: Any) -> Any:
     return title
 
 
-def outside_legend(
-    ax: Any, entries: Sequence[tuple[Any, str]], fontsize: float = 7, **options: Any
-):
-    """A legend of ``(handle, label)`` entries to the right of ``ax``, where it covers no data
-    (:func:`fit_margins` makes room for it in the saved figure)."""
-    handles, labels = zip(*entries, strict=True)
-    options = {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0), "borderaxespad": 0.0, **options}
-    return ax.legend(handles, labels, fontsize=fontsize, **options)
-
-
 def errorbar_handle(ax: Any, marker: str = "o", color: str = "0.3") -> Any:
     """A legend handle that looks like the simulated points: a marker with its error bar (an
     empty errorbar on ``ax``: nothing is drawn)."""

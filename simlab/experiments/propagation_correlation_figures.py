@@ -19,7 +19,7 @@ from simlab.plotting import (
     finish_axes,
     log_errorbars,
     new_figure,
-    outside_legend,
+    place_legend,
     series_styles,
     suptitle_within,
 )
@@ -191,8 +191,7 @@ def correlation_figure(points: Sequence[PointResult]):
     handles, labels = ax_map.get_legend_handles_labels()
     handles += [Line2D([], [], color="0.3", lw=0.8), simulated]
     labels += ["cobweb: predicted", "simulated ±2 SE"]
-    # below the inset, left of the map's rise: the cobwebs of negative rho0 run lower
-    ax_map.legend(handles, labels, fontsize=6.5, loc="upper left", bbox_to_anchor=(0.0, 0.47))
+    place_legend(ax_map, handles, labels, fontsize=6.5, loc="lower right")
     finish_axes(
         ax_map,
         xlabel=r"$\rho_{l-1}$",
@@ -229,7 +228,7 @@ def correlation_figure(points: Sequence[PointResult]):
         (simulated, "simulated ±2 SE"),
         *zip(*ax_tail.get_legend_handles_labels(), strict=True),
     ]
-    outside_legend(ax_tail, entries)
+    place_legend(ax_tail, *zip(*entries, strict=True))
     suptitle_within(
         fig, f"Correlation of two inputs through the same ReLU network ({_run_text(points)})"
     )

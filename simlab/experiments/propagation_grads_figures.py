@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from simlab.figures import FigureSpec
-from simlab.plotting import finish_axes, new_figure, setting_label, swept_parameters
+from simlab.plotting import (
+    finish_axes,
+    new_figure,
+    place_legend,
+    setting_label,
+    swept_parameters,
+)
 
 if TYPE_CHECKING:
     from simlab.experiments.base import PointResult
@@ -94,7 +100,8 @@ def errors_figure(points: Sequence[PointResult]):
             legend=False,
         )
         ax.set_title(setting_label(pt.params, keys), fontsize=9)
-    axes.ravel()[0].legend(
+    place_legend(
+        axes.ravel()[0],
         fontsize=6.5,
         title="▼ max  ● median (exact 0 drawn at 1e-17)",
         title_fontsize=6.5,

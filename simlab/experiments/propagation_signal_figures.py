@@ -20,7 +20,7 @@ from simlab.plotting import (
     finish_axes,
     log_errorbars,
     new_figure,
-    outside_legend,
+    place_legend,
     series_styles,
     setting_label,
     suptitle_within,
@@ -306,14 +306,17 @@ def depth_figure(points: Sequence[PointResult]):
         # a claim's markers at about a dozen layers: at every layer they would hide the points
         every = max(1, math.ceil((max(pt.figure.L for pt in points) + 1) / 12))
         draw_claims(top, points, ("q", "r")[col], markevery=every)
-        finish_axes(top, title=title, legend=False)
+        finish_axes(top, xlabel="layer l", title=title, legend=False)
         _plain_log_ticks(top)
         bottom.axhline(0.0, color="k", lw=1.0)
         finish_axes(bottom, xlabel="layer l", legend=False)
         for ax in (top, bottom):
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0, 0].set_ylabel(r"second moment ($\sigma_x = $" + f"{points[0].params['sigma_x']:g})")
-    axes[1, 0].set_ylabel("simulated / recursion − 1  (±2 SE)")
+    moment = r"second moment ($\sigma_x = $" + f"{points[0].params['sigma_x']:g})"
+    axes[0, 0].set_ylabel(moment)
+    axes[0, 1].set_ylabel(r"second moment ($r_L = 1$)")
+    for ax in axes[1]:
+        ax.set_ylabel("simulated / recursion − 1  (±2 SE)")
     if not entries:
         marker = Line2D([], [], color="C0", marker="o", mfc="white", ls="none", ms=4)
         entries = [(marker, _legend(points[0], ["init"]))]
@@ -326,7 +329,8 @@ def depth_figure(points: Sequence[PointResult]):
         entries.append((dashed, "\n".join(textwrap.wrap(note + " (alternating dashes)", 26))))
     if shaded:
         entries.append((Patch(color="0.5", alpha=0.15), "dead-network\ntolerance of r"))
-    outside_legend(axes[0, 1], entries)
+    # one legend for the four panels: where it covers no point, else beside them
+    place_legend(axes[0, 1], *zip(*entries, strict=True))
     statement = depth_statement(points)
     suptitle_within(
         fig,
@@ -345,6 +349,7 @@ ACTIVATION_PANELS = 6
 def activations_figure(points: Sequence[PointResult]):
     """Histograms of log10 |z_l| at a few depths, one panel per point, against N(0, q_l)."""
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     shown = points[:ACTIVATION_PANELS]
     keys = swept_parameters(shown) or ["init"]
@@ -368,6 +373,8 @@ def activations_figure(points: Sequence[PointResult]):
             ax.plot(grid, gauss, "--", color=color, lw=1.0, alpha=0.8)
         ax.set_title(_legend(pt, keys), fontsize=9)
         finish_axes(ax, xlabel=r"$\log_{10} |z_l|$", ylabel="density", legend=False)
+        # ticks that do not depend on the panel's final size: the margins are measured once
+        ax.yaxis.set_major_locator(MaxNLocator(nbins=5))
     dashed = (Line2D([], [], color="0.3", ls="--", lw=1.0), "N(0, predicted q_l)")
     same_layers = len({pt.figure.layers for pt in shown}) == 1
     # one legend for every panel when they show the same layers, beside the first row
@@ -375,11 +382,15 @@ def activations_figure(points: Sequence[PointResult]):
     for ax in panels:
         handles, labels = ax.get_legend_handles_labels()
         entries = [*zip(handles, labels, strict=True), dashed]
-        if same_layers:
-            outside_legend(ax, entries, title="layer (solid: simulated)", title_fontsize=7)
-        else:
-            handles, labels = zip(*entries, strict=True)
-            ax.legend(handles, labels, fontsize=6.5, title="layer", title_fontsize=6.5)
+        handles, labels = zip(*entries, strict=True)
+        place_legend(
+            ax,
+            handles,
+            labels,
+            fontsize=6.5,
+            title="layer (solid: simulated)",
+            title_fontsize=6.5,
+        )
     more = len(points) - len(shown)
     suptitle_within(
         fig,
@@ -500,6 +511,7 @@ def _norm_ratio_panel(ax, pt: PointResult) -> None:
         title=f"{pt.params['init']}, {label}, L = {len(widths) - 1}",
         legend_size=6.5,
         loc="upper right",
+        keep_clear=True,
     )
 
 
@@ -588,7 +600,7 @@ def r_vs_width_figure(points: Sequence[PointResult]):
         entries.append((Line2D([], [], color="0.3", marker=marker, mfc=mfc, ls="none"), what))
     entries.append((Line2D([], [], color="k", lw=1.4), r"$-P(h_{L-1} = 0)$: dead network"))
     entries.append((Patch(color="k", alpha=0.08), "tolerance of the r check"))
-    outside_legend(ax, entries)
+    place_legend(ax, *zip(*entries, strict=True))
     ax.set_title(
         f"Backward recursion at small width (L = {L}, zero bias):\n"
         "r falls short only by the dead-network probability; q is exact",

@@ -17,11 +17,14 @@ from matplotlib.collections import PolyCollection
 import simlab
 from simlab.experiments import propagation_correlation_figures as corr_figures
 from simlab.experiments import propagation_signal_figures as signal_figures
-from simlab.plotting import fit_margins, series_styles
+from simlab.experiments.propagation_correlation import PropagationCorrelation
+from simlab.experiments.propagation_signal import PropagationSignal
+from simlab.figure_lint import lint_figure, not_run_settings
+from simlab.plotting import layout_figure, series_styles
 from simlab.simulate import points_with_claims
 from simlab.theory import meanfield as mf
 
-INITS = ("kaiming", "xavier", "lecun", "torch_default", "kaiming_fan_out")
+SIGNAL, CORRELATION = PropagationSignal(), PropagationCorrelation()
 
 
 def _predicted_point(init: str, widths: tuple[int, ...]) -> SimpleNamespace:
@@ -65,7 +68,7 @@ def signal_single() -> list:
 
 
 def _laid_out(fig):
-    fit_margins(fig, 130)  # what saving does before writing
+    layout_figure(fig)  # what saving does before writing
     return fig.canvas.get_renderer()
 
 
@@ -128,20 +131,33 @@ def test_colour_and_marker_encode_two_swept_parameters(signal_sweep):
 
 @pytest.mark.parametrize(
     "draw",
-    [signal_figures.depth_figure, signal_figures.r_vs_width_figure],
-    ids=["depth", "r_vs_width"],
+    [
+        signal_figures.depth_figure,
+        signal_figures.activations_figure,
+        signal_figures.norm_ratio_figure,
+        signal_figures.r_vs_width_figure,
+    ],
+    ids=lambda f: f.__name__,
 )
-def test_the_series_legend_sits_beside_the_panels(signal_sweep, draw):
-    fig = draw(signal_sweep)
-    renderer = _laid_out(fig)
-    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
-    assert legends
-    panels = [ax.get_window_extent(renderer) for ax in fig.axes if ax.get_visible()]
-    canvas = fig.bbox
-    for legend in legends:
-        box = legend.get_window_extent(renderer)
-        assert not any(box.overlaps(panel) for panel in panels)
-        assert canvas.x0 <= box.x0 and box.x1 <= canvas.x1 + 0.5
+@pytest.mark.parametrize("run", ["signal_single", "signal_sweep"])
+def test_signal_figures_pass_the_lint(request, run, draw):
+    points = request.getfixturevalue(run)
+    fig = draw(points)
+    if fig is None:  # r against width needs two widths
+        assert run == "signal_single"
+        return
+    layout_figure(fig)
+    assert lint_figure(fig, not_run=not_run_settings(SIGNAL, points)) == []
+    plt.close(fig)
+
+
+def test_the_series_legend_of_a_sweep_sits_beside_the_panels(signal_sweep):
+    fig = signal_figures.depth_figure(signal_sweep)
+    layout_figure(fig)
+    renderer = fig.canvas.get_renderer()
+    legend = fig.axes[1].get_legend()
+    box = legend.get_window_extent(renderer)
+    assert not any(box.overlaps(ax.get_window_extent(renderer)) for ax in fig.axes[:4])
     plt.close(fig)
 
 
@@ -190,4 +206,6 @@ def test_the_approach_to_one_shows_the_checks_band_and_the_tail_reference():
     assert top == pytest.approx(1 - data.prediction[0] + data.tolerance[0])
     # the 9 pi^2 / (2 l^2) reference is on the axis from l = sqrt(L) on
     assert tail.get_ylim()[1] >= mf.arccos_tail(np.sqrt(10))
+    layout_figure(fig)
+    assert lint_figure(fig, not_run=not_run_settings(CORRELATION, points)) == []
     plt.close(fig)
