@@ -226,9 +226,11 @@ def correlation_figure(points: Sequence[PointResult]):
         (Line2D([], [], color="0.3", **THEORY_STYLE), "iterated map f^l(rho0)"),
         (Patch(color="0.3", alpha=0.12), "± tolerance of the check\n(0.75 / width)"),
         (simulated, "simulated ±2 SE"),
-        *zip(*ax_tail.get_legend_handles_labels(), strict=True),
     ]
-    place_legend(ax_tail, *zip(*entries, strict=True))
+    # the series legend where the cosines never go (rho_l >= 0 from layer 1 on, rising), and
+    # the tail's own below its curves: neither hides the 9 pi^2/(2 l^2) reference
+    place_legend(ax_depth, *zip(*entries, strict=True), loc="lower right")
+    place_legend(ax_tail, fontsize=6.5, loc="lower left")
     suptitle_within(
         fig, f"Correlation of two inputs through the same ReLU network ({_run_text(points)})"
     )
