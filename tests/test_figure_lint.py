@@ -159,14 +159,6 @@ def test_the_settings_not_run_come_from_the_parameter_choices():
 # of problem fails the test outright), and once the figure is fixed its test passes, which a
 # strict xfail reports as a failure: whoever fixes a figure deletes its entries here.
 KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
-    # the suptitle names LeCun and fan_out (and Xavier) whether or not they ran; the right
-    # column's y axes have no label of their own (issue 14)
-    "propagation_signal_depth": (
-        "which this run did not simulate",
-        "the y axis has tick labels but no label",
-    ),
-    # a single-init run: the suptitle is wider than the one panel's figure (issue 14)
-    "default/propagation_signal_activations": ("is cut off",),
 }
 
 #: the runs whose figures are linted: the quick budget's parameters, and each default
