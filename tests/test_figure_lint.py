@@ -158,8 +158,7 @@ def test_the_settings_not_run_come_from_the_parameter_choices():
 # has. Its test is a strict xfail: it must fail with those problems and no other (a new kind
 # of problem fails the test outright), and once the figure is fixed its test passes, which a
 # strict xfail reports as a failure: whoever fixes a figure deletes its entries here.
-KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {
-}
+KNOWN_DEFECTS: dict[str, tuple[str, ...]] = {}
 
 #: the runs whose figures are linted: the quick budget's parameters, and each default
 #: (SIMLAB_LINT_RUNS=quick,default,standard adds the course's standard budget, whose figures
