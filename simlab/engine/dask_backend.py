@@ -27,6 +27,7 @@ Why each piece is as it is (measured on a loaded 2-core machine, see issue 12):
 
 from __future__ import annotations
 
+import copy
 import math
 import signal
 import time
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import dask
 import distributed
 import numpy as np
 from distributed import Client, Future
@@ -49,12 +51,32 @@ from simlab.errors import SimlabInputError
 S = TypeVar("S")
 T = TypeVar("T")
 
-#: a task should last at least this long: its scheduling cost (milliseconds) is then a few percent
-TARGET_TASK_SECONDS = 0.2
+#: a task should do at least this many CPU seconds of work: a task costs the client, scheduler and
+#: worker about 8 ms of CPU (measured on 2 cores), 1.6% of 0.5 s
+TARGET_TASK_SECONDS = 0.5
 #: retries of a task that raised (a lost worker is rescheduled by Dask without counting here)
 DEFAULT_RETRIES = 2
 #: how long to wait for a scheduler, and for its first worker
 CONNECT_TIMEOUT = 30.0
+#: Dask configuration of the ``--cluster local`` that simlab starts (its scheduler runs in this
+#: process, its workers in their own). Each entry was measured on 2 cores (see issue 12):
+#:
+#: - Dask's nanny sets ``MALLOC_TRIM_THRESHOLD_=65536`` in its workers. Any such setting turns
+#:   off glibc's adaptive mmap threshold, so every array above 128 KiB (a dropout chunk allocates
+#:   several of 4-8 MiB) is mmapped and unmapped again and its pages fault in anew, chunk after
+#:   chunk: 1300-1800 page faults and 4-6 ms of system time on a 36 ms dropout chunk. Unset, the
+#:   workers allocate as the thread engine's process does (13 faults per chunk).
+#: - The event loops' health check every 20 ms and the workers' statistical profiler (every
+#:   10 ms, for a dashboard nobody looks at here) cost an idle two-worker cluster 85-95 ms of CPU
+#:   per second, 4-5% of the machine; with a 200 ms check and no profiler, 30 ms.
+#:
+#: A cluster the user runs (``--scheduler``) keeps its own configuration: docs/dask-slurm.md shows
+#: the same settings for its workers.
+LOCAL_CLUSTER_CONFIG: dict[str, Any] = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "200ms",
+}
 
 
 def run_batch(
@@ -63,15 +85,18 @@ def run_batch(
     point: int,
     chunks: list[tuple[int, int]],
 ) -> tuple[list[S], float]:
-    """On a worker: each chunk's statistics, in order, and the seconds the batch took.
+    """On a worker: each chunk's statistics, in order, and the CPU seconds the batch took.
 
     Every generator is built here from its spawn key, so a retried or rescheduled task draws
-    exactly the numbers the first attempt did.
+    exactly the numbers the first attempt did. The time is this thread's CPU time, not the wall
+    clock: BLAS runs on this one thread, so it is the batch's whole work, and it does not grow
+    when other processes take the core (at load 15-20 on 2 cores, a wall-clock first dropout
+    chunk came out 2-5x its CPU time and the tasks shrank to 1-2 chunks, multiplying their cost).
     """
-    start = time.perf_counter()
+    start = time.thread_time()
     with _single_threaded_blas():
         results = [sampler(chunk_rng(entropy, point, i), size) for i, size in chunks]
-    return results, time.perf_counter() - start
+    return results, time.thread_time() - start
 
 
 def run_whole(fn: Callable[..., T], *args: Any) -> T:
@@ -418,7 +443,11 @@ def connect(
             # Ctrl-C reaches the whole terminal group: the workers ignore it (the preload) and
             # the parent decides (it keeps the partial run, then stops the cluster itself).
             # Signals are held while the processes start, as for the figure workers.
-            with interrupts.blocked():
+            with interrupts.blocked(), dask.config.set(LOCAL_CLUSTER_CONFIG):
+                # The nannies get their own deep copy: they keep only a shallow one of the
+                # global configuration, which this block restores on leaving, and a worker they
+                # restart later (after a crash) would start without these settings.
+                settings = copy.deepcopy(dask.config.config)
                 # one thread per process: BLAS is held to one thread, processes are the cores
                 local = LocalCluster(
                     n_workers=workers or default_workers(),
@@ -426,6 +455,7 @@ def connect(
                     processes=True,
                     dashboard_address=":0",
                     preload=["simlab.engine.dask_worker_setup"],
+                    config=settings,
                 )
                 client = Client(local)
         except BaseException as exc:

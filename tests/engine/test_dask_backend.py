@@ -17,11 +17,17 @@ import pytest
 distributed = pytest.importorskip("distributed")
 cloudpickle = pytest.importorskip("cloudpickle")
 
-from simlab.engine.dask_backend import DaskRunner, _Batches  # noqa: E402
+from simlab.engine.dask_backend import (  # noqa: E402
+    DaskRunner,
+    _Batches,
+    connect,
+    run_batch,
+)
 from simlab.engine.executor import ChunkPlan, RunInterrupted, run_chunks  # noqa: E402
 from simlab.experiments import REGISTRY  # noqa: E402
 from simlab.runspec import build_spec  # noqa: E402
 from simlab.simulate import decide_runs, simulate  # noqa: E402
+from simlab.stats import Moments  # noqa: E402
 
 # The fault-injecting samplers below live in this module, which the workers cannot import:
 # they travel by value.
@@ -39,20 +45,15 @@ SEED = 20261130
 
 
 @pytest.fixture(scope="module")
-def local_cluster():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
-        yield cluster
+def processes():
+    """Two one-thread worker processes, started as ``--cluster local`` starts them."""
+    with connect(cluster="local", workers=2) as runner:
+        yield runner
 
 
 @pytest.fixture(scope="module")
-def processes(local_cluster):
-    client = distributed.Client(local_cluster)
-    runner = DaskRunner(client, local_cluster.scheduler_address)
-    runner.check_versions()
-    yield runner
-    client.close()
+def local_cluster(processes):
+    return processes.cluster
 
 
 @pytest.fixture(scope="module")
@@ -133,14 +134,32 @@ def test_a_killed_worker_or_a_task_that_raises_once_gives_the_same_bytes(
     fault, processes, tmp_path
 ):
     expected = _dropout_run(lambda s: s, None)
+    pids = processes.client.run(os.getpid)  # worker address -> process id
     got = _dropout_run(lambda s: _Counted(s, tmp_path, at=12, fault=fault), processes)
     assert (tmp_path / "fired").exists()  # the fault did happen
     if fault == "kill":
         victim = int((tmp_path / "fired").read_text())
         with pytest.raises(ProcessLookupError):
             os.kill(victim, 0)
+        (lost,) = [address for address, pid in pids.items() if pid == victim]
+        _wait_for_a_replacement(processes.client, lost)  # the next tests want two workers
     assert got == expected
-    processes.client.wait_for_workers(2, timeout=60)  # the nanny restarted the killed worker
+
+
+def _wait_for_a_replacement(client, lost: str, timeout: float = 300.0) -> None:
+    """Until the scheduler has dropped the killed worker and its nanny's new one has joined.
+
+    ``wait_for_workers(2)`` alone can return while the scheduler still lists the dead worker,
+    and the restart (a new process importing NumPy, Dask and simlab) takes seconds on an idle
+    machine but more than a minute at load 26: the next test then waited 60 s in vain.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        if lost not in workers and len(workers) == 2:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the killed worker {lost} was not replaced within {timeout:g} s")
 
 
 def test_two_runs_with_one_seed_and_different_parameters_differ(processes):
@@ -271,8 +290,6 @@ def test_calibrate_spreads_seeds_to_the_same_result(in_process, monkeypatch):
 
 
 def test_a_point_resumed_on_the_cluster_folds_the_bytes_of_a_whole_one(in_process):
-    from simlab.stats import Moments
-
     def task(rng, size):
         return Moments.from_batch(rng.standard_normal((size, 2)))
 
@@ -295,3 +312,42 @@ def test_batches_start_where_a_resumed_point_goes_on():
     batches.size_from(0.001, window=4)
     covered = [i for b in range(1000) if batches.defined(b) for i in batches.indices(b)]
     assert covered == list(range(37, 100))
+
+
+def test_the_local_cluster_runs_with_the_settings_it_states(processes):
+    """The workers allocate as a plain process does (no MALLOC_TRIM_THRESHOLD_ from the nanny:
+    it made every chunk's arrays fault in anew), skip the profiler and check their event loop
+    less often."""
+
+    def worker_settings():
+        import os
+
+        import dask
+
+        return (
+            os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            dask.config.get("distributed.worker.profile.enabled"),
+            dask.config.get("distributed.admin.tick.interval"),
+        )
+
+    expected = {(None, False, "200ms")}
+    assert set(processes.client.run(worker_settings).values()) == expected
+    # a worker its nanny starts again (after a crash, say) too
+    restarted = sorted(processes.client.scheduler_info(n_workers=-1)["workers"])[0]
+    processes.client.restart_workers([restarted])
+    processes.client.wait_for_workers(2, timeout=300)
+    found = processes.client.run(worker_settings)
+    assert len(found) == 2 and set(found.values()) == expected
+
+
+def test_a_batch_reports_its_cpu_time_not_the_time_it_waited():
+    """Batches are sized from it: on a busy machine the wall clock of the first chunk grew with
+    the load and shrank the tasks. A chunk that sleeps spends almost no CPU."""
+
+    def sleepy(rng, size):
+        time.sleep(0.3)
+        return Moments.from_batch(rng.standard_normal((size, 1)))
+
+    results, seconds = run_batch(sleepy, SEED, 0, [(0, 10), (1, 10)])
+    assert len(results) == 2
+    assert seconds < 0.25  # two 0.3 s waits, a few milliseconds of work
