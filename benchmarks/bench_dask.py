@@ -7,10 +7,12 @@ Needs the optional extra (``pip install -e ".[dask]"``). Like with like: the thr
 ``--workers`` threads against a LocalCluster of ``--workers`` one-thread worker processes, started
 as ``--cluster local`` starts it (:func:`simlab.engine.dask_backend.connect`). The machine may be
 shared, so the two sides are timed in interleaved rounds (the order alternates), a ratio is formed
-within each round, and the median ratio is reported with its spread (min-max over the rounds):
-load that lasts longer than a round slows both sides of the pair. Beside the wall clock, the CPU
-seconds each side spent (this process, plus the workers for the cluster) give a ratio that other
-processes' load does not move: on an idle machine the wall ratio tends to it.
+within each round, and the median ratio is reported with its interquartile range (``timing.py``'s
+:class:`Ratio`): load that lasts longer than a round slows both sides of the pair. The rounds are
+timed here rather than by ``timing.time_rounds``: each side's CPU is counted in other processes
+too (the workers), and each round's results are compared byte for byte. Beside the wall clock,
+the CPU seconds each side spent (this process, plus the workers for the cluster) give a ratio
+that other processes' load does not move: on an idle machine the wall ratio tends to it.
 
 1. dropout (N = 512, M = 256) at ``--samples``: threads (``run_chunks``) against the cluster, the
    ratio threads time / cluster time (target >= ``--target``, 0.9 on 2 cores), and a check that
@@ -29,9 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from timing import Ratio, exit_status, load_average
 
 from simlab.engine.dask_backend import DaskRunner, connect
 from simlab.engine.executor import ChunkPlan, default_workers, run_chunks
@@ -64,18 +65,6 @@ def children_cpu() -> float:
     """CPU seconds of this process's finished children, and theirs."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def spread(ratios: list[float]) -> str:
-    """The median of per-round ratios, with their range."""
-    text = f"{statistics.median(ratios):.2f}x"
-    if len(ratios) > 1:
-        text += f" (min {min(ratios):.2f}, max {max(ratios):.2f} over {len(ratios)} rounds)"
-    return text
 
 
 def timed(run: Callable[[], object], cpu: Callable[[], float]) -> tuple[object, float, float]:
@@ -118,7 +107,8 @@ def dropout_rounds(runner: DaskRunner, samples: int, chunk_size: int, workers: i
         print(
             f"  round {k + 1}: threads {samples / t_wall:,.0f}/s ({t_wall:.1f} s, CPU "
             f"{t_cpu:.1f} s), cluster {samples / d_wall:,.0f}/s ({d_wall:.1f} s, CPU {d_cpu:.1f} "
-            f"s, tasks of {runner.batch_sizes[-1]} chunks); same bytes: {same}; load {load()}",
+            f"s, tasks of {runner.batch_sizes[-1]} chunks); same bytes: {same}; "
+            f"load {load_average()}",
             flush=True,
         )
         out.append((t_wall, t_cpu, d_wall, d_cpu, same))
@@ -174,25 +164,26 @@ def calibrate_rounds(seeds: int, only: str | None, rounds: int) -> list[tuple]:
             same = calibration_of(t_dir) == calibration_of(d_dir)
             print(
                 f"  round {k + 1}: threads {t_wall:.1f} s (CPU {t_cpu:.1f} s), --cluster local "
-                f"{d_wall:.1f} s (CPU {d_cpu:.1f} s); same calibration: {same}; load {load()}",
+                f"{d_wall:.1f} s (CPU {d_cpu:.1f} s); same calibration: {same}; "
+                f"load {load_average()}",
                 flush=True,
             )
             out.append((t_wall, t_cpu, d_wall, d_cpu, same))
     return out
 
 
-def report(label: str, rows: list[tuple], target: float | None = None) -> bool:
-    """Print the median ratios; whether the target (if any) is met and every pair was equal."""
-    walls = [t / d for t, _, d, _, _ in rows]
-    cpus = [t / d for _, t, _, d, _ in rows]
-    met = target is None or statistics.median(walls) >= target
-    verdict = "" if target is None else f"; target >= {target:g}x: {'meets' if met else 'MISSES'}"
-    print(f"{label}: cluster runs at {spread(walls)} threads' speed{verdict}")
-    print(f"{label}: CPU, threads / cluster: {spread(cpus)} (what the wall ratio tends to idle)")
+def report(label: str, rows: list[tuple], target: float | None = None) -> tuple[Ratio, bool]:
+    """Print the ratios, threads' time over the cluster's (wall, then CPU), per round; the wall
+    ratio, and whether the two engines gave the same bytes in every round."""
+    walls = tuple(t / d for t, _, d, _, _ in rows)
+    wall = Ratio(f"{label}: cluster / threads, wall", walls, target)
+    cpu = Ratio(f"{label}: cluster / threads, CPU", tuple(t / d for _, t, _, d, _ in rows))
+    print(wall.describe())
+    print(cpu.describe() + "  (what the wall ratio tends to on an idle machine)")
     same = all(row[-1] for row in rows)
     if not same:
         print(f"{label}: THE ENGINES DIFFER in at least one round")
-    return met and same
+    return wall, same
 
 
 def main() -> int:
@@ -213,16 +204,19 @@ def main() -> int:
     if args.calibrate_seeds < 0:
         parser.error(f"--calibrate-seeds: must be >= 0, got {args.calibrate_seeds}")
     samples = int(args.samples)
-    ok = True
+    ratios: list[Ratio] = []
+    same = True
     print(
-        f"load average before: {load()}; {args.workers} threads against {args.workers} "
+        f"load average before: {load_average()}; {args.workers} threads against {args.workers} "
         "one-thread worker processes",
         flush=True,
     )
     with connect(cluster="local", workers=args.workers) as runner:
         print(f"dropout {samples:.0e} samples, chunks of {args.chunk_size}:", flush=True)
         rows = dropout_rounds(runner, samples, args.chunk_size, args.workers, args.rounds)
-        ok &= report("dropout", rows, args.target)
+        ratio, same_bytes = report("dropout", rows, args.target)
+        ratios.append(ratio)
+        same &= same_bytes
         wall_ms, cpu_ms = task_cost(runner, args.tasks)
         print(
             f"cost of a task: {wall_ms:.1f} ms of wall time per worker slot, {cpu_ms:.1f} ms of "
@@ -232,9 +226,12 @@ def main() -> int:
         what = f"calibrate --budget quick --seeds {args.calibrate_seeds}"
         what += f" --only {args.only}" if args.only else ""
         print(f"{what}:", flush=True)
-        ok &= report(what, calibrate_rounds(args.calibrate_seeds, args.only, args.calibrate_rounds))
-    print(f"load average after: {load()}")
-    return 0 if ok else 1
+        rows = calibrate_rounds(args.calibrate_seeds, args.only, args.calibrate_rounds)
+        ratio, same_calibration = report(what, rows)
+        ratios.append(ratio)
+        same &= same_calibration
+    print(f"load average after: {load_average()}")
+    return exit_status(ratios) if same else 1
 
 
 if __name__ == "__main__":
