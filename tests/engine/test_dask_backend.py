@@ -212,7 +212,11 @@ def test_batches_last_the_target_from_the_first_chunk():
     assert few.batch == 2
 
 
-def test_the_cli_runs_on_a_scheduler_and_records_it_outside_config(simlab, local_cluster):
+def test_the_cli_runs_on_a_scheduler_and_records_it_outside_config(
+    simlab, processes, local_cluster
+):
+    # both workers, before results.json counts them (seen once at load ~22: one still missing)
+    processes.client.wait_for_workers(2, timeout=300)
     args = ["dropout", "--p", "0.4", "--samples", "6000", "--chunk-size", "1000"]
     args += ["--seed", "3", "--no-plots", "--quiet"]
     threads = simlab.json(*args, "--out", "threads")
