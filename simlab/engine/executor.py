@@ -114,8 +114,6 @@ def single_threaded_blas() -> Any:
     return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
-_single_threaded_blas = single_threaded_blas  # the name the Dask backend imports
-
 
 def default_workers() -> int:
     """One worker per core this process may use."""
