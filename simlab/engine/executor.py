@@ -114,7 +114,6 @@ def single_threaded_blas() -> Any:
     return _THREADPOOLS.limit(limits=1, user_api="blas")
 
 
-
 def default_workers() -> int:
     """One worker per core this process may use."""
     try:
