@@ -45,7 +45,13 @@ import numpy as np
 from distributed import Client, Future
 
 from simlab import interrupts
-from simlab.engine.executor import ChunkPlan, ChunkRun, RunInterrupted, single_threaded_blas
+from simlab.engine.executor import (
+    ChunkPlan,
+    ChunkRun,
+    Folding,
+    RunInterrupted,
+    single_threaded_blas,
+)
 from simlab.engine.progress import NullProgress
 from simlab.engine.seeding import chunk_rng
 from simlab.errors import SimlabInputError
@@ -249,33 +255,16 @@ class DaskRunner:
         :class:`~simlab.engine.executor.RunInterrupted` with what was folded. ``start`` and
         ``checkpoint`` (a resumed run, and its saves) are as in :func:`run_chunks`.
         """
-        fold = fold or (lambda acc, new: acc.merge(new))
-        progress = progress or NullProgress()
         token = f"simlab-{uuid.uuid4().hex[:12]}-p{point}"
-        acc: S | None = None
-        done = 0
-        n_folded = 0
-        first = 0
-        if start is not None:
-            if start.n_chunks > plan.n_chunks or start.n_samples != sum(
-                plan.size(i) for i in range(start.n_chunks)
-            ):
-                raise ValueError(
-                    f"a start of {start.n_chunks} chunks and {start.n_samples} samples does "
-                    f"not fit a plan of {plan.n_samples} samples in chunks of {plan.chunk_size}"
-                )
-            acc, done, n_folded = start.stats, start.n_samples, start.n_chunks
-            first = start.n_chunks
-            progress.advance(done)
+        folding = Folding(plan, fold, should_stop, on_fold, progress, checkpoint)
+        first = folding.resume_from(start)
         pending: dict[int, Future] = {}
         sampler: Future | None = None
         try:
             # a start is asked again: an interruption may have come between its last fold and
             # the stop rule
-            if start is not None and (
-                first == plan.n_chunks or (should_stop is not None and should_stop(acc, done))
-            ):
-                return ChunkRun(acc, done, n_folded, first < plan.n_chunks)
+            if start is not None and (first == plan.n_chunks or folding.stops()):
+                return folding.current(first < plan.n_chunks)
             # one copy per worker, not one per task (hash=False: a fresh key, never a stale one)
             sampler = self.client.scatter(task, broadcast=True, hash=False)
             batches = _Batches(plan, self.target_seconds, first)
@@ -308,27 +297,12 @@ class DaskRunner:
                     batches.size_from(seconds / max(1, len(results)), window)
                     self.batch_sizes.append(batches.batch)
                 for i, stats in zip(batches.indices(b), results, strict=True):
-                    size = plan.size(i)
-                    # all three computed before any is stored: an interruption sees the state
-                    # before this chunk or after it
-                    acc, done, n_folded = (
-                        stats if acc is None else fold(acc, stats),
-                        done + size,
-                        n_folded + 1,
-                    )
-                    progress.advance(size)
-                    if on_fold is not None:
-                        on_fold(acc, done)
-                    if should_stop is not None and should_stop(acc, done):
-                        return ChunkRun(acc, done, n_folded, i + 1 < plan.n_chunks)
-                    if checkpoint is not None and i + 1 < plan.n_chunks:
-                        checkpoint(ChunkRun(acc, done, n_folded, False))
+                    if folding.absorb(stats, plan.size(i)):
+                        return folding.stopped()
                 b += 1
-            return ChunkRun(acc, done, n_folded, False)
+            return folding.current(False)
         except KeyboardInterrupt as exc:
-            raise RunInterrupted(
-                None if acc is None else ChunkRun(acc, done, n_folded, True)
-            ) from exc
+            raise RunInterrupted(folding.partial()) from exc
         finally:
             try:
                 if pending:

@@ -170,25 +170,8 @@ def run_chunks(
         state so far; the caller decides whether to save it (it is called often: it must be
         cheap, and copy or pickle ``stats`` if it keeps them).
     """
-    folding = _Folding(
-        fold or (lambda acc, new: acc.merge(new)),
-        should_stop,
-        on_fold,
-        progress or NullProgress(),
-        checkpoint,
-        plan.n_chunks,
-    )
-    first = 0
-    if start is not None:
-        if start.n_chunks > plan.n_chunks or start.n_samples != sum(
-            plan.size(i) for i in range(start.n_chunks)
-        ):
-            raise ValueError(
-                f"a start of {start.n_chunks} chunks and {start.n_samples} samples does not fit "
-                f"a plan of {plan.n_samples} samples in chunks of {plan.chunk_size}"
-            )
-        folding.resume_from(start)
-        first = start.n_chunks
+    folding = Folding(plan, fold, should_stop, on_fold, progress, checkpoint)
+    first = folding.resume_from(start)
     try:
         # a resumed state is asked first: an interruption may have come between its last
         # fold and that question
@@ -202,32 +185,48 @@ def run_chunks(
         raise RunInterrupted(folding.partial()) from exc
 
 
-class _Folding(Generic[S]):
-    """The fold of one point's chunks, in chunk order: statistics, samples and chunks so far."""
+class Folding(Generic[S]):
+    """The fold of one point's chunks, in chunk order: statistics, samples and chunks so far,
+    and the rules every runner applies to it (the stop rule, the trace, progress, checkpoints);
+    the thread path and the Dask runner differ only in where the chunks run."""
 
     def __init__(
         self,
-        fold: Callable[[S, S], S],
-        should_stop: Callable[[S, int], bool] | None,
-        on_fold: Callable[[S, int], None] | None,
-        progress: NullProgress,
-        checkpoint: Callable[[ChunkRun[S]], None] | None,
-        n_chunks: int,
+        plan: ChunkPlan,
+        fold: Callable[[S, S], S] | None = None,
+        should_stop: Callable[[S, int], bool] | None = None,
+        on_fold: Callable[[S, int], None] | None = None,
+        progress: NullProgress | None = None,
+        checkpoint: Callable[[ChunkRun[S]], None] | None = None,
     ) -> None:
-        self.fold = fold
+        self.plan = plan
+        self.fold = fold or (lambda acc, new: acc.merge(new))
         self.should_stop = should_stop
         self.on_fold = on_fold
-        self.progress = progress
+        self.progress = progress or NullProgress()
         self.checkpoint = checkpoint
-        self.n_chunks = n_chunks
+        self.n_chunks = plan.n_chunks
         # (statistics, samples, chunks) folded so far, replaced in one assignment: an
         # interruption sees the state before a chunk or after it, never the statistics of one
         # and the count of the other (a resumed run would fold a chunk twice, or skip one)
         self.state: tuple[S | None, int, int] = (None, 0, 0)
 
-    def resume_from(self, start: ChunkRun[S]) -> None:
+    def resume_from(self, start: ChunkRun[S] | None) -> int:
+        """Begin from ``start`` (an interrupted run's state; None: from nothing); return the
+        first chunk left to run."""
+        if start is None:
+            return 0
+        plan = self.plan
+        if start.n_chunks > plan.n_chunks or start.n_samples != sum(
+            plan.size(i) for i in range(start.n_chunks)
+        ):
+            raise ValueError(
+                f"a start of {start.n_chunks} chunks and {start.n_samples} samples does not fit "
+                f"a plan of {plan.n_samples} samples in chunks of {plan.chunk_size}"
+            )
         self.state = (start.stats, start.n_samples, start.n_chunks)
         self.progress.advance(start.n_samples)
+        return start.n_chunks
 
     def stops(self) -> bool:
         """Whether ``should_stop`` ends the run at the state so far."""
@@ -266,7 +265,7 @@ def _fold_in_turn(
     entropy: int,
     point: int,
     first: int,
-    folding: _Folding[S],
+    folding: Folding[S],
 ) -> ChunkRun[S]:
     """Chunks ``first``... run one after the other in this thread."""
     for i in range(first, plan.n_chunks):
@@ -282,7 +281,7 @@ def _fold_threaded(
     entropy: int,
     point: int,
     first: int,
-    folding: _Folding[S],
+    folding: Folding[S],
     workers: int,
 ) -> ChunkRun[S]:
     """Chunks ``first``... run on ``workers`` threads, at most ``2 * workers`` ahead of the fold,
