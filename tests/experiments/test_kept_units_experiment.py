@@ -452,8 +452,8 @@ def test_poisson_limit_figure_data_is_typed_and_consistent():
     assert isinstance(data, PoissonLimitFigureData)
     assert data.tv_exact == r.predictions["tv"].value
     assert data.tv_empirical == r.estimates["tv"].value
-    # the figure draws the triangle-inequality bound; the check tests with the null law's sd,
-    # which that bound exceeds (it is a bound on every run, not a standard error)
+    # the figure data keep the triangle-inequality bound; the check (and the figure's bars) use
+    # the null law's sd, which that bound exceeds (it bounds every run, it is no standard error)
     assert r.estimates["tv"].se < data.tv_se
     assert data.barbour_hall[0] <= data.tv_exact <= min(data.barbour_hall[1], data.le_cam)
     assert data.poisson_expect == "fail" and data.floor_binomial < data.tv_se
