@@ -31,7 +31,10 @@ from simlab.simulate import ExperimentRun, points_with_claims
 
 def _warm_up() -> None:
     """Initializer of a figure worker: ignore signals, then pay the one-time costs of drawing
-    (imports, the font cache, mathtext's parser, the Agg canvas) while the run simulates."""
+    (imports, the font cache, mathtext's parser, the Agg canvas) while the run simulates.
+
+    A worker forked from the warmed fork server (:func:`worker_context`) finds all of that done
+    and only sets its signals."""
     import io
 
     interrupts.ignore_in_worker()
@@ -68,6 +71,29 @@ def drawable_in_worker(experiment: Any) -> bool:
         return False
     top = module.partition(".")[0]
     return top in sys.builtin_module_names or PathFinder.find_spec(top, sys.path) is not None
+
+
+#: imported by the fork server before it forks any figure worker (:func:`worker_context`)
+WORKER_PRELOAD = "simlab.figure_server"
+
+
+def worker_context() -> Any:
+    """How figure workers start: forked from a fork server where available, else spawned.
+
+    Never forked from this process (it runs BLAS and progress-bar threads). A spawned worker
+    pays Python's start-up, the imports of numpy, scipy, matplotlib and every experiment, and
+    the warm-up (about a CPU-second each on this machine); a fork server pays them once (it
+    imports :data:`WORKER_PRELOAD`, which warms up) and every worker forked from it starts warm.
+    The fork server is one per process and outlives a run: a second run in the same process
+    (the tests, a notebook) starts its workers at once.
+    """
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([WORKER_PRELOAD])
+    return context
 
 
 #: below this many figures in a run, spawning workers (about a second of start-up each) costs
@@ -131,20 +157,17 @@ class FigureDrawer:
         self._stopped = False
 
     def start(self) -> None:
-        """Start the workers (spawned, not forked: the parent runs BLAS and progress-bar
-        threads) and let them warm up while the run simulates."""
+        """Start the workers and let them warm up while the run simulates (see
+        :func:`worker_context` for how they start)."""
         if self.workers <= 1 or self._pool is not None or self._stopped:
             return
-        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self._pool = ProcessPoolExecutor(
-            self.workers,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_warm_up,
-        )
-        with interrupts.blocked():  # the workers start with the signals blocked
-            # one trivial task per worker: the pool spawns its processes on submission
+        with interrupts.blocked():  # the workers (and their fork server) start with the signals blocked
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=worker_context(), initializer=_warm_up
+            )
+            # one trivial task per worker: the pool starts its processes on submission
             for _ in range(self.workers):
                 self._pool.submit(int)
 

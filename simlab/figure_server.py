@@ -1,0 +1,11 @@
+"""Preloaded by the fork server that starts the figure workers (:func:`simlab.drawing.worker_context`).
+
+Importing this module warms the server up: every import a figure needs, the font cache,
+mathtext's parser and the Agg canvas, the signals a worker ignores and BLAS held to one
+thread. Each worker is then a fork of a warm process: what a spawned worker paid for itself
+(about a CPU-second on this machine) is paid once per run, not once per worker.
+"""
+
+from simlab.drawing import _warm_up
+
+_warm_up()
