@@ -163,7 +163,8 @@ class FigureDrawer:
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        with interrupts.blocked():  # the workers (and their fork server) start with the signals blocked
+        # the workers (and their fork server) start with the signals blocked
+        with interrupts.blocked():
             self._pool = ProcessPoolExecutor(
                 self.workers, mp_context=worker_context(), initializer=_warm_up
             )
