@@ -17,6 +17,7 @@ complete.
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from importlib.machinery import PathFinder
@@ -43,16 +44,49 @@ def _warm_up() -> None:
     # for good (no context): a figure's theory curve never needs BLAS threads, and they spin
     # on a machine busy with the simulation
     threadpool_limits(limits=1, user_api="blas")
+    import numpy as np
+
     import simlab.experiments  # noqa: F401  (every experiment's figure module)
-    from simlab.plotting import _pyplot
+    from simlab.plotting import PNG_DPI, _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1, 1))
     ax.set_title(r"$\sigma^2_x\ \sqrt{\lambda}$ warm-up")
     ax.errorbar([0, 1], [0, 1], yerr=[0.1, 0.1], fmt="o")
     ax.legend(["x"])
-    fig.savefig(io.BytesIO(), format="png", dpi=130)
+    # the labels of a log axis are mathtext, parsed once per process and kept (the last 50):
+    # the decades the figures use, parsed here in the fork server, are parsed for every worker
+    ax.set_yscale("log")
+    ax.set_yticks(10.0 ** np.arange(-16, 7))
+    fig.savefig(io.BytesIO(), format="png", dpi=PNG_DPI)
     plt.close(fig)
+
+
+def _start_workers(pool: Any, workers: int) -> None:
+    """Start ``workers`` processes of ``pool`` (one trivial task each: the pool starts its
+    processes on submission), with SIGINT and SIGTERM blocked in this thread: the workers (and
+    the fork server, started from here) inherit the mask, so a Ctrl-C cannot reach one before
+    its initializer (:func:`_warm_up`) has set it to ignore signals."""
+    interrupts.block_in_this_thread()
+    try:
+        for _ in range(workers):
+            pool.submit(int)
+    except RuntimeError:  # the run stopped the pool meanwhile
+        pass
+
+
+def prestart() -> None:
+    """Start the fork server of the figure workers now, without waiting for it: it warms up
+    on another core while this process builds the run, and the first worker starts sooner."""
+    if worker_context().get_start_method() == "forkserver":
+        threading.Thread(target=_ensure_server, name="simlab-fork-server", daemon=True).start()
+
+
+def _ensure_server() -> None:
+    interrupts.block_in_this_thread()  # the server inherits the mask (see _start_workers)
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
 
 
 def _draw_figure(
@@ -158,19 +192,21 @@ class FigureDrawer:
 
     def start(self) -> None:
         """Start the workers and let them warm up while the run simulates (see
-        :func:`worker_context` for how they start)."""
+        :func:`worker_context` for how they start). Starting a worker waits for the fork
+        server's warm-up (about a second), so a thread starts them and this returns at once."""
         if self.workers <= 1 or self._pool is not None or self._stopped:
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        # the workers (and their fork server) start with the signals blocked
-        with interrupts.blocked():
-            self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=worker_context(), initializer=_warm_up
-            )
-            # one trivial task per worker: the pool starts its processes on submission
-            for _ in range(self.workers):
-                self._pool.submit(int)
+        self._pool = ProcessPoolExecutor(
+            self.workers, mp_context=worker_context(), initializer=_warm_up
+        )
+        threading.Thread(
+            target=_start_workers,
+            args=(self._pool, self.workers),
+            name="simlab-figure-workers",
+            daemon=True,
+        ).start()
 
     def folder(self, index: int, run: ExperimentRun) -> Path:
         """Where experiment ``index``'s figures go (created on first use): a folder named as

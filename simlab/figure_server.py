@@ -7,6 +7,9 @@ thread. Each worker is then a fork of a warm process: what a spawned worker paid
 (about a CPU-second on this machine) is paid once per run, not once per worker.
 """
 
+# a worker imports the parent's __main__ as multiprocessing does for a spawned one: the
+# ``simlab`` command (and ``python -m simlab``) import the command line, found here already
+import simlab.cli  # noqa: F401
 from simlab.drawing import _warm_up
 
 _warm_up()

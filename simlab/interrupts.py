@@ -101,6 +101,15 @@ def ignore_in_worker() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED)
 
 
+def block_in_this_thread() -> None:
+    """Block SIGINT and SIGTERM in the calling (non-main) thread for good, so that the worker
+    processes it starts inherit them blocked (:func:`blocked` for the main thread). Python runs
+    signal handlers in the main thread, which keeps receiving them."""
+    main = threading.current_thread() is threading.main_thread()
+    if hasattr(signal, "pthread_sigmask") and not main:
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)
+
+
 @contextlib.contextmanager
 def blocked() -> Iterator[None]:
     """Block SIGINT and SIGTERM in this thread while it starts worker processes.

@@ -220,6 +220,12 @@ def _position_panels(
 
 #: the resolution of the PNG files (and of every layout measurement: text sizes in pixels)
 PNG_DPI = 130
+#: savefig's options per format. PNG: zlib's fastest level; a plot's flat colours compress
+#: nearly as well (files about 6% larger) in two thirds of the encoding time, which was a tenth
+#: of the CPU the check spent drawing
+SAVE_OPTIONS: dict[str, dict[str, Any]] = {
+    "png": {"dpi": PNG_DPI, "pil_kwargs": {"compress_level": 1}},
+}
 
 
 def layout_figure(fig: Any, dpi: float = PNG_DPI) -> None:
@@ -347,7 +353,7 @@ def save(fig: Any, folder: Path, stem: str, formats: tuple[str, ...]) -> list[Pa
         # was interrupted) never leaves a truncated figure under the figure's name
         temporary = folder / f".{stem}.{os.getpid()}.tmp.{fmt}"
         try:
-            fig.savefig(temporary, format=fmt, dpi=PNG_DPI if fmt == "png" else None)
+            fig.savefig(temporary, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)

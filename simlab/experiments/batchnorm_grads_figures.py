@@ -37,16 +37,24 @@ def grad_errors_figure(points: Sequence[PointResult]):
         errors = np.concatenate([pt.figure.rel_errors[q] for pt in points])
         finite = errors[np.isfinite(errors)]
         logs = np.log10(np.maximum(finite, 10.0**lo))
-        ax.hist(logs, bins=bins, color="C0", alpha=0.75, label="analytic backward vs FD")
+        # one filled outline per histogram, not a rectangle per bin: it looks the same and
+        # draws in a fraction of the time (75 bins x 6 panels)
+        ax.stairs(
+            np.histogram(logs, bins)[0],
+            bins,
+            fill=True,
+            color="C0",
+            alpha=0.75,
+            label="analytic backward vs FD",
+        )
         for label, (wq, _) in points[0].figure.wrong.items():
             if wq != q:
                 continue
             allw = np.concatenate([pt.figure.wrong[label][1] for pt in points])
             allw = allw[np.isfinite(allw)]
-            ax.hist(
-                np.log10(np.maximum(allw, 10.0**lo)),
-                bins=bins,
-                histtype="step",
+            ax.stairs(
+                np.histogram(np.log10(np.maximum(allw, 10.0**lo)), bins)[0],
+                bins,
                 color="C3",
                 lw=1.5,
                 label=f"wrong: {label}",
