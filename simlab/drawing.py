@@ -16,6 +16,7 @@ complete.
 
 from __future__ import annotations
 
+import queue
 import sys
 import threading
 from collections.abc import Sequence
@@ -62,19 +63,6 @@ def _warm_up() -> None:
     plt.close(fig)
 
 
-def _start_workers(pool: Any, workers: int) -> None:
-    """Start ``workers`` processes of ``pool`` (one trivial task each: the pool starts its
-    processes on submission), with SIGINT and SIGTERM blocked in this thread: the workers (and
-    the fork server, started from here) inherit the mask, so a Ctrl-C cannot reach one before
-    its initializer (:func:`_warm_up`) has set it to ignore signals."""
-    interrupts.block_in_this_thread()
-    try:
-        for _ in range(workers):
-            pool.submit(int)
-    except RuntimeError:  # the run stopped the pool meanwhile
-        pass
-
-
 def prestart() -> None:
     """Start the fork server of the figure workers now, without waiting for it: it warms up
     on another core while this process builds the run, and the first worker starts sooner."""
@@ -83,7 +71,7 @@ def prestart() -> None:
 
 
 def _ensure_server() -> None:
-    interrupts.block_in_this_thread()  # the server inherits the mask (see _start_workers)
+    interrupts.block_in_this_thread()  # the server inherits the mask (see FigureDrawer._feed)
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
@@ -189,6 +177,9 @@ class FigureDrawer:
         self._paths: dict[tuple[int, int], list[Path]] = {}
         self._submitted: set[int] = set()
         self._stopped = False
+        self._jobs: queue.SimpleQueue | None = None  # figures for the feeder thread
+        self._feeder: threading.Thread | None = None
+        self._feed_error: BaseException | None = None
 
     def start(self) -> None:
         """Start the workers and let them warm up while the run simulates (see
@@ -201,12 +192,34 @@ class FigureDrawer:
         self._pool = ProcessPoolExecutor(
             self.workers, mp_context=worker_context(), initializer=_warm_up
         )
-        threading.Thread(
-            target=_start_workers,
-            args=(self._pool, self.workers),
-            name="simlab-figure-workers",
-            daemon=True,
-        ).start()
+        self._jobs = queue.SimpleQueue()
+        self._feeder = threading.Thread(
+            target=self._feed, args=(self._pool, self._jobs), name="simlab-figures", daemon=True
+        )
+        self._feeder.start()
+
+    def _feed(self, pool: Any, jobs: queue.SimpleQueue) -> None:
+        """The one thread that hands figures to the workers, so that the run never waits on a
+        submission: it starts the workers first (one trivial task each: the pool starts its
+        processes on submission), which waits for the fork server's warm-up, then submits each
+        figure queued by :meth:`submit` until :meth:`finish` or :meth:`stop` queues None.
+
+        SIGINT and SIGTERM are blocked in this thread: the workers (and the fork server,
+        started from here) inherit the mask, so a Ctrl-C cannot reach one before its
+        initializer (:func:`_warm_up`) has set it to ignore signals."""
+        interrupts.block_in_this_thread()
+        try:
+            for _ in range(self.workers):
+                pool.submit(int)
+            while (item := jobs.get()) is not None:
+                key, job = item
+                future = pool.submit(_draw_figure, *job)
+                future.add_done_callback(self._record_paths(key))
+                self._futures.append((key, future))
+        except RuntimeError:  # the run stopped the pool meanwhile
+            pass
+        except BaseException as exc:  # a broken pool: finish() raises it
+            self._feed_error = exc
 
     def folder(self, index: int, run: ExperimentRun) -> Path:
         """Where experiment ``index``'s figures go (created on first use): a folder named as
@@ -227,13 +240,10 @@ class FigureDrawer:
         points = points_with_claims(run)
         for figure in range(len(run.spec.experiment.figures)):
             job = (run.spec.experiment, figure, points, target, self.formats)
-            if self._pool is None or not drawable_in_worker(run.spec.experiment):
+            if self._jobs is None or not drawable_in_worker(run.spec.experiment):
                 self._in_turn.append(((index, figure), job))
-                continue
-            with interrupts.blocked():  # a submission may spawn a replacement worker
-                future = self._pool.submit(_draw_figure, *job)
-            future.add_done_callback(self._record_paths((index, figure)))
-            self._futures.append(((index, figure), future))
+            else:
+                self._jobs.put(((index, figure), job))
 
     def _record_paths(self, key: tuple[int, int]) -> Any:
         def record(future: Future) -> None:
@@ -249,6 +259,11 @@ class FigureDrawer:
     def finish(self, quiet: bool) -> list[str]:
         """Wait for every figure submitted (drawing those left to this process); return the
         figure paths relative to ``root``, in run order."""
+        if self._feeder is not None and self._jobs is not None:
+            self._jobs.put(None)  # every figure is queued: the feeder submits them and ends
+            self._feeder.join()
+            if self._feed_error is not None:
+                raise self._feed_error
         jobs = len(self._futures) + len(self._in_turn)
         with get_progress(not quiet and bool(jobs)) as progress:
             progress.start("drawing figures", jobs)
@@ -277,6 +292,8 @@ class FigureDrawer:
         self._stopped = True
         if pool is None:
             return
+        if self._jobs is not None:
+            self._jobs.put(None)  # the feeder ends (submitting to a pool shut down ends it too)
         if wait:
             pool.shutdown(wait=True)
             return
