@@ -26,7 +26,7 @@ import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from simlab.plotting import PNG_DPI, covered_marks, figure_data_marks
+from simlab.plotting import PNG_DPI, covered_marks, figure_data_marks, render_style
 
 #: a text box may leave the canvas by this many pixels (antialiasing) before it is cut
 CANVAS_TOLERANCE_PX = 1.0
@@ -36,17 +36,19 @@ TICK_OVERLAP_PX = 1.0
 
 def lint_figure(fig: Any, *, not_run: Collection[str] = (), dpi: float = PNG_DPI) -> list[str]:
     """The problems of ``fig`` as laid out (call :func:`simlab.plotting.layout_figure` first,
-    as :func:`simlab.plotting.save` does), one human-readable line each; [] when clean."""
-    fig.set_dpi(dpi)
-    fig.draw_without_rendering()  # positions every text as drawing would, without pixels
-    renderer = fig.canvas.get_renderer()
-    problems: list[str] = []
-    problems += _texts_past_canvas(fig, renderer)
-    problems += _tick_label_problems(fig, renderer)
-    problems += _legends_over_data(fig, renderer)
-    problems += _missing_axis_labels(fig, renderer)
-    problems += _unrun_settings(fig, not_run)
-    return problems
+    as :func:`simlab.plotting.save` does), one human-readable line each; [] when clean.
+    Text is measured in the style the figure is saved in (:func:`render_style`)."""
+    with render_style():
+        fig.set_dpi(dpi)
+        fig.draw_without_rendering()  # positions every text as drawing would, without pixels
+        renderer = fig.canvas.get_renderer()
+        problems: list[str] = []
+        problems += _texts_past_canvas(fig, renderer)
+        problems += _tick_label_problems(fig, renderer)
+        problems += _legends_over_data(fig, renderer)
+        problems += _missing_axis_labels(fig, renderer)
+        problems += _unrun_settings(fig, not_run)
+        return problems
 
 
 def not_run_settings(

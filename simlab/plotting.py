@@ -236,6 +236,19 @@ SAVE_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
+#: matplotlib settings while a figure is laid out, saved or linted (the same for all three, so
+#: that text is measured as it is drawn): unhinted glyphs look the same at 130 dpi and draw
+#: the text, which is most of a figure's cost, in about 8% less time
+RENDER_STYLE = {"text.hinting": "no_hinting"}
+
+
+def render_style() -> Any:
+    """A context with :data:`RENDER_STYLE` in force."""
+    import matplotlib
+
+    return matplotlib.rc_context(RENDER_STYLE)
+
+
 def layout_figure(fig: Any, dpi: float = PNG_DPI) -> None:
     """Lay ``fig`` out as :func:`save` writes it: margins fitted once at ``dpi``, then each
     legend of :func:`place_legend` put where it covers no data point (moved outside its panel
@@ -243,6 +256,11 @@ def layout_figure(fig: Any, dpi: float = PNG_DPI) -> None:
 
     The layout is then frozen: a figure laid out twice does not move.
     """
+    with render_style():
+        _layout_figure(fig, dpi)
+
+
+def _layout_figure(fig: Any, dpi: float) -> None:
     fig.set_dpi(dpi)
     _plain_log_labels(fig)
     _lift_titles_over_offset_texts(fig)  # before the margins are fitted around the titles
@@ -427,6 +445,11 @@ def save(fig: Any, folder: Path, stem: str, formats: tuple[str, ...]) -> list[Pa
 
     The layout is done once, before the first format (:func:`layout_figure`), and then frozen.
     """
+    with render_style():
+        return _save(fig, folder, stem, formats)
+
+
+def _save(fig: Any, folder: Path, stem: str, formats: tuple[str, ...]) -> list[Path]:
     layout_figure(fig, PNG_DPI)
     paths = []
     for fmt in formats:
