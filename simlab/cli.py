@@ -635,8 +635,11 @@ def check_command(
 ) -> None:
     """Check every built-in claim of every experiment; exit status 1 if any fails (or, with
     --strict, is undecided)."""
+    from simlab.drawing import prestart
     from simlab.engine.seeding import fresh_entropy
 
+    if not no_plots:
+        prestart()  # the figure workers' fork server warms up while the course is built
     # one root seed for the whole course: the report shows it, and --seed with it replays all
     root = value_of(RUN["seed"], seed)
     specs = budget_specs(
