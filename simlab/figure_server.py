@@ -10,6 +10,10 @@ thread. Each worker is then a fork of a warm process: what a spawned worker paid
 # a worker imports the parent's __main__ as multiprocessing does for a spawned one: the
 # ``simlab`` command (and ``python -m simlab``) import the command line, found here already
 import simlab.cli  # noqa: F401
+
+# imported lazily elsewhere (it costs ~0.4 s), but several figures' theory curves need it: once
+# here rather than once in each worker
+import scipy.stats  # noqa: F401
 from simlab.drawing import _warm_up
 
 _warm_up()

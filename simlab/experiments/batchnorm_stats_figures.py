@@ -226,7 +226,7 @@ def _eps_effect_panel(ax, points: Sequence[PointResult]) -> None:
     xs_live = [pt.params["sigma"] ** 2 / pt.params["eps"] for pt in live if pt.params["eps"] > 0]
     grid = np.logspace(-3, max(4.0, math.log10(max(xs_live, default=1.0)) + 0.5), 200)
     for k, B in enumerate(Bs):
-        curve = [bn_stats.expected_v_ratio(B, 1.0, float(x)) for x in grid]
+        curve = bn_stats.expected_v_ratio_curve(B, 1.0, grid)
         ax.plot(grid, curve, color=f"C{k}", **THEORY_STYLE, label=f"quadrature, B = {B}")
     labelled = False  # the non-Gaussian entries, once
     for pt in live:
@@ -324,7 +324,7 @@ def _forward_panel(ax, study: EpsStudy, grid: _VarianceAxis) -> None:
     for e, eps in enumerate(study.eps):
         ratio, ratio_se = study.ratio[e], study.ratio_se[e]
         finite = np.isfinite(ratio)
-        theory = [bn_stats.expected_v_ratio(study.B, eps, float(v)) for v in grid.fine]
+        theory = bn_stats.expected_v_ratio_curve(study.B, eps, grid.fine)
         ax.plot(grid.fine, theory, color=f"C{e}", **THEORY_STYLE)
         ax.errorbar(
             grid.xs[finite],

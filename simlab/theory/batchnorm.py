@@ -14,8 +14,8 @@ batchnorm as bn`` reaches all of them:
     :func:`grad_check`, :data:`DEFAULT_STEP`, :data:`FD_SAFETY`.
 :mod:`simlab.theory.bn_stats`
     Statistics over random batches and why eps exists: :func:`expected_batch_var`,
-    :func:`expected_v_ratio`, :func:`var_out_prediction`, :func:`predicted_yhat_batch_var`,
-    :func:`samuelson_bound`,
+    :func:`expected_v_ratio` (and :func:`expected_v_ratio_curve`), :func:`var_out_prediction`,
+    :func:`predicted_yhat_batch_var`, :func:`samuelson_bound`,
     :func:`bn_jacobian`, :func:`jacobian_norm`, :func:`jacobian_norm_prediction`.
 :mod:`simlab.theory.whitening`
     ZCA, PCA and Cholesky whitening beside BN: :func:`zca_whiten`, :func:`pca_whiten`,

@@ -16,6 +16,7 @@ __all__ = [
     "bn_jacobian",
     "expected_batch_var",
     "expected_v_ratio",
+    "expected_v_ratio_curve",
     "jacobian_norm",
     "jacobian_norm_prediction",
     "predicted_yhat_batch_var",
@@ -109,6 +110,47 @@ def expected_v_ratio(
     if not math.isfinite(c):
         return 0.0
     return 1.0 - _chi2_ratio_deficit(B - 1, c)
+
+
+#: Gauss-Legendre nodes per sub-interval of :func:`expected_v_ratio_curve` (within 5e-14 of the
+#: adaptive quadrature for B up to 8192; 48 nodes were 3e-8 off at B = 128)
+_CURVE_NODES = 128
+
+
+def expected_v_ratio_curve(B: int, eps: float, sigma2: ArrayLike) -> Array:
+    """:func:`expected_v_ratio` for Gaussian input at many variances at once, for a figure's
+    theory curve: the same integral (see :func:`_chi2_ratio_deficit`), in ``t = log w`` over
+    the same sub-intervals, each by a fixed Gauss-Legendre rule, all variances in one array
+    operation (a 200-point curve in about a millisecond against 0.05-0.5 s adaptively)."""
+    B = _check_B(B)
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    sigma2 = np.asarray(sigma2, dtype=np.float64)
+    if np.any(sigma2 < 0):
+        raise ValueError("sigma2 must be >= 0")
+    out = np.where(sigma2 > 0, 1.0, math.nan if eps == 0 else 0.0)
+    if eps == 0:
+        return out
+    with np.errstate(divide="ignore"):
+        c = B * eps / sigma2
+    live = (sigma2 > 0) & np.isfinite(c)
+    out[(sigma2 > 0) & ~np.isfinite(c)] = 0.0
+    c = c[live]
+    log_c = np.log(c)
+    lo = np.minimum(log_c, 0.0) - 40.0
+    hi = math.log(800.0)
+    turn = np.clip(log_c, lo + 1.0, hi - 1.0)  # where the integrand turns over
+    edges = [lo, np.minimum(turn, 0.0), np.maximum(turn, 0.0), np.full_like(lo, hi)]
+    x, weights = np.polynomial.legendre.leggauss(_CURVE_NODES)
+    half_k = 0.5 * (B - 1)
+    deficit = np.zeros(c.shape)
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        half = 0.5 * (b - a)  # an empty interval (a = b) adds 0
+        t = (0.5 * (a + b))[:, None] + half[:, None] * x
+        w = np.exp(t)
+        deficit += half * (np.exp(t - w - half_k * np.log1p(2.0 * w / c[:, None])) @ weights)
+    out[live] = 1.0 - deficit
+    return out
 
 
 def var_out_prediction(

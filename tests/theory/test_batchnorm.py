@@ -529,3 +529,21 @@ def test_matrix_helpers():
     stack = np.stack([np.eye(3), np.diag([1.0, 1.0, 0.0])])
     np.testing.assert_array_equal(bn.effective_rank(stack), [3, 2])
     assert bn.matrix_relative_change(np.eye(2), np.eye(2)) == 0.0
+
+
+@pytest.mark.parametrize("B", [2, 3, 8, 32, 128, 2048])
+@pytest.mark.parametrize("eps", [0.0, 1e-8, 1e-5, 1.0])
+def test_the_curve_of_expected_v_ratio_is_the_adaptive_quadrature(B, eps):
+    """The figures' vectorised curve (fixed Gauss-Legendre rules) against the checks' adaptive
+    quadrature, point by point, including a variance exactly 0."""
+    sigma2 = np.concatenate([[0.0], np.logspace(-16, 4, 41)])
+    curve = bn.expected_v_ratio_curve(B, eps, sigma2)
+    one_by_one = np.array([bn.expected_v_ratio(B, eps, float(v)) for v in sigma2])
+    np.testing.assert_allclose(curve, one_by_one, rtol=0, atol=1e-12, equal_nan=True)
+
+
+def test_the_curve_of_expected_v_ratio_refuses_what_the_pointwise_one_refuses():
+    with pytest.raises(ValueError, match="B must be"):
+        bn.expected_v_ratio_curve(1, 1e-5, [1.0])
+    with pytest.raises(ValueError, match="sigma2"):
+        bn.expected_v_ratio_curve(4, 1e-5, [-1.0])
