@@ -4,16 +4,18 @@
 Importing this module warms the server up: every import a figure needs, the font cache,
 mathtext's parser and the Agg canvas, the signals a worker ignores and BLAS held to one
 thread. Each worker is then a fork of a warm process: what a spawned worker paid for itself
-(about a CPU-second on this machine) is paid once per run, not once per worker.
+(about a CPU-second on this machine) is paid once per run, not once per worker. Besides the
+figure modules it imports:
+
+- scipy.stats: imported lazily elsewhere (it costs ~0.4 s), but several figures' theory
+  curves need it;
+- the command line: a worker imports the parent's ``__main__`` as multiprocessing does for a
+  spawned one, and the ``simlab`` command (and ``python -m simlab``) import the command line.
 """
 
-# a worker imports the parent's __main__ as multiprocessing does for a spawned one: the
-# ``simlab`` command (and ``python -m simlab``) import the command line, found here already
-import simlab.cli  # noqa: F401
-
-# imported lazily elsewhere (it costs ~0.4 s), but several figures' theory curves need it: once
-# here rather than once in each worker
 import scipy.stats  # noqa: F401
+
+import simlab.cli  # noqa: F401
 from simlab.drawing import _warm_up
 
 _warm_up()
