@@ -48,8 +48,8 @@ def new_figure(
 
     Its margins are fitted to what the panels hold when it is saved (:func:`fit_margins`): one
     measurement of each panel instead of constrained layout's passes, which cost more than
-    drawing the figure. ``layout="constrained"`` keeps matplotlib's engine, for a figure whose
-    colorbars steal room from several panels.
+    drawing the figure (a colorbar goes beside its panel: :func:`side_colorbar`).
+    ``layout="constrained"`` keeps matplotlib's engine.
     """
     import matplotlib
 
@@ -415,6 +415,17 @@ def _legend_below_room(fig: Any, renderer: Any, dpi: float) -> float:
 
 
 _OFF_SCALE_ATTR = "_simlab_off_scale"  # on the marks of mark_off_scale
+
+
+def side_colorbar(
+    fig: Any, mappable: Any, ax: Any, *, label: str, shrink: float = 0.85, **options: Any
+) -> Any:
+    """A colorbar right of ``ax``, as an inset of it: :func:`fit_margins` measures it with its
+    panel (as it does a legend outside), so the margins and gaps make room for it without
+    constrained layout's passes. ``shrink``: its height as a fraction of the panel's."""
+    bottom = (1.0 - shrink) / 2
+    cax = ax.inset_axes([1.04, bottom, 0.045, shrink])
+    return fig.colorbar(mappable, cax=cax, label=label, **options)
 
 
 def mark_off_scale(

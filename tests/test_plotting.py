@@ -23,6 +23,7 @@ from simlab.plotting import (
     new_figure,
     place_legend,
     plain_power_label,
+    side_colorbar,
 )
 
 
@@ -374,3 +375,16 @@ def test_a_title_is_lifted_over_the_offset_text_it_would_cover():
     assert offset.get_text()
     title, scale = ax.title.get_window_extent(renderer), offset.get_window_extent(renderer)
     assert title.x0 < scale.x1 and title.y0 >= scale.y1 - 0.5  # above it, not beside it
+
+
+def test_a_side_colorbar_gets_room_between_its_panel_and_the_next():
+    fig, axes = new_figure(ncols=2, width=3.0)
+    image = axes[0, 0].imshow(np.arange(16.0).reshape(4, 4))
+    bar = side_colorbar(fig, image, axes[0, 0], label="a long colorbar label")
+    layout_figure(fig)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    box = bar.ax.get_tightbbox(renderer)  # the bar, its ticks and its label
+    assert box.x1 < axes[0, 1].get_tightbbox(renderer).x0
+    assert box.x0 > axes[0, 0].bbox.x1
+    assert 0 <= box.y0 and box.y1 <= fig.bbox.height

@@ -22,6 +22,7 @@ from simlab.plotting import (
     finish_axes,
     mark_off_scale,
     new_figure,
+    side_colorbar,
 )
 from simlab.theory.whitening import matrix_relative_change
 
@@ -104,7 +105,7 @@ def corr_figure(points: Sequence[PointResult]):
     pt = _shown(points)
     data: WhitenFigureData = pt.figure
     C = data.C
-    fig, axes = new_figure(ncols=3, width=4.3, height=4.0, layout="constrained")
+    fig, axes = new_figure(ncols=3, width=4.3, height=4.0)
     norm = TwoSlopeNorm(vmin=-1.0, vcenter=0.0, vmax=1.0)
     panels = (
         (C, "population correlation C"),
@@ -118,7 +119,7 @@ def corr_figure(points: Sequence[PointResult]):
         ax.set_title(title)
         ax.set_xlabel("feature k")
         ax.set_ylabel("feature j")
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="correlation")
+    side_colorbar(fig, image, axes[0, -1], label="correlation (all three panels)", shrink=0.8)
     p = pt.params
     corr = f"rho = {p['rho']:g}" if p["corr"] == "equi" else "random correlation matrix"
     fig.suptitle(

@@ -35,6 +35,7 @@ from simlab.plotting import (
     new_figure,
     place_legend,
     setting_label,
+    side_colorbar,
     simulated_vs_theory,
 )
 from simlab.theory.counts import (
@@ -479,7 +480,7 @@ def thinning_joint_figure(points: Sequence[PointResult]):
     obs, exp_ = table[:rk, :rd] / n, data.product[:rk, :rd]
     positive = np.concatenate([obs[obs > 0], exp_[exp_ > 0]])
     norm = LogNorm(vmin=max(positive.min(), 0.5 / n), vmax=positive.max())
-    fig, axes = new_figure(ncols=3, width=4.9, height=4.3, layout="constrained")
+    fig, axes = new_figure(ncols=3, width=4.9, height=4.3)
     extent = (-0.5, rd - 0.5, -0.5, rk - 0.5)
     lam_q, lam_p = lam * data.q, lam * (1.0 - data.q)
     for ax, shown, title in (
@@ -491,7 +492,7 @@ def thinning_joint_figure(points: Sequence[PointResult]):
                        aspect="auto")  # fmt: skip
         _joint_axes(ax, title)
         # each panel its own scale (the same one), so neither is read against its neighbour's
-        fig.colorbar(im, ax=ax, shrink=0.85, label="probability")
+        side_colorbar(fig, im, ax, label="probability")
     with np.errstate(divide="ignore", invalid="ignore"):
         resid = (table[:rk, :rd] - expected[:rk, :rd]) / np.sqrt(expected[:rk, :rd])
     resid = np.ma.masked_where(expected[:rk, :rd] < 5, resid)
@@ -499,7 +500,7 @@ def thinning_joint_figure(points: Sequence[PointResult]):
     ax.set_facecolor("0.9")
     im = ax.imshow(resid, origin="lower", cmap="RdBu_r", vmin=-4, vmax=4, extent=extent,
                    aspect="auto")  # fmt: skip
-    fig.colorbar(im, ax=ax, shrink=0.85, label="(observed − expected) / √expected")
+    side_colorbar(fig, im, ax, label="(observed − expected) / √expected")
     _joint_axes(ax, "standardized residuals (cells expecting ≥ 5;\ngrey: fewer)")
     gof = data.joint_gof
     fig.suptitle(

@@ -102,9 +102,10 @@ def test_tv_error_bars_are_two_standard_errors_of_the_estimate(limit):
 def test_each_joint_table_panel_has_its_own_colorbar(thinning):
     fig = thinning_joint_figure(thinning)
     images = [ax for ax in fig.axes if ax.images]
-    colorbars = [ax for ax in fig.axes if not ax.images]
-    assert len(images) == 3 and len(colorbars) == 3
-    labels = [ax.get_ylabel() for ax in colorbars]
+    colorbars = [ax.images[0].colorbar for ax in images]
+    assert len(images) == 3 and None not in colorbars
+    assert len({id(bar.ax) for bar in colorbars}) == 3  # one each, not one shared
+    labels = [bar.ax.get_ylabel() for bar in colorbars]
     assert labels.count("probability") == 2
     plt.close(fig)
 
