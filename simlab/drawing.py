@@ -45,8 +45,6 @@ def _warm_up() -> None:
     # for good (no context): a figure's theory curve never needs BLAS threads, and they spin
     # on a machine busy with the simulation
     threadpool_limits(limits=1, user_api="blas")
-    import numpy as np
-
     import simlab.experiments  # noqa: F401  (every experiment's figure module)
     from simlab.plotting import PNG_DPI, _pyplot
 
@@ -55,10 +53,6 @@ def _warm_up() -> None:
     ax.set_title(r"$\sigma^2_x\ \sqrt{\lambda}$ warm-up")
     ax.errorbar([0, 1], [0, 1], yerr=[0.1, 0.1], fmt="o")
     ax.legend(["x"])
-    # the labels of a log axis are mathtext, parsed once per process and kept (the last 50):
-    # the decades the figures use, parsed here in the fork server, are parsed for every worker
-    ax.set_yscale("log")
-    ax.set_yticks(10.0 ** np.arange(-16, 7))
     fig.savefig(io.BytesIO(), format="png", dpi=PNG_DPI)
     plt.close(fig)
 
