@@ -26,7 +26,8 @@ import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
-from simlab.plotting import PNG_DPI, covered_marks, figure_data_marks, render_style
+from simlab.figure_style import render_style
+from simlab.plotting import PNG_DPI, covered_marks, figure_data_marks
 
 #: a text box may leave the canvas by this many pixels (antialiasing) before it is cut
 CANVAS_TOLERANCE_PX = 1.0

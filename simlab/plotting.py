@@ -6,7 +6,6 @@ nothing; only drawing pays for it.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import textwrap
@@ -17,6 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+from simlab.figure_style import (
+    FIXED_TITLES,
+    lift_titles_over_offset_texts,
+    plain_log_labels,
+    render_style,
+)
 
 if TYPE_CHECKING:
     from simlab.figures import ClaimMark
@@ -53,11 +59,7 @@ def new_figure(
     """
     import matplotlib
 
-    # titles at the top of their panel: matplotlib's automatic title position looks, at each
-    # layout measure and draw, for anything that could collide with a title (top ticks, the y
-    # axis' offset text), which cost a tenth of the drawing; these figures have no top ticks
-    # and :func:`layout_figure` lifts a title over an offset text itself
-    with matplotlib.rc_context({"axes.titley": 1.0}):
+    with matplotlib.rc_context(FIXED_TITLES):  # see simlab.figure_style
         fig, axes = _pyplot().subplots(
             nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, layout=layout
         )
@@ -236,19 +238,6 @@ SAVE_OPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-#: matplotlib settings while a figure is laid out, saved or linted (the same for all three, so
-#: that text is measured as it is drawn): unhinted glyphs look the same at 130 dpi and draw
-#: the text, which is most of a figure's cost, in about 8% less time
-RENDER_STYLE = {"text.hinting": "no_hinting"}
-
-
-def render_style() -> Any:
-    """A context with :data:`RENDER_STYLE` in force."""
-    import matplotlib
-
-    return matplotlib.rc_context(RENDER_STYLE)
-
-
 def layout_figure(fig: Any, dpi: float = PNG_DPI) -> None:
     """Lay ``fig`` out as :func:`save` writes it: margins fitted once at ``dpi``, then each
     legend of :func:`place_legend` put where it covers no data point (moved outside its panel
@@ -262,8 +251,8 @@ def layout_figure(fig: Any, dpi: float = PNG_DPI) -> None:
 
 def _layout_figure(fig: Any, dpi: float) -> None:
     fig.set_dpi(dpi)
-    _plain_log_labels(fig)
-    _lift_titles_over_offset_texts(fig)  # before the margins are fitted around the titles
+    plain_log_labels(fig)
+    lift_titles_over_offset_texts(fig)  # before the margins are fitted around the titles
     engine = fig.get_layout_engine()
     if engine is None:
         fit_margins(fig, dpi)
@@ -284,78 +273,7 @@ def _layout_figure(fig: Any, dpi: float) -> None:
             engine.execute(fig)
     if engine is not None:
         fig.set_layout_engine("none")
-    _lift_titles_over_offset_texts(fig)  # again, at the final panel sizes
-
-
-def _lift_titles_over_offset_texts(fig: Any) -> None:
-    """Lift each fixed-position title (see :func:`new_figure`) that would cover its y axis'
-    offset text (the "1e-5" above the axis) just above it, as matplotlib's automatic title
-    position does (no figure of `simlab check` has one; a user's sweep may)."""
-    renderer = fig.canvas.get_renderer()
-    for ax in fig.axes:
-        offset = ax.yaxis.offsetText
-        if not (ax.get_title() and offset.get_visible() and offset.get_text()):
-            continue
-        ax.yaxis.get_tightbbox(renderer)  # places the offset text
-        top = offset.get_window_extent(renderer)
-        title = ax.title.get_window_extent(renderer)
-        if title.overlaps(top) and title.y0 < top.y1:
-            x, y = ax.title.get_position()
-            lift = (top.y1 - title.y0) / max(ax.bbox.height, 1.0)
-            ax.title.set_position((x, y + lift))
-
-
-@functools.cache
-def _plain_log_formatter() -> type:
-    from matplotlib.ticker import LogFormatterSciNotation
-
-    class PlainLogFormatter(LogFormatterSciNotation):
-        """matplotlib's log-axis labels as plain text (:func:`plain_power_label`)."""
-
-        def __call__(self, x: float, pos: int | None = None) -> str:
-            return plain_power_label(super().__call__(x, pos))
-
-    return PlainLogFormatter
-
-
-#: superscript digits, for the decades of a log axis as plain text
-_SUPERSCRIPTS = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
-
-
-def plain_power_label(label: str) -> str:
-    """A log axis's tick label as plain text, its look kept: ``$\\mathdefault{10^{-3}}$`` ->
-    ``10⁻³``, ``$\\mathdefault{3\\times10^{-1}}$`` -> ``3×10⁻¹``; anything else unchanged."""
-    if not (label.startswith("$\\mathdefault{") and label.endswith("}$")):
-        return label
-    inner = label[len("$\\mathdefault{") : -2].replace("\\times", "×")
-    base, caret, power = inner.partition("^{")
-    if caret:
-        if not power.endswith("}") or not power[:-1].lstrip("-").isdigit():
-            return label
-        inner = base + power[:-1].translate(_SUPERSCRIPTS)
-    if "\\" in inner or "{" in inner or "}" in inner:
-        return label
-    return inner.replace("-", "\u2212")
-
-
-def _plain_log_labels(fig: Any) -> None:
-    """Give every log and symlog axis of ``fig`` plain-text labels (:func:`plain_power_label`)
-    in place of matplotlib's mathtext ones: parsing each "10^k" as mathtext cost a sixth of the
-    drawing. Only the default formatter is replaced, its settings kept."""
-    from matplotlib.ticker import LogFormatterSciNotation
-
-    PlainLogFormatter = _plain_log_formatter()
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            for get, set_ in (
-                (axis.get_major_formatter, axis.set_major_formatter),
-                (axis.get_minor_formatter, axis.set_minor_formatter),
-            ):
-                old = get()
-                if type(old) is LogFormatterSciNotation:
-                    new = PlainLogFormatter()
-                    new.__dict__.update(old.__dict__)  # base, minor thresholds, linthresh
-                    set_(new)
+    lift_titles_over_offset_texts(fig)  # again, at the final panel sizes
 
 
 def _widen_overhang(
