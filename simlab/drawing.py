@@ -21,7 +21,6 @@ import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
-from importlib.machinery import PathFinder
 from pathlib import Path
 from typing import Any
 
@@ -79,14 +78,35 @@ def _draw_figure(
 
 
 def drawable_in_worker(experiment: Any) -> bool:
-    """Whether a spawned worker can import ``experiment``'s class to unpickle it: not when it
-    lives in ``__main__`` (a notebook, a script read from stdin) or in a module registered by
-    hand that is not on the path (an experiment loaded from a file, as the docs' example)."""
+    """Whether a worker can import ``experiment``'s class to unpickle it: not when it lives in
+    ``__main__`` (a notebook, a script read from stdin) or in a module registered by hand that
+    no importer finds (an experiment loaded from a file, as the docs' example).
+
+    Asked of every importer on ``sys.meta_path``, as a fresh interpreter would import it, not
+    of ``sys.path`` alone: ``pip install -e .`` installs simlab as an import hook, not a path
+    entry, and asking the path only had every figure of the installed ``simlab`` command drawn
+    in the main process, after the simulation."""
     module = type(experiment).__module__
     if module == "__main__":
         return False
-    top = module.partition(".")[0]
-    return top in sys.builtin_module_names or PathFinder.find_spec(top, sys.path) is not None
+    return _importable_afresh(module.partition(".")[0])
+
+
+def _importable_afresh(name: str) -> bool:
+    """Whether an importer finds top-level module ``name`` (``sys.modules`` aside: a module
+    registered there by hand is not importable in another process)."""
+    if name in sys.builtin_module_names:
+        return True
+    for finder in sys.meta_path:
+        find_spec = getattr(finder, "find_spec", None)
+        if find_spec is None:
+            continue
+        try:
+            if find_spec(name, None) is not None:
+                return True
+        except (ImportError, ValueError, AttributeError):  # an importer that cannot say
+            continue
+    return False
 
 
 #: imported by the fork server before it forks any figure worker (:func:`worker_context`)

@@ -3,6 +3,7 @@ interrupted run keeps."""
 
 import html
 import json
+import sys
 
 import matplotlib.image
 
@@ -131,6 +132,33 @@ def test_experiments_a_spawned_worker_could_not_import_are_drawn_here():
     assert not drawable_in_worker(InANotebook())
     InANotebook.__module__ = "coin_flips_loaded_from_a_file"  # in sys.modules, not on the path
     assert not drawable_in_worker(InANotebook())
+
+
+def test_an_experiment_installed_as_an_import_hook_is_drawn_in_the_workers(tmp_path, monkeypatch):
+    """``pip install -e .`` makes simlab importable through a finder on sys.meta_path, not a
+    path entry: such a module is importable in a worker, so its figures go to the workers."""
+    import importlib.util
+
+    from simlab.drawing import drawable_in_worker
+
+    package = tmp_path / "hooked_experiments_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("class Flips:\n    pass\n")
+
+    class EditableFinder:  # what setuptools' editable install puts on sys.meta_path
+        @staticmethod
+        def find_spec(name, path=None, target=None):
+            if name != "hooked_experiments_pkg":
+                return None
+            return importlib.util.spec_from_file_location(name, package / "__init__.py")
+
+    class Flips:
+        pass
+
+    Flips.__module__ = "hooked_experiments_pkg"
+    assert not drawable_in_worker(Flips())  # not on sys.path, no importer finds it
+    monkeypatch.setattr(sys, "meta_path", [*sys.meta_path, EditableFinder()])
+    assert drawable_in_worker(Flips())
 
 
 def test_two_runs_of_one_experiment_keep_their_figures_apart(simlab, tmp_path):
