@@ -230,10 +230,9 @@ class FigureDrawer:
                 future = pool.submit(_draw_figure, *job)
                 future.add_done_callback(self._record_paths(key))
                 self._futures.append((key, future))
-        except RuntimeError:  # the run stopped the pool meanwhile
-            pass
-        except BaseException as exc:  # a broken pool: finish() raises it
-            self._feed_error = exc
+        except BaseException as exc:  # a broken pool (BrokenProcessPool, a RuntimeError too):
+            if not self._stopped:  # finish() raises it; after stop(), a refused submission
+                self._feed_error = exc  # is expected
 
     def folder(self, index: int, run: ExperimentRun) -> Path:
         """Where experiment ``index``'s figures go (created on first use): a folder named as
@@ -311,12 +310,19 @@ class FigureDrawer:
         if wait:
             pool.shutdown(wait=True)
             return
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            try:
-                process.kill()
-                process.join(timeout=5)
-            except (OSError, ValueError, AttributeError, AssertionError):
-                pass
+        # shutdown() drops the pool's reference to its processes: keep the dict (a worker the
+        # feeder is starting meanwhile is added to it before shutdown() gets the pool's lock).
+        # That lock waits for the feeder's submission, which can wait for the fork server's
+        # warm-up: a second Ctrl-C meanwhile is held, not raised out of here, so the workers are
+        # killed and the caller still publishes the partial folder.
+        processes = getattr(pool, "_processes", None) or {}
+        with interrupts.deferred():
+            pool.shutdown(wait=False, cancel_futures=True)
+            for process in list(processes.values()):
+                try:
+                    process.kill()
+                    process.join(timeout=5)
+                except (OSError, ValueError, AttributeError, AssertionError):
+                    pass
         for temporary in self.root.rglob(".*.tmp.*"):  # a figure a killed worker was writing
             temporary.unlink(missing_ok=True)

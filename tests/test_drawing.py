@@ -179,3 +179,89 @@ def test_two_runs_of_one_experiment_keep_their_figures_apart(simlab, tmp_path):
     report = (tmp_path / "run" / "report.html").read_text()
     caption = doc["experiments"][1]["figure_captions"]["kept_units_binomial_pmf"]
     assert report.count(html.escape(caption)) == 2
+
+
+SLOW_FIGURES = '''
+import pathlib, time
+
+
+class SlowFigure:
+    stem = "slow"
+
+    def __init__(self, folder, seconds):
+        self.folder, self.seconds = folder, seconds
+
+    def render(self, points):
+        pathlib.Path(self.folder, f"drawing.{time.monotonic_ns()}").touch()  # a worker draws
+        time.sleep(self.seconds)
+
+
+class SlowExperiment:
+    name = "slow"
+
+    def __init__(self, folder, seconds):
+        self.figures = [SlowFigure(folder, seconds) for _ in range(3)]
+'''
+
+
+def _slow_run(tmp_path, monkeypatch, seconds):
+    """A run whose three figures each take ``seconds`` (their module importable by workers)."""
+    from types import SimpleNamespace
+
+    (tmp_path / "slow_figures_for_drawing.py").write_text(SLOW_FIGURES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import slow_figures_for_drawing
+
+    experiment = slow_figures_for_drawing.SlowExperiment(str(tmp_path), seconds)
+    spec = SimpleNamespace(experiment=experiment, claims=[])
+    return SimpleNamespace(spec=spec, points=[object()], checks=[])
+
+
+def _wait(condition, what):
+    import time
+
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def test_stop_kills_the_workers_drawing(tmp_path, monkeypatch):
+    run = _slow_run(tmp_path, monkeypatch, seconds=60)
+    out = tmp_path / "out"
+    out.mkdir()
+    drawer = FigureDrawer(out, ("png",), [run.spec.experiment], workers=2)
+    drawer.start()
+    drawer.submit(0, run)
+    _wait(lambda: list(tmp_path.glob("drawing.*")), "no worker started drawing")
+    workers = list(drawer._pool._processes.values())
+    try:
+        drawer.stop()  # what a Ctrl-C does: a figure nobody waits for is not finished
+        assert len(workers) == 2 and not any(p.is_alive() for p in workers)
+    finally:
+        for process in workers:
+            process.kill()
+
+
+def test_a_pool_broken_before_any_figure_is_an_error_not_a_run_without_figures(
+    tmp_path, monkeypatch
+):
+    import os
+    import signal
+    from concurrent.futures.process import BrokenProcessPool
+
+    import pytest
+
+    run = _slow_run(tmp_path, monkeypatch, seconds=0)
+    drawer = FigureDrawer(tmp_path, ("png",), [run.spec.experiment], workers=2)
+    drawer.start()
+    _wait(lambda: len(drawer._pool._processes) == 2, "the workers never started")
+    for process in list(drawer._pool._processes.values()):
+        os.kill(process.pid, signal.SIGKILL)  # the OOM killer, a crash in a worker
+    _wait(lambda: drawer._pool._broken, "the pool never saw its workers die")
+    drawer.submit(0, run)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            drawer.finish(quiet=True)
+    finally:
+        drawer.stop()

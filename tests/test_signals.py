@@ -166,3 +166,30 @@ def test_ctrl_c_during_start_up_imports_prints_no_traceback(tmp_path):
     assert "Traceback" not in err, err
     assert proc.returncode == 130, err
     assert "simlab: interrupted" in err
+
+
+SLOW_FORK_SERVER = """
+import sys, time
+
+if "multiprocessing.forkserver" in " ".join(getattr(sys, "orig_argv", [])):
+    time.sleep(4)  # a fork server slow to warm up: a loaded machine, a first font cache
+"""
+
+
+def test_a_second_ctrl_c_while_the_figure_workers_start_keeps_the_folder(tmp_path):
+    """The figure workers start while the run simulates, and starting one waits for the fork
+    server's warm-up: Ctrl-C meanwhile stops the run, a second one while it stops the workers
+    must neither lose the partial folder nor let a half-started worker print a traceback."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(SLOW_FORK_SERVER)
+    path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
+    proc = start(tmp_path, *LONG_RUN, "--out", "run", env={"PYTHONPATH": path})
+    wait_for(proc, lambda: tmp_folder(tmp_path, "run"))
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)  # the run stops: it waits for the worker being started
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    code, _, err = finish(proc)
+    assert code == 130, err
+    assert_partial(tmp_path, "run", err)
