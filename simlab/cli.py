@@ -938,7 +938,10 @@ _register_experiments()
 
 def main() -> None:
     """Entry point of the ``simlab`` console script (and of ``python -m simlab``)."""
+    from simlab.drawing import own_this_process
+
     interrupts.install()
+    own_this_process()  # the figure workers may fork from a warmed fork server
     cli(prog_name="simlab")
 
 

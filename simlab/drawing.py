@@ -112,6 +112,19 @@ def _importable_afresh(name: str) -> bool:
 #: imported by the fork server before it forks any figure worker (:func:`worker_context`)
 WORKER_PRELOAD = "simlab.figure_server"
 
+#: whether simlab owns this process (the ``simlab`` command, ``python -m simlab``: see
+#: :func:`own_this_process`). The fork server is the process's one, shared by every forkserver
+#: process started in it (the default start method on Linux from Python 3.14), and its warm-up
+#: sets process-wide state its children inherit (Ctrl-C and SIGTERM ignored, BLAS held to one
+#: thread, simlab and matplotlib imported): in a notebook or a program that uses simlab's API,
+#: its figure workers are spawned instead.
+_OWN_PROCESS = {"on": False}
+
+
+def own_this_process() -> None:
+    """Let the figure workers fork from a fork server warmed up for them (the command line)."""
+    _OWN_PROCESS["on"] = True
+
 
 def worker_context() -> Any:
     """How figure workers start: forked from a fork server where available, else spawned.
@@ -121,12 +134,12 @@ def worker_context() -> Any:
     the warm-up (about a CPU-second each on this machine); a fork server pays them once (it
     imports :data:`WORKER_PRELOAD`, which warms up) and every worker forked from it starts warm.
     The fork server is one per process and outlives a run: a second run in the same process
-    (the tests, a notebook) starts its workers at once.
+    starts its workers at once. Only in simlab's own process (:data:`_OWN_PROCESS`).
     """
     import multiprocessing
 
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
-        return multiprocessing.get_context("spawn")
+    if not _OWN_PROCESS["on"] or "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")  # a user's process (see above), Windows
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([WORKER_PRELOAD])
     return context

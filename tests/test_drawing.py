@@ -265,3 +265,43 @@ def test_a_pool_broken_before_any_figure_is_an_error_not_a_run_without_figures(
             drawer.finish(quiet=True)
     finally:
         drawer.stop()
+
+
+USER_PROGRAM = """
+import multiprocessing, sys, time
+
+import simlab
+
+if __name__ == "__main__":
+    simlab.run("dropout", samples=2000, seed=3).save(sys.argv[1])  # three figures: workers
+    own = multiprocessing.get_context("forkserver").Process(target=time.sleep, args=(60,))
+    own.start()
+    time.sleep(0.5)
+    own.terminate()
+    own.join(10)
+    alive = own.is_alive()
+    own.kill()
+    sys.exit(3 if alive else 0)
+"""
+
+
+def test_a_program_using_the_api_keeps_its_own_forkserver_processes_as_python_makes_them(
+    tmp_path,
+):
+    """The fork server is the process's one: after simlab drew figures in a user's program,
+    that program's own forkserver processes (Python 3.14's default on Linux) still stop on
+    terminate(), i.e. do not inherit the figure workers' ignored SIGTERM."""
+    import os
+    import subprocess
+
+    program = tmp_path / "program.py"
+    program.write_text(USER_PROGRAM)
+    done = subprocess.run(
+        [sys.executable, str(program), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3, done.stderr
+    assert done.returncode == 0, done.stderr
