@@ -636,16 +636,18 @@ def check_command(
     """Check every built-in claim of every experiment; exit status 1 if any fails (or, with
     --strict, is undecided)."""
     from simlab.drawing import prestart
+    from simlab.engine.executor import default_workers
     from simlab.engine.seeding import fresh_entropy
 
-    if not no_plots:
+    n_workers = value_of(RUN["workers"], workers)
+    if not no_plots and (n_workers or default_workers()) > 1:  # else figures draw in-process
         prestart()  # the figure workers' fork server warms up while the course is built
     # one root seed for the whole course: the report shows it, and --seed with it replays all
     root = value_of(RUN["seed"], seed)
     specs = budget_specs(
         budget,
         fresh_entropy() if root is None else root,
-        value_of(RUN["workers"], workers),
+        n_workers,
         resolution=value_of(RUN["resolution"], resolution),
     )
     fmts = _formats(formats)

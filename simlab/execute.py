@@ -27,7 +27,6 @@ from simlab.console import (
     summary_line,
 )
 from simlab.drawing import FigureDrawer, folder_names
-from simlab.drawing import prestart as prestart_figure_workers
 from simlab.engine.checkpoint import (
     FILE_NAME,
     Checkpointer,
@@ -254,8 +253,6 @@ def execute(
     ``simlab run --resume`` (``resume``: the run it goes on with, whose folder it replaces once
     published). A complete run removes the file.
     """
-    if plots:
-        prestart_figure_workers()  # their fork server warms up while the run is prepared
     console = stderr_console()
     title = title or f"simlab {label}"
     started = datetime.now()

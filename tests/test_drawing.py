@@ -181,7 +181,7 @@ def test_two_runs_of_one_experiment_keep_their_figures_apart(simlab, tmp_path):
     assert report.count(html.escape(caption)) == 2
 
 
-SLOW_FIGURES = '''
+SLOW_FIGURES = """
 import pathlib, time
 
 
@@ -201,7 +201,7 @@ class SlowExperiment:
 
     def __init__(self, folder, seconds):
         self.figures = [SlowFigure(folder, seconds) for _ in range(3)]
-'''
+"""
 
 
 def _slow_run(tmp_path, monkeypatch, seconds):

@@ -126,14 +126,14 @@ def expected_v_ratio_curve(B: int, eps: float, sigma2: ArrayLike) -> Array:
     if not eps >= 0:
         raise ValueError(f"eps must be >= 0, got {eps}")
     sigma2 = np.asarray(sigma2, dtype=np.float64)
-    if np.any(sigma2 < 0):
+    if not np.all(sigma2 >= 0):  # NaN too, as the pointwise function
         raise ValueError("sigma2 must be >= 0")
     out = np.where(sigma2 > 0, 1.0, math.nan if eps == 0 else 0.0)
     if eps == 0:
         return out
     with np.errstate(divide="ignore"):
         c = B * eps / sigma2
-    live = (sigma2 > 0) & np.isfinite(c)
+    live = (sigma2 > 0) & np.isfinite(c) & (c > 0)  # c = 0 (an infinite variance): exactly 1
     out[(sigma2 > 0) & ~np.isfinite(c)] = 0.0
     c = c[live]
     log_c = np.log(c)

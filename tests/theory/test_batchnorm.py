@@ -547,3 +547,9 @@ def test_the_curve_of_expected_v_ratio_refuses_what_the_pointwise_one_refuses():
         bn.expected_v_ratio_curve(1, 1e-5, [1.0])
     with pytest.raises(ValueError, match="sigma2"):
         bn.expected_v_ratio_curve(4, 1e-5, [-1.0])
+    with pytest.raises(ValueError, match="sigma2"):
+        bn.expected_v_ratio_curve(4, 1e-5, [float("nan")])
+
+
+def test_the_curve_of_expected_v_ratio_is_1_at_an_infinite_variance():
+    assert bn.expected_v_ratio_curve(4, 1e-5, [math.inf])[0] == 1.0
