@@ -3,9 +3,11 @@ interrupted run keeps."""
 
 import html
 import json
+import os
 import sys
 
 import matplotlib.image
+import pytest
 
 import simlab.engine.executor as executor
 import simlab.execute as execute
@@ -305,3 +307,31 @@ def test_a_program_using_the_api_keeps_its_own_forkserver_processes_as_python_ma
     )
     assert len(list((tmp_path / "out").glob("*.png"))) == 3, done.stderr
     assert done.returncode == 0, done.stderr
+
+
+def test_the_installed_package_draws_its_figures_in_workers(tmp_path):
+    """As a user runs it: simlab imported the way it is installed (``pip install -e .`` makes it
+    an import hook, not a path entry), the source tree off the path. The built-in experiments
+    must still count as importable by a worker, or every figure is drawn in the main process."""
+    import subprocess
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    code = (
+        "import sys\n"
+        f"sys.path = [p for p in sys.path if p not in ('', {root!r})]\n"
+        "try:\n"
+        "    import simlab.drawing\n"
+        "except ImportError:\n"
+        "    print('not installed'); raise SystemExit\n"
+        "from simlab.experiments import REGISTRY\n"
+        "print(simlab.drawing.drawable_in_worker(REGISTRY['dropout']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    if out.stdout.strip() == "not installed":
+        pytest.skip("simlab is not installed in this interpreter (only on the path)")
+    assert out.stdout.strip() == "True"
