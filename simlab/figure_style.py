@@ -48,7 +48,7 @@ def lift_titles_over_offset_texts(fig: Any) -> None:
         ax.yaxis.get_tightbbox(renderer)  # places the offset text
         top = offset.get_window_extent(renderer)
         title = ax.title.get_window_extent(renderer)
-        if title.overlaps(top) and title.y0 < top.y1:
+        if title.overlaps(top):  # the title's foot is then below the offset text's top
             x, y = ax.title.get_position()
             lift = (top.y1 - title.y0) / max(ax.bbox.height, 1.0)
             ax.title.set_position((x, y + lift))

@@ -61,16 +61,30 @@ def _chi2_ratio_deficit(k: int, c: float) -> float:
         w = math.exp(t)
         return math.exp(t - w - half_k * math.log1p(2.0 * w / c))
 
-    lo = min(log_c, 0.0) - 40.0
-    hi = math.log(800.0)
-    points = sorted({min(max(log_c, lo + 1.0), hi - 1.0), 0.0})
     total = 0.0
-    edges = [lo, *points, hi]
+    edges = _deficit_edges(log_c)
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         if b > a:
-            val, _ = scipy.integrate.quad(integrand, a, b, epsabs=0.0, epsrel=1e-13, limit=400)
+            val, _ = scipy.integrate.quad(
+                integrand, float(a), float(b), epsabs=0.0, epsrel=1e-13, limit=400
+            )
             total += val
     return total
+
+
+#: the range of ``t = log w`` integrated: from this far below ``min(log c, 0)`` (where
+#: ``exp(t)`` is negligible) up to ``log 800`` (where ``exp(-w)`` is)
+_T_BELOW, _T_MAX = 40.0, math.log(800.0)
+
+
+def _deficit_edges(log_c: ArrayLike) -> list[ArrayLike]:
+    """The sub-intervals in ``t`` of :func:`_chi2_ratio_deficit`'s integral, for a scalar or an
+    array of ``log c``: from the lower end to the upper, with breakpoints at 0 and at ``log c``
+    (where the integrand turns over, kept inside the range), in order; an interval may be
+    empty (``log c = 0``)."""
+    lo = np.minimum(log_c, 0.0) - _T_BELOW
+    turn = np.clip(log_c, lo + 1.0, _T_MAX - 1.0)
+    return [lo, np.minimum(turn, 0.0), np.maximum(turn, 0.0), _T_MAX]
 
 
 def expected_v_ratio(
@@ -136,11 +150,7 @@ def expected_v_ratio_curve(B: int, eps: float, sigma2: ArrayLike) -> Array:
     live = (sigma2 > 0) & np.isfinite(c) & (c > 0)  # c = 0 (an infinite variance): exactly 1
     out[(sigma2 > 0) & ~np.isfinite(c)] = 0.0
     c = c[live]
-    log_c = np.log(c)
-    lo = np.minimum(log_c, 0.0) - 40.0
-    hi = math.log(800.0)
-    turn = np.clip(log_c, lo + 1.0, hi - 1.0)  # where the integrand turns over
-    edges = [lo, np.minimum(turn, 0.0), np.maximum(turn, 0.0), np.full_like(lo, hi)]
+    edges = _deficit_edges(np.log(c))
     x, weights = np.polynomial.legendre.leggauss(_CURVE_NODES)
     half_k = 0.5 * (B - 1)
     deficit = np.zeros(c.shape)
