@@ -4,7 +4,10 @@ interrupted run keeps."""
 import html
 import json
 import os
+import signal
+import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib.image
 import pytest
@@ -229,17 +232,22 @@ def _wait(condition, what):
 
 
 def test_stop_kills_the_workers_drawing(tmp_path, monkeypatch):
-    run = _slow_run(tmp_path, monkeypatch, seconds=60)
+    run = _slow_run(tmp_path, monkeypatch, seconds=600)  # a figure never finishes on its own
     out = tmp_path / "out"
     out.mkdir()
     drawer = FigureDrawer(out, ("png",), [run.spec.experiment], workers=2)
     drawer.start()
     drawer.submit(0, run)
     _wait(lambda: list(tmp_path.glob("drawing.*")), "no worker started drawing")
+    # the feeder starts the workers one after the other: both, before they are looked at
+    _wait(lambda: len(drawer._pool._processes) == 2, "the second worker never started")
     workers = list(drawer._pool._processes.values())
     try:
         drawer.stop()  # what a Ctrl-C does: a figure nobody waits for is not finished
-        assert len(workers) == 2 and not any(p.is_alive() for p in workers)
+        assert len(workers) == 2
+        # dead, not drawing on: the pool's manager thread may reap a killed worker before
+        # this process sees it gone, so it is waited for (well within the figures' 600 s)
+        _wait(lambda: not any(p.is_alive() for p in workers), "a worker outlived stop()")
     finally:
         for process in workers:
             process.kill()
@@ -248,11 +256,7 @@ def test_stop_kills_the_workers_drawing(tmp_path, monkeypatch):
 def test_a_pool_broken_before_any_figure_is_an_error_not_a_run_without_figures(
     tmp_path, monkeypatch
 ):
-    import os
-    import signal
     from concurrent.futures.process import BrokenProcessPool
-
-    import pytest
 
     run = _slow_run(tmp_path, monkeypatch, seconds=0)
     drawer = FigureDrawer(tmp_path, ("png",), [run.spec.experiment], workers=2)
@@ -293,8 +297,6 @@ def test_a_program_using_the_api_keeps_its_own_forkserver_processes_as_python_ma
     """The fork server is the process's one: after simlab drew figures in a user's program,
     that program's own forkserver processes (Python 3.14's default on Linux) still stop on
     terminate(), i.e. do not inherit the figure workers' ignored SIGTERM."""
-    import os
-    import subprocess
 
     program = tmp_path / "program.py"
     program.write_text(USER_PROGRAM)
@@ -313,8 +315,6 @@ def test_the_installed_package_draws_its_figures_in_workers(tmp_path):
     """As a user runs it: simlab imported the way it is installed (``pip install -e .`` makes it
     an import hook, not a path entry), the source tree off the path. The built-in experiments
     must still count as importable by a worker, or every figure is drawn in the main process."""
-    import subprocess
-    from pathlib import Path
 
     root = str(Path(__file__).resolve().parents[1])
     code = (
