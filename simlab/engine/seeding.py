@@ -8,11 +8,14 @@ whenever it runs: results cannot depend on the number of workers or on the order
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 _SETUP = 0  # fixed parts of the model drawn once per sweep point (a weight matrix, say)
 _CHUNK = 1  # the samples themselves, one stream per chunk
 _STUDY = 2  # studies a point's figures show beside its checks (an eps sweep, say)
+_SHARED_STUDY = 3  # studies that depend on a point only through a few parameters (its key)
 
 
 def fresh_entropy() -> int:
@@ -41,4 +44,26 @@ def study_rng(setup: np.random.Generator, study: int) -> np.random.Generator:
     _, point = seq.spawn_key
     return np.random.default_rng(
         np.random.SeedSequence(seq.entropy, spawn_key=(_STUDY, point, study))
+    )
+
+
+def run_entropy(setup: np.random.Generator) -> int:
+    """The root entropy of the run whose setup generator is ``setup``."""
+    return int(setup.bit_generator.seed_seq.entropy)
+
+
+def shared_study_rng(entropy: int, study: int, key: tuple[float, ...]) -> np.random.Generator:
+    """The generator for study ``study`` of every sweep point of run ``entropy`` that agrees on
+    ``key``.
+
+    For a study that depends on a point only through the parameters in ``key`` (an eps sweep
+    through B, gamma and eps, say): stream ``(3, study, *key)``, the key's numbers spelled by
+    their float64 bits. Every point of a run with the same key draws the same numbers, so the
+    study is a pure function of the run and the key, computed once and shared by those points
+    whatever order they run in (a resumed run, a cluster's workers). Apart from the setup,
+    chunks and per-point studies, so it never shifts the numbers a check is made of.
+    """
+    bits = tuple(struct.unpack("<Q", struct.pack("<d", float(x)))[0] for x in key)
+    return np.random.default_rng(
+        np.random.SeedSequence(entropy, spawn_key=(_SHARED_STUDY, study, *bits))
     )

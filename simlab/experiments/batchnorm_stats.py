@@ -20,6 +20,7 @@ their operands, see :data:`IDENTITY_TOL`).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from simlab.engine.seeding import study_rng
+from simlab.engine.seeding import run_entropy, shared_study_rng
 from simlab.engine.stopping import RELATIVE
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated, WrongClaim
@@ -352,10 +353,27 @@ def eps_study(B: int, gamma: float, eps_run: float, rng: np.random.Generator) ->
     )
 
 
+@functools.lru_cache(maxsize=8)
+def shared_eps_study(entropy: int, B: int, gamma: float, eps_run: float) -> EpsStudy:
+    """The eps study of run ``entropy`` at (B, gamma, eps), computed once per process.
+
+    It depends on a point only through these (not on sigma nor the input law), so it draws from
+    the stream they key (:func:`shared_study_rng`) and every point that agrees on them shares
+    one study: a sweep over sigma and the input law (the quick course's four points) computes
+    it once, not four times (~0.2 CPU-s each, mostly the Jacobians' eigenvalues). Its arrays are
+    made read-only, as it is shared.
+    """
+    study = eps_study(B, gamma, eps_run, shared_study_rng(entropy, 0, (B, gamma, eps_run)))
+    for value in vars(study).values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    return study
+
+
 @dataclass(frozen=True)
 class StatsSetup:
     """The fixed parts of a point: the feature map, v's histogram bins, the probe batch, and the
-    eps study its figure shows (drawn from the point's study stream)."""
+    eps study its figure shows (shared by the points with its B, gamma and eps)."""
 
     W: np.ndarray  # (M, N), unit-norm rows
     b: np.ndarray  # (M,)
@@ -481,7 +499,7 @@ class BatchnormStats(Experiment[StatsSetup, StatsChunk]):
         edges = np.linspace(0.0, top, _V_BINS + 1)
         probe = probe_batch(B, point["M"], b, sigma if sigma > 0 else 1.0)
         gamma = point["gamma"] if point["gamma"] != 0 else 1.0
-        study = eps_study(B, gamma, point["eps"], study_rng(rng, 0))
+        study = shared_eps_study(run_entropy(rng), B, float(gamma), float(point["eps"]))
         return StatsSetup(W, b, edges, probe, study)
 
     def sampler(self, point: Mapping[str, Any], setup: StatsSetup) -> StatsSampler:

@@ -12,7 +12,7 @@ from simlab.engine.progress import NullProgress
 from simlab.engine.seeding import setup_rng
 from simlab.experiments.base import PointContext
 from simlab.experiments.batchnorm_grads import BatchnormGrads
-from simlab.experiments.batchnorm_stats import BatchnormStats
+from simlab.experiments.batchnorm_stats import BatchnormStats, shared_eps_study
 from simlab.experiments.batchnorm_whiten import BatchnormWhiten
 from simlab.verdicts.estimates import ExactEstimate, ScalarEstimate
 
@@ -97,9 +97,23 @@ def test_studies_come_from_their_own_stream_and_replay():
     exp = BatchnormStats()
     a = exp.setup(STATS, setup_rng(3, 1))
     b = exp.setup(STATS, setup_rng(3, 1))
-    c = exp.setup(STATS, setup_rng(3, 2))
+    # the eps study depends on a point only through B, gamma and eps: the points of a run that
+    # agree on them share one (computed once); another run or another B has its own
+    shared = exp.setup({**STATS, "sigma": 0.5, "input": "student_t"}, setup_rng(3, 2))
+    other_run = exp.setup(STATS, setup_rng(4, 1))
+    other_B = exp.setup({**STATS, "B": STATS["B"] + 1}, setup_rng(3, 1))
+    assert a.eps_study is shared.eps_study
     assert np.array_equal(a.eps_study.jac, b.eps_study.jac, equal_nan=True)
-    assert not np.array_equal(a.eps_study.ratio, c.eps_study.ratio, equal_nan=True)
+    assert not np.array_equal(a.eps_study.ratio, other_run.eps_study.ratio, equal_nan=True)
+    assert other_B.eps_study.B == STATS["B"] + 1
+    # a pure function of the run and the key: computed afresh, the same numbers
+    shared_eps_study.cache_clear()
+    again = exp.setup(STATS, setup_rng(3, 2))
+    assert again.eps_study is not a.eps_study
+    for name in ("ratio", "ratio_se", "xmax", "v", "jac"):
+        assert np.array_equal(
+            getattr(a.eps_study, name), getattr(again.eps_study, name), equal_nan=True
+        )
     # the study draws nothing from the setup stream: W and b are those of a bare setup stream
     rng = setup_rng(3, 1)
     W = rng.standard_normal((STATS["M"], STATS["N"]))
