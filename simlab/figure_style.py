@@ -5,16 +5,21 @@ sparing matplotlib its most expensive searches (text is most of a figure's drawi
 - :data:`FIXED_TITLES`: titles at the top of their panel, not searched for a place at every
   measure and draw; :func:`lift_titles_over_offset_texts` moves the one that would cover its y
   axis' offset text;
-- :func:`plain_log_labels`: log-axis labels as plain text (``10⁻³``), not mathtext to parse.
+- :func:`plain_log_labels`: log-axis labels as plain text (``10⁻³``), not mathtext to parse;
+- :func:`ticks_in_view_only`: no tick objects made for ticks outside the view, which are never
+  drawn.
 
 Measured on the 22 figures of ``simlab check``, drawn in one process: mathtext parsing of the
-log labels was a sixth of the drawing, the title search a tenth, hinting 8%.
+log labels was a sixth of the drawing, the title search a tenth, hinting 8%; a quarter of the
+tick objects lay outside the view (the figures ~8% dearer with them).
 """
 
 from __future__ import annotations
 
 import functools
 from typing import Any
+
+import numpy as np
 
 #: matplotlib settings while a figure is laid out, saved or linted (the same for all three, so
 #: that text is measured as it is drawn): unhinted glyphs look the same at 130 dpi and draw
@@ -105,3 +110,73 @@ def plain_log_labels(fig: Any) -> None:
                     new = PlainLogFormatter()
                     new.__dict__.update(old.__dict__)  # base, minor thresholds, linthresh
                     set_(new)
+
+
+#: how far outside the view, as a share of its (scale-transformed) width, a tick is still kept
+#: by :func:`ticks_in_view_only`: wider than matplotlib's own 1e-10, so that every tick it draws
+#: is kept (one it then leaves out costs only its object)
+_IN_VIEW_SLACK = 1e-6
+
+
+@functools.cache
+def _in_view_locator() -> type:
+    from matplotlib.ticker import Locator
+
+    class InViewLocator(Locator):
+        """A locator's ticks, less those outside the axis' view (matplotlib would make a tick
+        object for each, with its lines and labels, only to leave it undrawn)."""
+
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def set_axis(self, axis: Any) -> None:
+            super().set_axis(axis)
+            self.inner.set_axis(axis)
+
+        def __call__(self) -> Any:
+            locs = np.asarray(self.inner(), dtype=float)
+            if locs.size == 0 or self.axis is None:
+                return locs
+            try:
+                transform = self.axis.get_transform()
+                lo, hi = sorted(transform.transform(np.asarray(self.axis.get_view_interval())))
+                at = transform.transform(locs)
+            except Exception:  # a scale it cannot place: keep every tick, as matplotlib does
+                return locs
+            slack = (hi - lo) * _IN_VIEW_SLACK
+            with np.errstate(invalid="ignore"):
+                return locs[(at >= lo - slack) & (at <= hi + slack)]
+
+        def tick_values(self, vmin: float, vmax: float) -> Any:
+            return self.inner.tick_values(vmin, vmax)
+
+        def nonsingular(self, v0: float, v1: float) -> Any:
+            return self.inner.nonsingular(v0, v1)
+
+        def view_limits(self, vmin: float, vmax: float) -> Any:
+            return self.inner.view_limits(vmin, vmax)
+
+    return InViewLocator
+
+
+def ticks_in_view_only(fig: Any) -> None:
+    """Have every axis of ``fig`` make tick objects only for ticks in its view.
+
+    matplotlib makes a tick object (three lines, two labels, their properties copied from the
+    first tick) for every location its locator returns, then draws those in the view: log axes'
+    minor locators, and most major ones, return a tick or a decade beyond each end. The figure
+    drawn is the same (tested pixel for pixel); each locator keeps its settings, and the axis
+    whether it is a default one (a later change of scale replaces it as before).
+    """
+    InViewLocator = _in_view_locator()
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for ticker, set_locator, flag in (
+                (axis.major, axis.set_major_locator, "isDefault_majloc"),
+                (axis.minor, axis.set_minor_locator, "isDefault_minloc"),
+            ):
+                if isinstance(ticker.locator, InViewLocator):  # a shared axis, or laid out before
+                    continue
+                default = getattr(axis, flag)
+                set_locator(InViewLocator(ticker.locator))
+                setattr(axis, flag, default)

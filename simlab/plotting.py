@@ -22,6 +22,7 @@ from simlab.figure_style import (
     lift_titles_over_offset_texts,
     plain_log_labels,
     render_style,
+    ticks_in_view_only,
 )
 
 if TYPE_CHECKING:
@@ -252,6 +253,7 @@ def layout_figure(fig: Any, dpi: float = PNG_DPI) -> None:
 def _layout_figure(fig: Any, dpi: float) -> None:
     fig.set_dpi(dpi)
     plain_log_labels(fig)
+    ticks_in_view_only(fig)
     lift_titles_over_offset_texts(fig)  # before the margins are fitted around the titles
     engine = fig.get_layout_engine()
     if engine is None:

@@ -64,3 +64,58 @@ def test_a_title_is_lifted_over_the_offset_text_it_would_cover():
     assert offset.get_text()
     title, scale = ax.title.get_window_extent(renderer), offset.get_window_extent(renderer)
     assert title.x0 < scale.x1 and title.y0 >= scale.y1 - 0.5  # above it, not beside it
+
+
+def _tick_test_figure(shared: bool):
+    """Panels whose locators reach past the view: log (minor and major), symlog, linear, a
+    shared pair, an inverted axis."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 4, figsize=(9, 2.5), sharey=shared, dpi=80)
+    x = np.linspace(0.13, 0.87, 20)
+    axes[0].loglog(3e-4 + x, 2e3 * x**3 + 1e-2, "o-")
+    axes[1].plot(x, np.sinh(8 * x) - 40, "s-")
+    axes[1].set_yscale("symlog", linthresh=1.0)
+    axes[2].plot(x * 7.3 - 1.1, x, "^-")
+    axes[2].minorticks_on()
+    axes[3].plot(x, -x)
+    axes[3].invert_xaxis()
+    axes[3].set_xlim(0.91, 0.07)
+    return fig
+
+
+def _png(fig) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_ticks_outside_the_view_are_not_made_and_the_figure_is_the_same(shared):
+    from simlab.figure_style import ticks_in_view_only
+
+    plain, trimmed = _tick_test_figure(shared), _tick_test_figure(shared)
+    ticks_in_view_only(trimmed)
+    assert _png(trimmed) == _png(plain)
+
+    def extra_ticks(fig) -> list[int]:
+        """Per axis: tick objects made beyond those drawn (and the two first ones matplotlib
+        makes whatever the locator says)."""
+        out = []
+        for ax in fig.axes:
+            for axis in (ax.xaxis, ax.yaxis):
+                drawn = len(axis._update_ticks())
+                out.append(len(axis.majorTicks) + len(axis.minorTicks) - drawn - 2)
+        return out
+
+    assert max(extra_ticks(trimmed)) <= 0
+    assert max(extra_ticks(plain)) > 0  # the figure does have ticks past its view
+    # a default locator still follows a change of scale; a laid-out figure is not wrapped twice
+    ax = trimmed.axes[2]
+    assert ax.xaxis.isDefault_majloc
+    ticks_in_view_only(trimmed)
+    assert not isinstance(ax.xaxis.get_major_locator().inner, type(ax.xaxis.get_major_locator()))
+    ax.set_xscale("log")
+    assert type(ax.xaxis.get_major_locator()).__name__ == "LogLocator"
