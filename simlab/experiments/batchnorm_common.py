@@ -1,5 +1,6 @@
 """What the three ``simlab batchnorm`` experiments share: the first batches kept for the exact
-checks, the ``expect`` of a check whose answer is a certain NaN, and the progress label."""
+checks, the ``expect`` of a check whose answer is a certain NaN, the progress label, and studies
+shared by several points made read-only."""
 
 from __future__ import annotations
 
@@ -69,3 +70,12 @@ def describe(name: str, point: Mapping[str, Any]) -> str:
             if k in point
         ]
     )
+
+
+def read_only(study: Any) -> Any:
+    """``study`` (a dataclass of arrays) with its arrays made read-only: it is shared by the
+    points that agree on what it depends on (:func:`simlab.engine.seeding.shared_study_rng`)."""
+    for value in vars(study).values():
+        if isinstance(value, np.ndarray):
+            value.setflags(write=False)
+    return study

@@ -32,7 +32,13 @@ from simlab.engine.seeding import run_entropy, shared_study_rng
 from simlab.engine.stopping import RELATIVE
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated, WrongClaim
-from simlab.experiments.batchnorm_common import Kept, describe, either_if, keep_limit
+from simlab.experiments.batchnorm_common import (
+    Kept,
+    describe,
+    either_if,
+    keep_limit,
+    read_only,
+)
 from simlab.experiments.batchnorm_stats_figures import FIGURES, EpsStudy, StatsFigureData
 from simlab.params import Param, count
 from simlab.stats import CoMoments, Histogram, Moments
@@ -353,6 +359,10 @@ def eps_study(B: int, gamma: float, eps_run: float, rng: np.random.Generator) ->
     )
 
 
+#: the shared studies' numbers (:func:`shared_study_rng`), one per study in the batchnorm family
+EPS_STUDY = 0
+
+
 @functools.lru_cache(maxsize=8)
 def shared_eps_study(entropy: int, B: int, gamma: float, eps_run: float) -> EpsStudy:
     """The eps study of run ``entropy`` at (B, gamma, eps), computed once per process.
@@ -363,11 +373,8 @@ def shared_eps_study(entropy: int, B: int, gamma: float, eps_run: float) -> EpsS
     it once, not four times (~0.2 CPU-s each, mostly the Jacobians' eigenvalues). Its arrays are
     made read-only, as it is shared.
     """
-    study = eps_study(B, gamma, eps_run, shared_study_rng(entropy, 0, (B, gamma, eps_run)))
-    for value in vars(study).values():
-        if isinstance(value, np.ndarray):
-            value.setflags(write=False)
-    return study
+    stream = shared_study_rng(entropy, EPS_STUDY, (B, gamma, eps_run))
+    return read_only(eps_study(B, gamma, eps_run, stream))
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ per point, from the point's study streams; the timings once per process.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Mapping
@@ -23,10 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from simlab.engine.seeding import study_rng
+from simlab.engine.seeding import run_entropy, shared_study_rng, study_rng
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated, WrongClaim
-from simlab.experiments.batchnorm_common import Kept, describe, either_if, keep_limit
+from simlab.experiments.batchnorm_common import (
+    Kept,
+    describe,
+    either_if,
+    keep_limit,
+    read_only,
+)
 from simlab.experiments.batchnorm_whiten_figures import (
     FIGURES,
     RankStudy,
@@ -295,6 +302,25 @@ def rank_study(L: np.ndarray, eps: float, rng: np.random.Generator) -> RankStudy
     return RankStudy(Bs, rank, cond, dev, dev_theory, float(np.linalg.cond(L @ L.T)))
 
 
+@functools.lru_cache(maxsize=8)
+def shared_rank_study(entropy: int, rho: float, M: int, eps: float) -> RankStudy:
+    """The rank study of run ``entropy`` for the equicorrelated C of (rho, M), at eps.
+
+    It runs its own range of B, so it depends on a point only through C and eps: drawn from
+    the stream they key (:func:`shared_study_rng`), computed once per process and shared by
+    the points that agree on them (the quick course's two, B = 8 and 128). A random C is
+    drawn per point, and so is its study.
+    """
+    L = np.linalg.cholesky(whitening.correlation_matrix(rho, M))
+    stream = shared_study_rng(entropy, RANK_STUDY, (rho, M, eps))
+    return read_only(rank_study(L, eps, stream))
+
+
+#: this study's number among the batchnorm family's shared studies (after
+#: :data:`simlab.experiments.batchnorm_stats.EPS_STUDY`)
+RANK_STUDY = 1
+
+
 def _bn_train(Y: np.ndarray, eps: float):
     """Standard BN as a network runs it: per-feature mean and variance only, O(BM)."""
     return bn_forward(Y, 1.0, 0.0, eps)
@@ -511,10 +537,14 @@ class BatchnormWhiten(Experiment[WhitenSetup, WhitenChunk]):
     def setup(self, point: Mapping[str, Any], rng: np.random.Generator) -> WhitenSetup:
         if point["corr"] == "random":
             C = whitening.random_correlation(rng, point["M"])
+            L = np.linalg.cholesky(C)
+            ranks = rank_study(L, point["eps"], study_rng(rng, 0))
         else:
             C = whitening.correlation_matrix(point["rho"], point["M"])
-        L = np.linalg.cholesky(C)
-        ranks = rank_study(L, point["eps"], study_rng(rng, 0))
+            L = np.linalg.cholesky(C)
+            ranks = shared_rank_study(
+                run_entropy(rng), float(point["rho"]), int(point["M"]), float(point["eps"])
+            )
         return WhitenSetup(C, L, ranks, wall_times(point["eps"], study_rng(rng, 1)))
 
     def sampler(self, point: Mapping[str, Any], setup: WhitenSetup) -> WhitenSampler:

@@ -13,7 +13,7 @@ from simlab.engine.seeding import setup_rng
 from simlab.experiments.base import PointContext
 from simlab.experiments.batchnorm_grads import BatchnormGrads
 from simlab.experiments.batchnorm_stats import BatchnormStats, shared_eps_study
-from simlab.experiments.batchnorm_whiten import BatchnormWhiten
+from simlab.experiments.batchnorm_whiten import BatchnormWhiten, shared_rank_study
 from simlab.verdicts.estimates import ExactEstimate, ScalarEstimate
 
 STATS = dict(B=32, N=8, M=16, gamma=1.5, beta=-0.5, eps=1e-5, input="gaussian", sigma=1.0)
@@ -121,6 +121,19 @@ def test_studies_come_from_their_own_stream_and_replay():
     whiten = BatchnormWhiten().setup({**WHITEN, "corr": "random"}, setup_rng(3, 1))
     again = BatchnormWhiten().setup({**WHITEN, "corr": "random"}, setup_rng(3, 1))
     assert np.array_equal(whiten.rank_study.cond, again.rank_study.cond)
+    # a random C is the point's own, and so is its rank study
+    elsewhere = BatchnormWhiten().setup({**WHITEN, "corr": "random"}, setup_rng(3, 2))
+    assert not np.array_equal(whiten.rank_study.cond, elsewhere.rank_study.cond)
+    # an equicorrelated C depends on rho and M only: the points of a run share one study
+    equi = BatchnormWhiten().setup(WHITEN, setup_rng(3, 1))
+    other_B = BatchnormWhiten().setup({**WHITEN, "B": 2 * WHITEN["B"]}, setup_rng(3, 2))
+    other_rho = BatchnormWhiten().setup({**WHITEN, "rho": 0.25}, setup_rng(3, 1))
+    assert equi.rank_study is other_B.rank_study
+    assert not np.array_equal(equi.rank_study.cond, other_rho.rank_study.cond)
+    shared_rank_study.cache_clear()
+    fresh = BatchnormWhiten().setup(WHITEN, setup_rng(3, 4)).rank_study
+    assert fresh is not equi.rank_study
+    assert np.array_equal(fresh.dev, equi.rank_study.dev, equal_nan=True)
 
 
 def test_figure_modules_import_neither_their_experiment_nor_matplotlib():
