@@ -5,15 +5,15 @@ Importing this module warms the server up: every import a figure needs, the font
 mathtext's parser and the Agg canvas, the signals a worker ignores and BLAS held to one
 thread. Each worker is then a fork of a warm process: what a spawned worker paid for itself
 (about a CPU-second on this machine) is paid once per run, not once per worker. Besides the
-figure modules it imports:
+figure modules it imports the command line: a worker imports the parent's ``__main__`` as
+multiprocessing does for a spawned one, and the ``simlab`` command (and ``python -m simlab``)
+import the command line.
 
-- scipy.stats: imported lazily elsewhere (it costs ~0.4 s), but several figures' theory
-  curves need it;
-- the command line: a worker imports the parent's ``__main__`` as multiprocessing does for a
-  spawned one, and the ``simlab`` command (and ``python -m simlab``) import the command line.
+Not scipy.stats (~0.7 CPU-s, a third of the warm-up, paid while the run's first experiment
+simulates on both cores): the figures only draw, and the theory they draw comes with their data
+or from scipy.special (tests/test_figure_server.py draws every figure of ``simlab check`` with
+scipy.stats out of reach).
 """
-
-import scipy.stats  # noqa: F401
 
 import simlab.cli  # noqa: F401
 from simlab.drawing import _warm_up

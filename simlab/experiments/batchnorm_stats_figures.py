@@ -97,8 +97,6 @@ _ROW_OFFSET = 0.22
 
 def _variance_law_panel(ax, live: Sequence[PointResult]) -> None:
     """(a) the law of B v / sigma^2 over every batch and feature, beside chi^2_{B-1}."""
-    import scipy.stats
-
     if not live:
         ax.text(0.5, 0.5, "sigma = 0: v = 0 in every batch", ha="center", transform=ax.transAxes)
         finish_axes(ax, xlabel=r"$B\,v/\sigma^2$", ylabel="density")
@@ -117,13 +115,13 @@ def _variance_law_panel(ax, live: Sequence[PointResult]) -> None:
     reference = "exact for Gaussian input" if gaussian else "Gaussian reference only"
     ax.plot(
         grid,
-        scipy.stats.chi2.pdf(grid, B - 1),
+        bn_stats.scaled_variance_density(grid, B),
         color="C3",
         **THEORY_STYLE,
         label=rf"$\chi^2_{{B-1}}$ ({reference})",
     )
     ax.axvline(B - 1, color="k", lw=0.8, ls=":", label=r"mean $B-1$: $E[v] = (B-1)\sigma^2/B$")
-    ax.set_xlim(0, min(hist.edges[-1], scipy.stats.chi2.ppf(0.9995, B - 1) * 1.6))
+    ax.set_xlim(0, min(hist.edges[-1], bn_stats.scaled_variance_quantile(0.9995, B) * 1.6))
     finish_axes(
         ax,
         xlabel=r"$B\,v/\sigma^2$",

@@ -80,6 +80,7 @@ from simlab.experiments.kept_units_figures import (
     BinomialFigureData,
     PoissonLimitFigureData,
     ThinningFigureData,
+    TVCurve,
 )
 from simlab.masks import choose_method, count_kept, count_kept_thinning
 from simlab.params import Param, count
@@ -673,8 +674,16 @@ class KeptBinomial(_KeptUnits):
         }
 
     def figure_data(self, sim: Simulated[CountSetup, KeptStats]) -> BinomialFigureData:
+        M, p, q = sim.point["M"], sim.point["p"], sim.setup.q
         k = np.arange(sim.setup.kmax + 1)
-        return BinomialFigureData(q=sim.setup.q, law=binomial_pmf(k, sim.point["M"], sim.setup.q))
+        # the negative control's law over its own support (its mass lies beyond the check's
+        # support when q is small), computed here: the figures only draw
+        k_swapped = np.arange(
+            support_max(_law("binom", M, p), M * p, math.sqrt(M * p * q), cap=M) + 1
+        )
+        return BinomialFigureData(
+            q=q, law=binomial_pmf(k, M, q), swapped=binomial_pmf(k_swapped, M, p)
+        )
 
 
 class KeptPoissonLimit(_KeptUnits):
@@ -797,6 +806,7 @@ class KeptPoissonLimit(_KeptUnits):
             floor_poisson=empirical_tv_noise_floor(setup.poisson, n),
             le_cam=le_cam_bound(M, lam),
             barbour_hall=barbour_hall_bounds(M, lam),
+            tv_curve=TVCurve.of(lam, M),
             poisson_expect=d.expect,
             poisson_power=d.power,
         )

@@ -40,7 +40,6 @@ from simlab.plotting import (
 )
 from simlab.theory.counts import (
     barbour_hall_bounds,
-    binomial_pmf,
     le_cam_bound,
     tv_binomial_poisson,
 )
@@ -56,6 +55,43 @@ class BinomialFigureData:
 
     q: float  # keep probability
     law: np.ndarray  # Binomial(M, q) on 0..kmax
+    swapped: np.ndarray  # Binomial(M, p), the negative control, on 0..its own support
+
+
+@dataclass(frozen=True)
+class TVCurve:
+    """The exact TV_M and its bounds on a grid of M (the theory the TV figure draws)."""
+
+    M: np.ndarray  # integers, increasing
+    exact: np.ndarray
+    le_cam: np.ndarray
+    barbour_hall: np.ndarray  # (len(M), 2): lower and upper bounds
+
+    @classmethod
+    def of(cls, lam: float, M: int, size: int = 80) -> TVCurve:
+        """For a point at ``M``: from ``ceil(lam)`` to ``1.5 M``, ``size`` steps apart on a log
+        scale, and ``M / 1.5``, where the figure starts when this is its smallest M."""
+        lo, hi = math.ceil(lam), int(M * 1.5)
+        start = max(lo, int(M / 1.5))
+        grid = np.unique(np.append(np.geomspace(lo, max(lo, hi), size).astype(int), start))
+        return cls(
+            grid,
+            np.array([tv_binomial_poisson(int(m), lam) for m in grid]),
+            np.array([le_cam_bound(int(m), lam) for m in grid]),
+            np.array([barbour_hall_bounds(int(m), lam) for m in grid]).reshape(-1, 2),
+        )
+
+    @classmethod
+    def joined(cls, curves: Sequence[TVCurve], lo: int, hi: int) -> TVCurve:
+        """The curves' points (those of one lam) from ``lo`` to ``hi``, each M once."""
+        M = np.concatenate([c.M for c in curves])
+        M, first = np.unique(M, return_index=True)
+        keep = (M >= lo) & (M <= hi)
+
+        def pick(name: str) -> np.ndarray:
+            return np.concatenate([getattr(c, name) for c in curves])[first][keep]
+
+        return cls(M[keep], pick("exact"), pick("le_cam"), pick("barbour_hall"))
 
 
 @dataclass(frozen=True)
@@ -72,6 +108,7 @@ class PoissonLimitFigureData:
     floor_poisson: float  # E[empirical TV] if the law were Poisson(lam)
     le_cam: float  # lam^2/M
     barbour_hall: tuple[float, float]  # (lower, upper) bounds on TV_M
+    tv_curve: TVCurve  # the theory against M, from ceil(lam) to 1.5 M (TVCurve.of)
     poisson_expect: str  # the verdict the Poisson(lam) check must give: fail, pass or either
     poisson_power: float  # that check's chi-square power at the strictest Holm level
 
@@ -146,14 +183,12 @@ def _negative_control(pt: PointResult) -> np.ndarray | None:
 
 def _binomial_laws(pt: PointResult) -> list[Law]:
     data: BinomialFigureData = pt.figure
-    M, p = pt.params["M"], pt.params["p"]
     laws = [("Binomial(M, q), q = 1 − p", "Binomial(M, q)", data.law)]
     if _negative_control(pt) is not None:
-        # over every k = 0..M: the check's support ends where the true law's tail does, and the
+        # over its own support: the check's ends where the true law's tail does, and the
         # swapped law's mass lies beyond it when q is small
-        control = binomial_pmf(np.arange(M + 1), M, p)
         label = "negative control: Binomial(M, p),\np and q swapped"
-        laws.append((label, "swapped Binomial(M, p)", control))
+        laws.append((label, "swapped Binomial(M, p)", data.swapped))
     return laws
 
 
@@ -391,17 +426,16 @@ def _moments_against_p(points: Sequence[PointResult]):
 # --------------------------------------------------------------------------------------------------
 # poisson-limit: TV against M
 # --------------------------------------------------------------------------------------------------
-def _tv_theory(ax, lam: float, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The exact TV_M, Le Cam's bound and the Barbour-Hall band on a grid of M; (exact, lower)."""
-    exact = np.array([tv_binomial_poisson(int(m), lam) for m in grid])
-    bounds = np.array([barbour_hall_bounds(int(m), lam) for m in grid])
-    ax.fill_between(grid, bounds[:, 0], bounds[:, 1], color="C0", alpha=0.15,
+def _tv_theory(ax, curve: TVCurve) -> None:
+    """The exact TV_M, Le Cam's bound and the Barbour-Hall band on a grid of M."""
+    grid = curve.M
+    ax.fill_between(grid, curve.barbour_hall[:, 0], curve.barbour_hall[:, 1], color="C0",
+                    alpha=0.15,
                     label=r"Barbour–Hall: $\frac{1}{32}\min(1,\frac{1}{\lambda})\frac{\lambda^2}{M}"
                     r" \leq TV \leq (1-e^{-\lambda})\frac{\lambda}{M}$")  # fmt: skip
-    ax.plot(grid, [le_cam_bound(int(m), lam) for m in grid], color="C0", ls="--", lw=1.2,
+    ax.plot(grid, curve.le_cam, color="C0", ls="--", lw=1.2,
             label=r"Le Cam bound $\lambda^2/M$")  # fmt: skip
-    ax.plot(grid, exact, color="k", **THEORY_STYLE, label=r"exact $TV_M$ (theory)")
-    return exact, bounds[:, 0]
+    ax.plot(grid, curve.exact, color="k", **THEORY_STYLE, label=r"exact $TV_M$ (theory)")
 
 
 def _tv_simulated(ax, pts: list[PointResult], grid: np.ndarray) -> np.ndarray:
@@ -433,13 +467,14 @@ def poisson_limit_tv_figure(points: Sequence[PointResult]):
         pts = sorted((pt for pt in points if pt.params["lam"] == lam), key=lambda p: p.params["M"])
         Ms = [pt.params["M"] for pt in pts]
         lo_M = max(math.ceil(lam), int(min(Ms) / 1.5))
-        grid = np.unique(np.geomspace(lo_M, int(max(Ms) * 1.5), 80).astype(int))
-        exact, lower_bound = _tv_theory(ax, lam, grid)
+        curve = TVCurve.joined([pt.figure.tv_curve for pt in pts], lo_M, int(max(Ms) * 1.5))
+        grid = curve.M
+        _tv_theory(ax, curve)
         emp = _tv_simulated(ax, pts, grid)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        top = max(float(exact.max()), float(emp.max()), float(le_cam_bound(lo_M, lam)))
-        bottom = min(float(exact.min()), float(lower_bound.min()))
+        top = max(float(curve.exact.max()), float(emp.max()), float(le_cam_bound(lo_M, lam)))
+        bottom = min(float(curve.exact.min()), float(curve.barbour_hall[:, 0].min()))
         ax.set_ylim(bottom / 2, min(1.5, top * 2))
         ax.set_xlim(grid[0] / 1.1, grid[-1] * 1.1)
         ax.grid(alpha=0.08, which="minor")
@@ -587,5 +622,6 @@ __all__ = [
     "THINNING_FIGURES",
     "BinomialFigureData",
     "PoissonLimitFigureData",
+    "TVCurve",
     "ThinningFigureData",
 ]

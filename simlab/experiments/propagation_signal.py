@@ -690,6 +690,7 @@ class PropagationSignal(Experiment[SignalSetup, SignalStats]):
             q_pred=st.q_pred,
             r_pred=st.r_pred,
             m1=st.m1,
+            ratio_fourth=mf.norm_ratio_moment(st.widths, 4),
             layers=st.layers,
             hist_z=tuple(sim.stats.hist_z),
             hist_ratio=sim.stats.hist_ratio,

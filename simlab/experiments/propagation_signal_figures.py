@@ -42,6 +42,7 @@ class SignalFigureData:
     q_pred: np.ndarray  # (L,) the recursion's q_l
     r_pred: np.ndarray  # (L + 1,) the recursion's r_l
     m1: float  # prod_l c_l / 2: E[A_L / A_0] with zero bias, the unit of the ratio histogram
+    ratio_fourth: float  # E[(A_L / A_0)^4] / m1^4 (meanfield.norm_ratio_moment, order 4)
     layers: tuple[int, ...]  # the depths of hist_z
     hist_z: tuple[Histogram, ...]  # log10 |z_l| / sqrt(q_l) at each shown layer
     hist_ratio: Histogram  # log10 (A_L/A_0) / m1 over every (network, input)
@@ -418,7 +419,7 @@ def _norm_ratio_text(pt: PointResult, hr: float, dead: float, low: float) -> str
     est2 = pt.estimates["norm_ratio_second"]
     m1, widths = data.m1, data.widths
     expo = math.exp(5 * sum(1.0 / n for n in widths[1:])) * m1 * m1
-    m4 = mf.norm_ratio_moment(widths, 4) * m1**4
+    m4 = data.ratio_fourth * m1**4
     text = (
         f"E[(A_L/A_0)^2]: {est2.value:.4g} ± {est2.se:.2g} (simulated)\n"
         f"prod(1+5/n_l) = {hr:.4g}"

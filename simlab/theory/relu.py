@@ -12,23 +12,37 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: sqrt(2 pi), the standard normal density's normaliser (as scipy.stats spells it)
+_SQRT_2PI = np.sqrt(2 * np.pi)
+
+
+def std_normal_cdf(x: np.ndarray | float) -> np.ndarray:
+    """``Phi(x)``: ``scipy.special.ndtr``, what ``scipy.stats.norm.cdf`` computes, without
+    importing scipy.stats (~0.7 s: every process that draws the dropout figures paid it)."""
+    from scipy import special
+
+    return special.ndtr(x)
+
+
+def std_normal_pdf(x: np.ndarray | float) -> np.ndarray:
+    """``phi(x) = exp(-x^2/2) / sqrt(2 pi)``, the same arithmetic as ``scipy.stats.norm.pdf``
+    (so the same bits), without importing scipy.stats."""
+    x = np.asarray(x, dtype=float)
+    return np.exp(-(x**2) / 2.0) / _SQRT_2PI
+
 
 def relu_mean(mu: np.ndarray | float, s: np.ndarray | float) -> np.ndarray:
     """``E[relu(z)]`` for ``z ~ N(mu, s^2)``."""
-    from scipy import stats
-
     mu, s = np.asarray(mu, float), np.asarray(s, float)
     a = mu / s
-    return mu * stats.norm.cdf(a) + s * stats.norm.pdf(a)
+    return mu * std_normal_cdf(a) + s * std_normal_pdf(a)
 
 
 def relu_second(mu: np.ndarray | float, s: np.ndarray | float) -> np.ndarray:
     """``E[relu(z)^2]`` for ``z ~ N(mu, s^2)``."""
-    from scipy import stats
-
     mu, s = np.asarray(mu, float), np.asarray(s, float)
     a = mu / s
-    return (mu * mu + s * s) * stats.norm.cdf(a) + mu * s * stats.norm.pdf(a)
+    return (mu * mu + s * s) * std_normal_cdf(a) + mu * s * std_normal_pdf(a)
 
 
 @functools.cache
@@ -43,8 +57,6 @@ def relu_cross(mu: float, s1: np.ndarray, s2: np.ndarray, rho: np.ndarray) -> np
     ReLU mean is closed form; the remaining integral over ``u > -mu/s1`` (where ``relu(z1) > 0``)
     is smooth, so Gauss-Legendre on a truncated range is accurate to ~1e-12.
     """
-    from scipy import stats
-
     nodes, weights = _gauss_legendre()
     s1, s2, rho = (np.atleast_1d(np.asarray(a, float)) for a in (s1, s2, rho))
     lo = -mu / s1
@@ -58,7 +70,7 @@ def relu_cross(mu: float, s1: np.ndarray, s2: np.ndarray, rho: np.ndarray) -> np
         relu_mean(cond_mu, np.where(cond_sd > 0, cond_sd, 1.0)),
         np.maximum(cond_mu, 0.0),
     )
-    integrand = (mu + s1[:, None] * u) * inner * stats.norm.pdf(u)
+    integrand = (mu + s1[:, None] * u) * inner * std_normal_pdf(u)
     return half * (integrand * weights[None, :]).sum(axis=1)
 
 
@@ -128,15 +140,13 @@ def relu_law(
     dropout use ``q = 1``. With inverted dropout a kept unit is ``h / q``, so the density of the
     kept part is ``q * q * f_h(q t)``; without rescaling it is ``q * f_h(t)``.
     """
-    from scipy import special, stats
-
     s = np.atleast_1d(np.asarray(s, float))
-    mass = float(((1.0 - q) + q * special.ndtr(-mu / s)).mean())
+    mass = float(((1.0 - q) + q * std_normal_cdf(-mu / s)).mean())
     c = q if rescale else 1.0
 
     def density(t: np.ndarray) -> np.ndarray:
         t = np.asarray(t, float)
         x = c * t[..., None]
-        return q * c * (stats.norm.pdf((x - mu) / s) / s).mean(axis=-1)
+        return q * c * (std_normal_pdf((x - mu) / s) / s).mean(axis=-1)
 
     return mass, density

@@ -35,6 +35,7 @@ def _predicted_point(init: str, widths: tuple[int, ...]) -> SimpleNamespace:
         q_pred=mf.forward_q(widths, init),
         r_pred=mf.backward_r(widths, init),
         m1=1.0,
+        ratio_fourth=mf.norm_ratio_moment(widths, 4),
         layers=(),
         hist_z=(),
         hist_ratio=None,

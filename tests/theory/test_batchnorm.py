@@ -12,6 +12,7 @@ import scipy.special
 import scipy.stats
 
 from simlab.theory import batchnorm as bn
+from simlab.theory import bn_stats
 
 EPS_MACHINE = float(np.finfo(np.float64).eps)
 
@@ -553,3 +554,17 @@ def test_the_curve_of_expected_v_ratio_refuses_what_the_pointwise_one_refuses():
 
 def test_the_curve_of_expected_v_ratio_is_1_at_an_infinite_variance():
     assert bn.expected_v_ratio_curve(4, 1e-5, [math.inf])[0] == 1.0
+
+
+@pytest.mark.parametrize("B", [2, 3, 8, 32, 513])
+def test_the_scaled_variance_law_is_chi_squared(B):
+    from scipy import stats
+
+    x = np.concatenate([[0.0, -1.0], np.geomspace(1e-6, 20.0 * B, 400)])
+    np.testing.assert_allclose(
+        bn_stats.scaled_variance_density(x, B), stats.chi2.pdf(x, B - 1), rtol=1e-12, atol=0
+    )
+    for p in (0.5, 0.9995):
+        assert bn_stats.scaled_variance_quantile(p, B) == pytest.approx(
+            stats.chi2.ppf(p, B - 1), rel=1e-12
+        )

@@ -11,6 +11,8 @@ from simlab.theory.relu import (
     relu_law,
     relu_mean,
     relu_second,
+    std_normal_cdf,
+    std_normal_pdf,
 )
 
 
@@ -57,3 +59,11 @@ def test_law_integrates_to_one_and_matches_the_mean():
     mean = integrate.quad(lambda t: t * density(t), 0, np.inf)[0]
     assert total == pytest.approx(1.0, abs=1e-9)
     assert mean == pytest.approx(relu_mean(0.3, np.array([1.0, 1.5])).mean(), rel=1e-8)
+
+
+def test_the_standard_normal_is_scipy_stats_to_the_bit():
+    # the predictions computed them through scipy.stats.norm: the same bits, so no check moved
+    x = np.concatenate([np.linspace(-40.0, 40.0, 20001), [np.inf, -np.inf, np.nan, -0.0]])
+    np.testing.assert_array_equal(std_normal_pdf(x), stats.norm.pdf(x))
+    np.testing.assert_array_equal(std_normal_cdf(x), stats.norm.cdf(x))
+    assert std_normal_pdf(0.3) == stats.norm.pdf(0.3)
