@@ -7,6 +7,8 @@ is one line on stderr and exit status 2; a full traceback only with ``--debug``.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -944,6 +946,10 @@ def main() -> None:
 
     interrupts.install()
     own_this_process()  # the figure workers may fork from a warmed fork server
+    # At exit, the interpreter's last garbage collection walked every object the run left (its
+    # statistics, figure data, modules): ~0.15 s after the last line was printed, for memory
+    # the operating system frees anyway. Frozen objects are left out of that collection.
+    atexit.register(gc.freeze)
     cli(prog_name="simlab")
 
 
