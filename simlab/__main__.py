@@ -1,7 +1,9 @@
-"""``python -m simlab``: the signal handlers first, then the (heavy) command line.
+"""``simlab`` and ``python -m simlab``: the signal handlers first, the figure workers' fork server
+if the command will surely need it, then the (heavy) command line.
 
 NumPy, SciPy and matplotlib take a second or more to import; Ctrl-C or SIGTERM meanwhile ends
-with one line and exit status 130 or 143, never a traceback.
+with one line and exit status 130 or 143, never a traceback. The fork server
+(:mod:`simlab.fork_server`) warms up on another core during those imports.
 """
 
 import sys
@@ -11,6 +13,11 @@ from simlab import interrupts
 
 def main() -> None:
     interrupts.install()
+    from simlab.fork_server import check_draws_in_workers, own_this_process, prestart
+
+    own_this_process()  # the figure workers may fork from a warmed fork server
+    if check_draws_in_workers(sys.argv[1:]):
+        prestart()
     try:
         from simlab.cli import main as cli_main
     except KeyboardInterrupt as exc:

@@ -637,9 +637,9 @@ def check_command(
 ) -> None:
     """Check every built-in claim of every experiment; exit status 1 if any fails (or, with
     --strict, is undecided)."""
-    from simlab.drawing import prestart
     from simlab.engine.executor import default_workers
     from simlab.engine.seeding import fresh_entropy
+    from simlab.fork_server import prestart
 
     n_workers = value_of(RUN["workers"], workers)
     if not no_plots and (n_workers or default_workers()) > 1:  # else figures draw in-process
@@ -942,7 +942,7 @@ _register_experiments()
 
 def main() -> None:
     """Entry point of the ``simlab`` console script (and of ``python -m simlab``)."""
-    from simlab.drawing import own_this_process
+    from simlab.fork_server import own_this_process
 
     interrupts.install()
     own_this_process()  # the figure workers may fork from a warmed fork server

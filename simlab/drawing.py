@@ -27,6 +27,7 @@ from typing import Any
 from simlab import interrupts
 from simlab.engine.progress import get_progress
 from simlab.figures import draw
+from simlab.fork_server import worker_context
 from simlab.simulate import ExperimentRun, points_with_claims
 
 
@@ -54,20 +55,6 @@ def _warm_up() -> None:
     ax.legend(["x"])
     fig.savefig(io.BytesIO(), format="png", dpi=PNG_DPI)
     plt.close(fig)
-
-
-def prestart() -> None:
-    """Start the fork server of the figure workers now, without waiting for it: it warms up
-    on another core while this process builds the run, and the first worker starts sooner."""
-    if worker_context().get_start_method() == "forkserver":
-        threading.Thread(target=_ensure_server, name="simlab-fork-server", daemon=True).start()
-
-
-def _ensure_server() -> None:
-    interrupts.block_in_this_thread()  # the server inherits the mask (see FigureDrawer._feed)
-    from multiprocessing import forkserver
-
-    forkserver.ensure_running()
 
 
 def _draw_figure(
@@ -107,42 +94,6 @@ def _importable_afresh(name: str) -> bool:
         except (ImportError, ValueError, AttributeError):  # an importer that cannot say
             continue
     return False
-
-
-#: imported by the fork server before it forks any figure worker (:func:`worker_context`)
-WORKER_PRELOAD = "simlab.figure_server"
-
-#: whether simlab owns this process (the ``simlab`` command, ``python -m simlab``: see
-#: :func:`own_this_process`). The fork server is the process's one, shared by every forkserver
-#: process started in it (the default start method on Linux from Python 3.14), and its warm-up
-#: sets process-wide state its children inherit (Ctrl-C and SIGTERM ignored, BLAS held to one
-#: thread, simlab and matplotlib imported): in a notebook or a program that uses simlab's API,
-#: its figure workers are spawned instead.
-_OWN_PROCESS = {"on": False}
-
-
-def own_this_process() -> None:
-    """Let the figure workers fork from a fork server warmed up for them (the command line)."""
-    _OWN_PROCESS["on"] = True
-
-
-def worker_context() -> Any:
-    """How figure workers start: forked from a fork server where available, else spawned.
-
-    Never forked from this process (it runs BLAS and progress-bar threads). A spawned worker
-    pays Python's start-up, the imports of numpy, scipy, matplotlib and every experiment, and
-    the warm-up (about a CPU-second each on this machine); a fork server pays them once (it
-    imports :data:`WORKER_PRELOAD`, which warms up) and every worker forked from it starts warm.
-    The fork server is one per process and outlives a run: a second run in the same process
-    starts its workers at once. Only in simlab's own process (:data:`_OWN_PROCESS`).
-    """
-    import multiprocessing
-
-    if not _OWN_PROCESS["on"] or "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")  # a user's process (see above), Windows
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([WORKER_PRELOAD])
-    return context
 
 
 #: below this many figures in a run, spawning workers (about a second of start-up each) costs

@@ -1,5 +1,5 @@
 """Preloaded by the fork server that starts the figure workers (see
-:func:`simlab.drawing.worker_context`).
+:func:`simlab.fork_server.worker_context`).
 
 Importing this module warms the server up: every import a figure needs, the font cache,
 mathtext's parser and the Agg canvas, the signals a worker ignores and BLAS held to one
