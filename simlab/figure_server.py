@@ -4,10 +4,11 @@
 Importing this module warms the server up: every import a figure needs, the font cache,
 mathtext's parser and the Agg canvas, the signals a worker ignores and BLAS held to one
 thread. Each worker is then a fork of a warm process: what a spawned worker paid for itself
-(about a CPU-second on this machine) is paid once per run, not once per worker. Besides the
-figure modules it imports the command line: a worker imports the parent's ``__main__`` as
-multiprocessing does for a spawned one, and the ``simlab`` command (and ``python -m simlab``)
-import the command line.
+(about a CPU-second on this machine) is paid once per run, not once per worker. It imports
+what a figure job needs to be unpickled and drawn (every experiment and its figure module,
+:mod:`simlab.drawing`), not the command line: the parent's ``__main__``, which a worker imports as
+multiprocessing does for a spawned one, is the light :mod:`simlab.__main__` (the ``simlab``
+command and ``python -m simlab`` alike).
 
 Not scipy.stats (~0.7 CPU-s, a third of the warm-up, paid while the run's first experiment
 simulates on both cores): the figures only draw, and the theory they draw comes with their data
@@ -15,7 +16,7 @@ or from scipy.special (tests/test_figure_server.py draws every figure of ``simla
 scipy.stats out of reach).
 """
 
-import simlab.cli  # noqa: F401
+import simlab.experiments  # noqa: F401
 from simlab.drawing import _warm_up
 
 _warm_up()
