@@ -11,6 +11,7 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -289,6 +290,9 @@ def execute(
         drawer=drawer,
     )
     interrupted = None if complete else interrupts.exit_status()
+    if complete and not quiet:
+        # the verdicts are shown as soon as they are decided, while the last figures draw
+        writing.on_decided = lambda: _print_checks(writing, plots)
     try:
         writing.write(complete, quiet)
     except KeyboardInterrupt as exc:
@@ -389,20 +393,30 @@ def _print_write_error(folder: RunFolder, stage: str, exc: OSError) -> None:
     )
 
 
+def _print_checks(writing: _Writing, plots: bool) -> None:
+    """The verdict table and its notes (once)."""
+    if writing.checks_shown:
+        return
+    writing.checks_shown = True
+    console = stderr_console()
+    console.print(checks_table(writing.checks, writing.title))
+    for line in notes(writing.checks):
+        console.print(f"[dim]note[/] {safe(line)}")
+    if plots:
+        for line in undrawn_claims(writing.specs):
+            console.print(f"[dim]note[/] {safe(line)}")
+
+
 def _print_outcome(writing: _Writing, as_json: bool, quiet: bool, plots: bool) -> None:
-    """The results JSON (``as_json``), the verdict table and its notes, the summary line."""
+    """The results JSON (``as_json``), the verdict table and its notes (unless shown as they
+    were decided), the summary line."""
     console = stderr_console()
     checks, specs = writing.checks, writing.specs
     if as_json:
         results = writing.folder.final / "results.json"
         sys.stdout.write(json.dumps(json.loads(results.read_text()), indent=2) + "\n")
     if not quiet:
-        console.print(checks_table(checks, writing.title))
-        for line in notes(checks):
-            console.print(f"[dim]note[/] {safe(line)}")
-        if plots:
-            for line in undrawn_claims(specs):
-                console.print(f"[dim]note[/] {safe(line)}")
+        _print_checks(writing, plots)
     console.print(summary_line(checks, specs[0].alpha, writing.seconds))
     console.print(f"run folder: {safe(writing.folder.final)}")
 
@@ -490,6 +504,9 @@ class _Writing:
     figures: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     stage: str = "writing config.yaml"
+    #: called once the checks are decided and saved, before the figures are finished
+    on_decided: Callable[[], None] | None = None
+    checks_shown: bool = False
 
     def document(self, complete: bool) -> dict[str, Any]:
         """results.json's content as it stands."""
@@ -521,6 +538,8 @@ class _Writing:
                     self.stage = "writing the report"
                     _write_report(self.folder, self.title)
                     raise _Stop
+                if self.on_decided is not None:
+                    self.on_decided()
                 if self.drawer is not None:
                     self.stage = "drawing figures"
                     self.drawer.start()  # nothing to do if it was started for the simulation
