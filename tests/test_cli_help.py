@@ -122,7 +122,7 @@ def test_check_help_points_to_the_readme_for_timings_and_the_readme_has_them(sim
     assert "README, 'Set up'" in budget and " s " not in budget  # one place for the numbers
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     setup = readme.split("## Set up")[1].split("\n## ")[0]
-    assert re.search(r"`simlab check`.*about \d+ s wall", _flat(setup))
+    assert re.search(r"`simlab check`.*about \d+(\.\d+)? s wall", _flat(setup))
     assert re.search(r"--budget\s+standard` about \d+ s", setup)
 
 
