@@ -13,12 +13,14 @@ from simlab import interrupts
 
 def main() -> None:
     interrupts.install()
-    from simlab.fork_server import check_draws_in_workers, own_this_process, prestart
-
-    own_this_process()  # the figure workers may fork from a warmed fork server
-    if check_draws_in_workers(sys.argv[1:]):
-        prestart()
     try:
+        from simlab.fork_server import check_draws_in_workers, own_this_process, prestart
+
+        own_this_process()  # the figure workers may fork from a warmed fork server
+        if check_draws_in_workers(sys.argv[1:]):
+            # before the arguments are parsed: a check that then refuses its input has started
+            # a server for nothing (it ends with this process)
+            prestart()
         from simlab.cli import main as cli_main
     except KeyboardInterrupt as exc:
         sys.stderr.write("simlab: interrupted\n")

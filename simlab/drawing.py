@@ -27,7 +27,7 @@ from typing import Any
 from simlab import interrupts
 from simlab.engine.progress import get_progress
 from simlab.figures import draw
-from simlab.fork_server import worker_context
+from simlab.fork_server import ensure_server, worker_context
 from simlab.simulate import ExperimentRun, points_with_claims
 
 
@@ -167,26 +167,32 @@ class FigureDrawer:
             return
         from concurrent.futures import ProcessPoolExecutor
 
-        self._pool = ProcessPoolExecutor(
-            self.workers, mp_context=worker_context(), initializer=_warm_up
-        )
+        context = worker_context()
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_warm_up)
         self._jobs = queue.SimpleQueue()
+        forked = context.get_start_method() == "forkserver"
         self._feeder = threading.Thread(
-            target=self._feed, args=(self._pool, self._jobs), name="simlab-figures", daemon=True
+            target=self._feed,
+            args=(self._pool, self._jobs, forked),
+            name="simlab-figures",
+            daemon=True,
         )
         self._feeder.start()
 
-    def _feed(self, pool: Any, jobs: queue.SimpleQueue) -> None:
+    def _feed(self, pool: Any, jobs: queue.SimpleQueue, forked: bool) -> None:
         """The one thread that hands figures to the workers, so that the run never waits on a
         submission: it starts the workers first (one trivial task each: the pool starts its
         processes on submission), which waits for the fork server's warm-up, then submits each
         figure queued by :meth:`submit` until :meth:`finish` or :meth:`stop` queues None.
 
-        SIGINT and SIGTERM are blocked in this thread: the workers (and the fork server,
-        started from here) inherit the mask, so a Ctrl-C cannot reach one before its
-        initializer (:func:`_warm_up`) has set it to ignore signals."""
-        interrupts.block_in_this_thread()
+        SIGINT and SIGTERM are blocked in this thread: the workers (and the fork server, started
+        from here unless it was already, :func:`~simlab.fork_server.ensure_server`) inherit the
+        mask, so a Ctrl-C cannot reach one before its initializer (:func:`_warm_up`) has set it
+        to ignore signals."""
         try:
+            if forked:
+                ensure_server()  # with the signals blocked (the resource tracker unblocks them)
+            interrupts.block_in_this_thread()
             for _ in range(self.workers):
                 pool.submit(int)
             while (item := jobs.get()) is not None:

@@ -539,7 +539,8 @@ class _Writing:
                     _write_report(self.folder, self.title)
                     raise _Stop
                 if self.on_decided is not None:
-                    self.on_decided()
+                    self.stage = "showing the verdicts"
+                    self._show_verdicts(self.on_decided)
                 if self.drawer is not None:
                     self.stage = "drawing figures"
                     self.drawer.start()  # nothing to do if it was started for the simulation
@@ -559,6 +560,16 @@ class _Writing:
                     self.keep_partial(exc)
                 if not isinstance(exc, _Stop):
                     raise
+
+    @staticmethod
+    def _show_verdicts(show: Callable[[], None]) -> None:
+        """``show()``, whose failure to print (stderr closed or full: rich ends a broken pipe
+        with SystemExit) is not the folder's: the figures and the report are still written, and
+        the run's last lines meet the same failure as they always did."""
+        try:
+            show()
+        except (OSError, SystemExit):
+            pass
 
     def _write_results(self) -> None:
         with interrupts.deferred(reraise=True):

@@ -56,13 +56,22 @@ def prestart() -> None:
     """Start the fork server of the figure workers now, without waiting for it: it warms up
     on another core while this process builds the run, and the first worker starts sooner."""
     if worker_context().get_start_method() == "forkserver":
-        threading.Thread(target=_ensure_server, name="simlab-fork-server", daemon=True).start()
+        threading.Thread(target=ensure_server, name="simlab-fork-server", daemon=True).start()
 
 
-def _ensure_server() -> None:
-    interrupts.block_in_this_thread()  # the server inherits the mask (see FigureDrawer._feed)
-    from multiprocessing import forkserver
+def ensure_server() -> None:
+    """Start the fork server, if it is not running, from this (non-main) thread with SIGINT and
+    SIGTERM blocked: the server inherits the mask, so a Ctrl-C during its warm-up (a second of
+    imports) reaches simlab's handler in this process, not the server as a traceback.
 
+    multiprocessing's resource tracker, started first, unblocks both signals in the thread that
+    starts it (CPython 3.11's ``resource_tracker.ensure_running``): it is started here on its own
+    and the mask blocked again before the server is."""
+    from multiprocessing import forkserver, resource_tracker
+
+    interrupts.block_in_this_thread()
+    resource_tracker.ensure_running()
+    interrupts.block_in_this_thread()
     forkserver.ensure_running()
 
 

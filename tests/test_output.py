@@ -204,3 +204,26 @@ def test_a_full_disk_before_the_results_leaves_no_results_file(simlab, tmp_path,
     assert result.exit_code == 1 and "No space left on device" in result.stderr
     assert not (tmp_path / "run_partial" / "results.json").exists()
     assert (tmp_path / "run_partial" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("stderr", ["full", "closed pipe"])
+def test_a_run_whose_stderr_fails_still_writes_a_complete_folder(tmp_path, stderr):
+    # the verdict table is printed before the figures are finished: its failure (a full disk,
+    # a reader gone) must not be taken for the run folder's
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "simlab", "dropout", "--samples", "5000", "--N", "16"]
+    command += ["--M", "8", "--seed", "5", "--no-plots", "--out", str(tmp_path / "run")]
+    if stderr == "full":
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(command, stderr=full, stdout=subprocess.DEVNULL, timeout=120)
+    else:
+        reader = subprocess.Popen(["head", "-c", "0"], stdin=subprocess.PIPE)
+        done = subprocess.run(command, stderr=reader.stdin, stdout=subprocess.DEVNULL, timeout=120)
+        reader.stdin.close()
+        reader.wait()
+    assert done.returncode != 0  # the last lines could not be printed
+    assert not (tmp_path / "run_partial").exists()
+    assert (tmp_path / "run" / "report.html").exists()
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["status"] == "complete"
