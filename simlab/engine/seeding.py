@@ -8,6 +8,7 @@ whenever it runs: results cannot depend on the number of workers or on the order
 
 from __future__ import annotations
 
+import enum
 import struct
 
 import numpy as np
@@ -52,18 +53,32 @@ def run_entropy(setup: np.random.Generator) -> int:
     return int(setup.bit_generator.seed_seq.entropy)
 
 
-def shared_study_rng(entropy: int, study: int, key: tuple[float, ...]) -> np.random.Generator:
-    """The generator for study ``study`` of every sweep point of run ``entropy`` that agrees on
-    ``key``.
+class SharedStudy(enum.IntEnum):
+    """The studies drawn from :func:`shared_study_rng`, numbered here, in one place: the streams
+    are the whole run's (every experiment of a course shares the root entropy)."""
+
+    BATCHNORM_EPS = 0  # simlab.experiments.batchnorm_stats.shared_eps_study
+    WHITENING_RANK = 1  # simlab.experiments.batchnorm_whiten.shared_rank_study
+
+
+def shared_study_rng(
+    entropy: int, study: SharedStudy, key: tuple[float, ...]
+) -> np.random.Generator:
+    """The generator for ``study`` of every sweep point of run ``entropy`` that agrees on ``key``.
 
     For a study that depends on a point only through the parameters in ``key`` (an eps sweep
-    through B, gamma and eps, say): stream ``(3, study, *key)``, the key's numbers spelled by
-    their float64 bits. Every point of a run with the same key draws the same numbers, so the
-    study is a pure function of the run and the key, computed once and shared by those points
-    whatever order they run in (a resumed run, a cluster's workers). Apart from the setup,
-    chunks and per-point studies, so it never shifts the numbers a check is made of.
+    through B, gamma and eps, say): stream ``(3, study, *key)``, each number of the key spelled
+    by its float64 bits as two 32-bit words (a fixed length, so two keys never share a stream;
+    -0.0 is 0.0, as the caches that hold such studies see it). Every point of a run with the
+    same key draws the same numbers, so the study is a pure function of the run and the key,
+    computed once and shared by those points whatever order they run in (a resumed run, a
+    cluster's workers). Apart from the setup, chunks and per-point studies, so it never shifts
+    the numbers a check is made of.
     """
-    bits = tuple(struct.unpack("<Q", struct.pack("<d", float(x)))[0] for x in key)
+    words: list[int] = []
+    for x in key:
+        (bits,) = struct.unpack("<Q", struct.pack("<d", float(x) + 0.0))
+        words += [bits >> 32, bits & 0xFFFFFFFF]
     return np.random.default_rng(
-        np.random.SeedSequence(entropy, spawn_key=(_SHARED_STUDY, study, *bits))
+        np.random.SeedSequence(entropy, spawn_key=(_SHARED_STUDY, int(study), *words))
     )

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from simlab.engine.seeding import run_entropy, shared_study_rng
+from simlab.engine.seeding import SharedStudy, run_entropy, shared_study_rng
 from simlab.engine.stopping import RELATIVE
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated, WrongClaim
@@ -359,10 +359,6 @@ def eps_study(B: int, gamma: float, eps_run: float, rng: np.random.Generator) ->
     )
 
 
-#: the shared studies' numbers (:func:`shared_study_rng`), one per study in the batchnorm family
-EPS_STUDY = 0
-
-
 @functools.lru_cache(maxsize=8)
 def shared_eps_study(entropy: int, B: int, gamma: float, eps_run: float) -> EpsStudy:
     """The eps study of run ``entropy`` at (B, gamma, eps), computed once per process.
@@ -373,7 +369,7 @@ def shared_eps_study(entropy: int, B: int, gamma: float, eps_run: float) -> EpsS
     it once, not four times (~0.2 CPU-s each, mostly the Jacobians' eigenvalues). Its arrays are
     made read-only, as it is shared.
     """
-    stream = shared_study_rng(entropy, EPS_STUDY, (B, gamma, eps_run))
+    stream = shared_study_rng(entropy, SharedStudy.BATCHNORM_EPS, (B, gamma, eps_run))
     return read_only(eps_study(B, gamma, eps_run, stream))
 
 
@@ -506,7 +502,8 @@ class BatchnormStats(Experiment[StatsSetup, StatsChunk]):
         edges = np.linspace(0.0, top, _V_BINS + 1)
         probe = probe_batch(B, point["M"], b, sigma if sigma > 0 else 1.0)
         gamma = point["gamma"] if point["gamma"] != 0 else 1.0
-        study = shared_eps_study(run_entropy(rng), B, float(gamma), float(point["eps"]))
+        # + 0.0: -0.0 is 0.0 (the cache sees them as one key; so does the stream)
+        study = shared_eps_study(run_entropy(rng), B, float(gamma), float(point["eps"]) + 0.0)
         return StatsSetup(W, b, edges, probe, study)
 
     def sampler(self, point: Mapping[str, Any], setup: StatsSetup) -> StatsSampler:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from simlab.engine.seeding import run_entropy, shared_study_rng, study_rng
+from simlab.engine.seeding import SharedStudy, run_entropy, shared_study_rng, study_rng
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated, WrongClaim
 from simlab.experiments.batchnorm_common import (
@@ -312,13 +312,8 @@ def shared_rank_study(entropy: int, rho: float, M: int, eps: float) -> RankStudy
     drawn per point, and so is its study.
     """
     L = np.linalg.cholesky(whitening.correlation_matrix(rho, M))
-    stream = shared_study_rng(entropy, RANK_STUDY, (rho, M, eps))
+    stream = shared_study_rng(entropy, SharedStudy.WHITENING_RANK, (rho, M, eps))
     return read_only(rank_study(L, eps, stream))
-
-
-#: this study's number among the batchnorm family's shared studies (after
-#: :data:`simlab.experiments.batchnorm_stats.EPS_STUDY`)
-RANK_STUDY = 1
 
 
 def _bn_train(Y: np.ndarray, eps: float):
@@ -542,9 +537,8 @@ class BatchnormWhiten(Experiment[WhitenSetup, WhitenChunk]):
         else:
             C = whitening.correlation_matrix(point["rho"], point["M"])
             L = np.linalg.cholesky(C)
-            ranks = shared_rank_study(
-                run_entropy(rng), float(point["rho"]), int(point["M"]), float(point["eps"])
-            )
+            rho, eps = float(point["rho"]) + 0.0, float(point["eps"]) + 0.0  # -0.0 is 0.0
+            ranks = shared_rank_study(run_entropy(rng), rho, int(point["M"]), eps)
         return WhitenSetup(C, L, ranks, wall_times(point["eps"], study_rng(rng, 1)))
 
     def sampler(self, point: Mapping[str, Any], setup: WhitenSetup) -> WhitenSampler:
