@@ -941,7 +941,8 @@ _register_experiments()
 
 
 def main() -> None:
-    """Entry point of the ``simlab`` console script (and of ``python -m simlab``)."""
+    """The command line, as ``simlab`` and ``python -m simlab`` enter it through
+    :func:`simlab.__main__.main` (which installs the same handlers before these imports)."""
     from simlab.fork_server import own_this_process
 
     interrupts.install()

@@ -76,6 +76,12 @@ def _plain_log_formatter() -> type:
 _SUPERSCRIPTS = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
+def decade_label(exponent: int) -> str:
+    """``10`` to the power ``exponent`` as plain text: ``decade_label(-11)`` -> ``10⁻¹¹``, as
+    :func:`plain_power_label` writes a log axis's decades."""
+    return "10" + str(int(exponent)).translate(_SUPERSCRIPTS)
+
+
 def plain_power_label(label: str) -> str:
     """A log axis's tick label as plain text, its look kept: ``$\\mathdefault{10^{-3}}$`` ->
     ``10⁻³``, ``$\\mathdefault{3\\times10^{-1}}$`` -> ``3×10⁻¹``; anything else unchanged."""

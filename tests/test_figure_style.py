@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
-from simlab.figure_style import plain_power_label
+from simlab.figure_style import decade_label, plain_power_label
 from simlab.plotting import layout_figure, new_figure
 
 
@@ -35,6 +35,11 @@ def _close_figures():
 )
 def test_log_labels_are_written_as_plain_text(mathtext, plain):
     assert plain_power_label(mathtext) == plain
+
+
+@pytest.mark.parametrize("exponent", [-11, -3, 0, 2, 12])
+def test_a_decade_is_written_as_log_axes_write_it(exponent):
+    assert decade_label(exponent) == plain_power_label(f"$\\mathdefault{{10^{{{exponent}}}}}$")
 
 
 def test_a_laid_out_log_axis_has_plain_labels_and_keeps_its_settings():

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simlab.figure_style import plain_power_label
+from simlab.figure_style import decade_label
 from simlab.figures import FigureSpec
 from simlab.plotting import (
     CLAIM_COLORS,
@@ -76,9 +76,7 @@ def _zero_axis(ax, x0: float, lo: float, hi: float, label: str = "0") -> None:
     ax.set_xlim(x0 / 5, hi * 5)
     ax.set_xticks([x0] + [10.0**d for d in decades])
     # plain text, as every log axis of simlab's figures (figure_style.plain_log_labels)
-    ax.set_xticklabels(
-        [label] + [plain_power_label(f"$\\mathdefault{{10^{{{d}}}}}$") for d in decades]
-    )
+    ax.set_xticklabels([label] + [decade_label(d) for d in decades])
     from matplotlib.ticker import NullLocator
 
     ax.xaxis.set_minor_locator(NullLocator())

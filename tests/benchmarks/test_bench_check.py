@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -24,22 +23,18 @@ def bench_check():
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
 def test_the_cpu_of_a_grandchild_counts(bench_check):
-    # a process whose child burns CPU: the parent itself barely runs, its child does
+    # a process whose child burns CPU, says so, then waits: the parent itself barely runs
     burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.6: pass\n"
-    burn += "time.sleep(30)"
+    burn += "print('burnt', flush=True)\ntime.sleep(60)"
     parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}])"
-    shell = subprocess.Popen([sys.executable, "-c", parent])
+    shell = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            seen = bench_check._descendants_cpu(shell.pid)
-            if len(seen) >= 2 and sum(seen.values()) >= 0.5:
-                break
-            time.sleep(0.1)
+        assert shell.stdout.readline().strip() == "burnt"  # the child's CPU is spent
+        seen = bench_check._descendants_cpu(shell.pid)
         assert len(seen) >= 2  # the parent and its child
         assert sum(seen.values()) >= 0.5
         assert seen[shell.pid] < 0.5  # the time is the child's, found below the parent
     finally:
-        shell.kill()
         subprocess.run(["pkill", "-P", str(shell.pid)], check=False)
+        shell.kill()
         shell.wait()
