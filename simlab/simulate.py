@@ -6,10 +6,12 @@ predictions -> checks (built-in and user claims) -> Holm-Bonferroni verdicts ove
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from simlab import interrupts
 from simlab.engine.checkpoint import Checkpointer
 from simlab.engine.executor import ChunkRunner, RunInterrupted, run_chunks, single_threaded_blas
 from simlab.engine.progress import NullProgress
@@ -89,7 +91,9 @@ def simulate(
         if ctx.interrupted:
             complete = False
             break
-    with single_threaded_blas():
+    # stopping after a Ctrl-C: the checks are made with further signals held (see run_point)
+    holding = interrupts.deferred() if not complete else contextlib.nullcontext()
+    with holding, single_threaded_blas():
         checks = checks_for(spec, results)
     return ExperimentRun(spec, results, checks, time.perf_counter() - start, complete)
 

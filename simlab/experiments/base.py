@@ -17,6 +17,7 @@ experiment, read ``docs/adding-an-experiment.md`` and copy ``dropout.py``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 
+from simlab import interrupts
 from simlab.engine.checkpoint import PointSlot, PointState
 from simlab.engine.executor import ChunkPlan, ChunkRun, ChunkRunner, RunInterrupted, run_chunks
 from simlab.engine.progress import NullProgress
@@ -389,27 +391,32 @@ class Experiment(Generic[SetupT, StatsT]):
             stop=ctx.stop_rule(self.quantities),
             on_fold=recorder,
         )
-        joint = None
-        if self.joint_quantities and hasattr(run.stats, "joint_estimates"):
-            joint = run.stats.joint_estimates()
-        sim = Simulated(
-            point=point,
-            setup=setup,
-            stats=run.stats,
-            estimates=run.stats.estimates(),
-            n_samples=run.n_samples,
-            alpha=ctx.alpha,
-            trace=recorder.trace() if recorder else None,
-        )
-        return PointResult(
-            params=dict(point),
-            estimates=sim.estimates,
-            predictions=self.predict(sim),
-            n_samples=run.n_samples,
-            seconds=time.perf_counter() - start,
-            figure=self.figure_data(sim),
-            joint=joint,
-        )
+        # After a Ctrl-C the run is stopping: the point is evaluated on what it has with further
+        # signals held, as the folder is written. A second Ctrl-C in the middle of a lazy import
+        # (scipy.stats, 0.7 s, is first needed here) left a half-initialised module that every
+        # later import tripped over: the run ended in an internal error, not a partial folder.
+        with interrupts.deferred() if ctx.interrupted else contextlib.nullcontext():
+            joint = None
+            if self.joint_quantities and hasattr(run.stats, "joint_estimates"):
+                joint = run.stats.joint_estimates()
+            sim = Simulated(
+                point=point,
+                setup=setup,
+                stats=run.stats,
+                estimates=run.stats.estimates(),
+                n_samples=run.n_samples,
+                alpha=ctx.alpha,
+                trace=recorder.trace() if recorder else None,
+            )
+            return PointResult(
+                params=dict(point),
+                estimates=sim.estimates,
+                predictions=self.predict(sim),
+                n_samples=run.n_samples,
+                seconds=time.perf_counter() - start,
+                figure=self.figure_data(sim),
+                joint=joint,
+            )
 
     def render_figures(
         self, points: list[PointResult], folder: Path, formats: tuple[str, ...]

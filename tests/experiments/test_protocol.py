@@ -55,3 +55,44 @@ def test_the_sampler_pickles_and_replays_a_chunk(name):
     assert repr({k: v for k, v in a.items() if k not in timed}) == repr(
         {k: v for k, v in b.items() if k not in timed}
     )
+
+
+def test_a_second_ctrl_c_while_an_interrupted_point_is_evaluated_is_held():
+    """After a Ctrl-C the point is evaluated on the chunks it has; a second one meanwhile (it
+    could land in the middle of a lazy import, leaving a half-initialised module) is held and
+    recorded, not raised."""
+    import os
+    import signal
+
+    from simlab import interrupts
+    from simlab.engine.executor import ChunkPlan, RunInterrupted, run_chunks
+    from simlab.experiments.base import PointContext
+    from simlab.experiments.dropout import Dropout
+
+    class CtrlCWhileEvaluated(Dropout):
+        def predict(self, sim):
+            os.kill(os.getpid(), signal.SIGINT)  # the second Ctrl-C
+            return super().predict(sim)
+
+    def one_chunk_then_ctrl_c(task, plan, *, entropy, point, **_):
+        done = run_chunks(
+            task, ChunkPlan(plan.chunk_size, plan.chunk_size), entropy=entropy, point=point
+        )
+        raise RunInterrupted(done)  # the first Ctrl-C, after one chunk
+
+    exp = CtrlCWhileEvaluated()
+    point = {**_default_point(exp), "N": 16, "M": 8}
+    ctx = PointContext(1, 0, 4000, 1000, 1, chunk_runner=one_chunk_then_ctrl_c)
+    held_before = len(interrupts._received)
+
+    def reached(signum, frame):  # a Ctrl-C let through fails the test, not the whole session
+        raise RuntimeError("the second Ctrl-C reached the point's evaluation")
+
+    previous = signal.signal(signal.SIGINT, reached)
+    try:
+        result = exp.run_point(point, ctx)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert ctx.interrupted and result.n_samples == 1000
+    assert result.predictions  # the point was evaluated to the end
+    assert len(interrupts._received) == held_before + 1  # the second Ctrl-C, recorded
