@@ -22,6 +22,7 @@ from simlab.figure_style import (
     lift_titles_over_offset_texts,
     plain_log_labels,
     render_style,
+    ticks_computed_once,
     ticks_in_view_only,
 )
 
@@ -254,6 +255,11 @@ def _layout_figure(fig: Any, dpi: float) -> None:
     fig.set_dpi(dpi)
     plain_log_labels(fig)
     ticks_in_view_only(fig)
+    with ticks_computed_once(fig):
+        _measure_and_place(fig, dpi)
+
+
+def _measure_and_place(fig: Any, dpi: float) -> None:
     lift_titles_over_offset_texts(fig)  # before the margins are fitted around the titles
     engine = fig.get_layout_engine()
     if engine is None:
@@ -389,7 +395,8 @@ def _save(fig: Any, folder: Path, stem: str, formats: tuple[str, ...]) -> list[P
         # was interrupted) never leaves a truncated figure under the figure's name
         temporary = folder / f".{stem}.{os.getpid()}.tmp.{fmt}"
         try:
-            fig.savefig(temporary, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
+            with ticks_computed_once(fig):
+                fig.savefig(temporary, format=fmt, **SAVE_OPTIONS.get(fmt, {}))
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)

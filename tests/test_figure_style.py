@@ -163,3 +163,77 @@ def test_labels_that_depend_on_the_locations_are_kept(kind):
         for fig in (plain, trimmed):
             fig.axes[0].yaxis.get_minor_locator().set_params(subs=(3.0,))
     assert _png(trimmed) == _png(plain)
+
+
+def _busy_axes_figure():
+    """Every way matplotlib asks an axis for its ticks more than once: log and linear axes,
+    labels aligned across panels (siblings), a twin axis, an inset, an offset text."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 3, figsize=(8, 2.5), dpi=80)
+    x = np.geomspace(2e-3, 5e1, 30)
+    axes[0].loglog(x, 1 / x, "o-")
+    axes[0].set_ylabel("decays")
+    axes[1].plot(x, 1e-9 * np.sqrt(x))
+    axes[1].set_ylabel("grows")
+    axes[1].twinx().plot(x, -x, "r")
+    axes[2].plot([0, 1], [1, 0])
+    axes[2].inset_axes([0.55, 0.55, 0.4, 0.4]).semilogy([1, 2, 3], [1, 10, 1e3])
+    fig.align_ylabels(axes)
+    return fig
+
+
+def test_ticks_computed_once_draws_the_same_figure():
+    from simlab.figure_style import ticks_computed_once
+
+    plain, memoized = _busy_axes_figure(), _busy_axes_figure()
+    layout_figure(plain)
+    with ticks_computed_once(memoized):  # as plotting's layout and save use it
+        layout_figure(memoized)
+    with ticks_computed_once(memoized):
+        drawn = _png(memoized)
+    assert drawn == _png(plain)
+    for ax in memoized.axes:  # matplotlib's own methods again after the context
+        assert "_update_ticks" not in vars(ax.xaxis)
+        assert "_get_ticklabel_bboxes" not in vars(ax.yaxis)
+
+
+def test_ticks_computed_once_computes_each_axis_once_per_draw(monkeypatch):
+    import matplotlib.axis
+
+    from simlab.figure_style import ticks_computed_once
+
+    calls = []
+    update = matplotlib.axis.Axis._update_ticks
+
+    def counted(self):
+        calls.append(self)
+        return update(self)
+
+    monkeypatch.setattr(matplotlib.axis.Axis, "_update_ticks", counted)
+    fig = _busy_axes_figure()
+    _png(fig)  # the first draw places everything once
+    calls.clear()
+    _png(fig)
+    plain_calls = len(calls)
+    calls.clear()
+    with ticks_computed_once(fig):
+        _png(fig)
+    axes = {id(axis) for axis in calls}
+    assert len(calls) == len(axes)  # once per axis
+    assert plain_calls > len(calls)  # where matplotlib asked more often
+
+
+def test_ticks_computed_once_sees_a_change_of_view_and_of_scale():
+    from simlab.figure_style import ticks_computed_once
+
+    changed, reference = _busy_axes_figure(), _busy_axes_figure()
+    for ax in reference.axes[:1]:
+        ax.set_xlim(1e-1, 1e1)
+        ax.set_yscale("linear")
+    with ticks_computed_once(changed):
+        _png(changed)
+        changed.axes[0].set_xlim(1e-1, 1e1)
+        changed.axes[0].set_yscale("linear")
+        drawn = _png(changed)
+    assert drawn == _png(reference)
