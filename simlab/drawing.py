@@ -37,7 +37,6 @@ def _warm_up() -> None:
 
     A worker forked from the warmed fork server (:func:`worker_context`) finds all of that done
     and only sets its signals."""
-    import io
 
     interrupts.ignore_in_worker()
     from threadpoolctl import threadpool_limits
@@ -46,14 +45,14 @@ def _warm_up() -> None:
     # on a machine busy with the simulation
     threadpool_limits(limits=1, user_api="blas")
     import simlab.experiments  # noqa: F401  (every experiment's figure module)
-    from simlab.plotting import PNG_DPI, _pyplot
+    from simlab.plotting import PNG_DPI, _pyplot, figure_png
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1, 1))
     ax.set_title(r"$\sigma^2_x\ \sqrt{\lambda}$ warm-up")
     ax.errorbar([0, 1], [0, 1], yerr=[0.1, 0.1], fmt="o")
     ax.legend(["x"])
-    fig.savefig(io.BytesIO(), format="png", dpi=PNG_DPI)
+    figure_png(fig, PNG_DPI)
     plt.close(fig)
 
 

@@ -1,0 +1,58 @@
+"""simlab's PNG writer: what it writes decodes to the image given, and a figure's PNG is the one
+matplotlib would write, pixel for pixel, with the same metadata."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+from PIL import Image
+
+from simlab.plotting import PNG_DPI, figure_png, layout_figure, new_figure
+from simlab.png import encode_png
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (37, 23)])
+def test_an_image_decodes_to_itself_with_its_dpi_and_text(shape):
+    rng = np.random.default_rng(sum(shape))
+    rgba = rng.integers(0, 256, size=(*shape, 4), dtype=np.uint8)
+    rgba[0, 0] = (0, 255, 1, 254)  # rows that differ by wrapping amounts: the filter is mod 256
+    data = encode_png(rgba, 130, {"Software": "simlab test", "Title": "ü"})
+    image = Image.open(io.BytesIO(data))
+    image.load()  # checks every chunk's CRC and the data's length
+    assert image.mode == "RGBA" and image.size == (shape[1], shape[0])
+    np.testing.assert_array_equal(np.asarray(image), rgba)
+    assert image.info["Software"] == "simlab test" and image.info["Title"] == "ü"
+    assert image.info["dpi"] == pytest.approx((130, 130), abs=0.01)
+
+
+@pytest.mark.parametrize(
+    "bad", [np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 4)), np.zeros((0, 4, 4), np.uint8)]
+)
+def test_what_is_not_an_rgba_image_is_refused(bad):
+    with pytest.raises(ValueError, match="RGBA|pixel"):
+        encode_png(bad, 100)
+
+
+def test_a_figure_is_the_png_matplotlib_writes():
+    fig, axes = new_figure(ncols=2, width=6.0)
+    x = np.geomspace(1e-3, 1e2, 40)
+    axes[0, 0].loglog(x, x**-0.5, "o-", label="falls")
+    axes[0, 0].legend()
+    axes[0, 1].errorbar([1, 2, 3], [2, 1, 3], yerr=0.3, fmt="s", alpha=0.6)
+    axes[0, 1].set_title(r"$\sigma^2$ of a thing")
+    layout_figure(fig)
+    ours = Image.open(io.BytesIO(figure_png(fig, PNG_DPI)))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=PNG_DPI)
+    theirs = Image.open(buffer)
+    assert ours.size == theirs.size and ours.mode == theirs.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+    assert ours.info == theirs.info  # Software and dpi
+    plt.close(fig)
