@@ -1093,14 +1093,17 @@ def _first_clear_spot(
 
 
 def curve_marks(ax: Any) -> list[DataMark]:
-    """The curves of ``ax`` (lines without markers, in data coordinates) as segments: what a
-    legend may cover a stretch of, though better not (:func:`place_legend` prefers not to)."""
+    """The curves of ``ax`` (lines without markers, in data coordinates) and its reference
+    lines that the legend names (an ``axhline`` labelled "population cond(C)") as segments:
+    what a legend may cover a stretch of, though better not (:func:`place_legend` prefers not
+    to). An unnamed reference line (a separator, a zero line) is context."""
     if not ax.get_visible():
         return []
     ax.get_xlim(), ax.get_ylim()  # autoscale now: the data transform uses the final limits
     marks = []
     for line in ax.get_lines():
-        if not line.get_visible() or not _in_data_coordinates(line, ax):
+        named = not (line.get_label() or "_").startswith("_")
+        if not line.get_visible() or not (named or _in_data_coordinates(line, ax)):
             continue
         if line.get_marker() not in (None, "None", "none", "", " "):
             continue  # a line with markers is data (data_marks)

@@ -308,6 +308,21 @@ def test_a_place_that_leaves_the_curves_whole_is_preferred():
     assert legend2._loc == 2  # "upper left": clear of both
 
 
+@pytest.mark.parametrize("named", [True, False])
+def test_a_reference_line_the_legend_names_is_left_whole_an_unnamed_one_is_context(named):
+    fig, axes = new_figure()
+    ax = axes[0, 0]
+    ax.plot([0.5], [0.5], "o", label="one point")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    # a horizontal reference line through the top of the panel: every upper place covers it
+    ax.axhline(0.9, ls="--", label="population value" if named else "_separator")
+    legend = place_legend(ax)
+    layout_figure(fig)
+    # named: the first place that leaves it whole ("lower left"); unnamed: the first place
+    assert legend._loc == (3 if named else 1)
+
+
 def test_a_legend_shared_by_panels_sits_in_a_clear_one_and_the_figure_keeps_its_size():
     # the first panel is full of points, the second has room: the row's legend goes there, and
     # is no margin of the first panel's (it once widened the gap, which moved it further: the
