@@ -493,7 +493,7 @@ _MARGIN_POWER_99 = float(stats.norm.isf(0.01))
 
 def figures(cal: Calibration, folder: Path, formats: tuple[str, ...]) -> list[Path]:
     """Draw :func:`calibration_figure` into ``folder/calibration.<fmt>``; return the files."""
-    from simlab.plotting import save
+    from simlab.figure_layout import save
 
     fig = calibration_figure(cal)
     return [] if fig is None else save(fig, folder, "calibration", formats)
@@ -545,7 +545,7 @@ def calibration_figure(cal: Calibration) -> Any:
 
 
 def _plot_false_alarms(ax: Any, cal: Calibration, letter: str = "") -> None:
-    from simlab.plotting import place_legend
+    from simlab.figure_legends import place_legend
 
     n_seeds = len(cal.families)
     if n_seeds:
@@ -608,7 +608,7 @@ def _plot_false_alarms(ax: Any, cal: Calibration, letter: str = "") -> None:
 
 
 def _plot_p_values(ax: Any, cal: Calibration, letter: str = "") -> None:
-    from simlab.plotting import place_legend
+    from simlab.figure_legends import place_legend
 
     p = np.sort(np.asarray(cal.p_values))
     n = len(p)

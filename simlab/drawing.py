@@ -10,7 +10,7 @@ family), so it is submitted after them.
 
 Workers ignore Ctrl-C and SIGTERM (the parent decides what a signal means) and are killed
 when the run stops; a figure is written under a hidden temporary name and renamed (see
-:func:`simlab.plotting.save`), so a killed worker never leaves a half-written file that looks
+:func:`simlab.figure_layout.save`), so a killed worker never leaves a half-written file that looks
 complete.
 """
 
@@ -45,7 +45,7 @@ def _warm_up() -> None:
     # on a machine busy with the simulation
     threadpool_limits(limits=1, user_api="blas")
     import simlab.experiments  # noqa: F401  (every experiment's figure module)
-    from simlab.plotting import PNG_DPI, _pyplot, figure_png
+    from simlab.figure_layout import PNG_DPI, _pyplot, figure_png
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(1, 1))

@@ -8,9 +8,10 @@ and lists, in words naming the panel and the artist:
 - unreadable tick labels: two drawn tick labels of one axis that overlap, or tick labels
   rotated off the horizontal (turned text is read with a tilted head; thin the ticks instead);
 - a legend over data: any legend box covering a data point, by the rule legends are placed
-  with (:func:`simlab.plotting.data_marks`, :func:`simlab.plotting.covered_marks`): markers,
-  error bars, scatter points, bar tops and histogram steps are data; curves without markers,
-  reference lines, bands and images are not;
+  with (:func:`simlab.figure_legends.data_marks`,
+  :func:`simlab.figure_legends.covered_marks`): markers, error bars, scatter points, bar tops
+  and histogram steps are data; curves without markers, reference lines, bands and images are
+  not;
 - a missing axis label: every drawn axis that shows tick labels (numbers a reader must put a
   unit or a meaning to) has a label, or the figure a shared ``supxlabel``/``supylabel``; a
   colorbar's long axis included; an axis without tick labels needs none;
@@ -26,8 +27,9 @@ import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+from simlab.figure_layout import PNG_DPI
+from simlab.figure_legends import covered_marks, figure_data_marks
 from simlab.figure_style import render_style
-from simlab.plotting import PNG_DPI, covered_marks, figure_data_marks
 
 #: a text box may leave the canvas by this many pixels (antialiasing) before it is cut
 CANVAS_TOLERANCE_PX = 1.0
@@ -36,8 +38,8 @@ TICK_OVERLAP_PX = 1.0
 
 
 def lint_figure(fig: Any, *, not_run: Collection[str] = (), dpi: float = PNG_DPI) -> list[str]:
-    """The problems of ``fig`` as laid out (call :func:`simlab.plotting.layout_figure` first,
-    as :func:`simlab.plotting.save` does), one human-readable line each; [] when clean.
+    """The problems of ``fig`` as laid out (call :func:`simlab.figure_layout.layout_figure` first,
+    as :func:`simlab.figure_layout.save` does), one human-readable line each; [] when clean.
     Text is measured in the style the figure is saved in (:func:`render_style`)."""
     with render_style():
         fig.set_dpi(dpi)

@@ -39,7 +39,7 @@ def render_style() -> Any:
     return matplotlib.rc_context(RENDER_STYLE)
 
 
-#: rcParams in force while a figure's axes are created (:func:`simlab.plotting.new_figure`):
+#: rcParams in force while a figure's axes are created (:func:`simlab.figure_layout.new_figure`):
 #: matplotlib's automatic title position looks, at each layout measure and draw, for anything
 #: that could collide with a title (top ticks, the y axis' offset text); simlab's figures have
 #: no top ticks, and :func:`lift_titles_over_offset_texts` handles an offset text

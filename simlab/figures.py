@@ -53,7 +53,7 @@ def draw(
     specs: Sequence[FigureSpec], points: Sequence[Any], folder: Path, formats: tuple[str, ...]
 ) -> list[Path]:
     """Render every figure of ``specs`` into ``folder`` in each format; return the files."""
-    from simlab.plotting import save
+    from simlab.figure_layout import save
 
     paths: list[Path] = []
     for spec in specs:

@@ -227,8 +227,8 @@ def test_the_calibration_figure_passes_the_lint(parts):
     import matplotlib.pyplot as plt
 
     from simlab.calibrate import calibration_figure
+    from simlab.figure_layout import layout_figure
     from simlab.figure_lint import lint_figure
-    from simlab.plotting import layout_figure
 
     cal = _hand_made(parts=parts)
     cal.budget, cal.seeds = "thorough", list(range(1000))  # the longest words its titles take

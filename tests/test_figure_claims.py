@@ -13,14 +13,10 @@ from matplotlib.legend import Legend
 
 import simlab
 from simlab.execute import undrawn_claims
+from simlab.figure_claims import claim_label, verdict_summary
+from simlab.figure_layout import layout_figure
+from simlab.figure_legends import covered_marks, figure_data_marks
 from simlab.figures import ClaimMark
-from simlab.plotting import (
-    claim_label,
-    covered_marks,
-    figure_data_marks,
-    layout_figure,
-    verdict_summary,
-)
 from simlab.simulate import points_with_claims
 
 

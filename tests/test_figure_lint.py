@@ -17,8 +17,9 @@ import pytest
 
 from simlab.course import budget_raw
 from simlab.experiments import REGISTRY
+from simlab.figure_layout import layout_figure, new_figure
 from simlab.figure_lint import lint_figure, not_run_settings
-from simlab.plotting import finish_axes, layout_figure, new_figure, simulated_vs_theory
+from simlab.plotting import finish_axes, simulated_vs_theory
 from simlab.runspec import build_spec
 from simlab.simulate import decide_runs, points_with_claims, simulate
 

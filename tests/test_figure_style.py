@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pytest
 
+from simlab.figure_layout import layout_figure, new_figure
 from simlab.figure_style import decade_label, plain_power_label
-from simlab.plotting import layout_figure, new_figure
 
 
 @pytest.fixture(autouse=True)

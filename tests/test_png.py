@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simlab.plotting import PNG_DPI, figure_png, layout_figure, new_figure
+from simlab.figure_layout import PNG_DPI, figure_png, layout_figure, new_figure
 from simlab.png import encode_png
 
 

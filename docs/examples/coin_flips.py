@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated
+from simlab.figure_layout import new_figure
 from simlab.figures import FigureSpec
 from simlab.params import Param, count
-from simlab.plotting import finish_axes, new_figure, simulated_vs_theory, sweep_axis
+from simlab.plotting import finish_axes, simulated_vs_theory, sweep_axis
 from simlab.stats import Moments
 from simlab.verdicts.estimates import EXACT_IN_EXPECTATION, Prediction, ScalarEstimate
 

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simlab.figure_layout import new_figure
 from simlab.figures import FigureSpec
-from simlab.plotting import finish_axes, new_figure, sweep_summary, wrap_to_width
+from simlab.plotting import finish_axes, sweep_summary, wrap_to_width
 from simlab.theory.bn_grads import GRAD_QUANTITIES
 
 if TYPE_CHECKING:

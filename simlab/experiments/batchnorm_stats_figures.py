@@ -14,19 +14,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simlab.figure_claims import CLAIM_COLORS, claims_of, draw_claims
+from simlab.figure_layout import figure_legend_below, new_figure
 from simlab.figure_style import decade_label
 from simlab.figures import FigureSpec
 from simlab.plotting import (
-    CLAIM_COLORS,
     ERRORBAR_SE,
     SIM_STYLE,
     THEORY_STYLE,
-    claims_of,
-    draw_claims,
-    figure_legend_below,
     finish_axes,
     mark_off_scale,
-    new_figure,
     setting_label,
     swept_parameters,
 )

@@ -15,15 +15,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simlab.figure_layout import new_figure
 from simlab.figures import FigureSpec
-from simlab.plotting import (
-    SIM_STYLE,
-    THEORY_STYLE,
-    finish_axes,
-    mark_off_scale,
-    new_figure,
-    side_colorbar,
-)
+from simlab.plotting import SIM_STYLE, THEORY_STYLE, finish_axes, mark_off_scale, side_colorbar
 from simlab.theory.whitening import matrix_relative_change
 
 if TYPE_CHECKING:

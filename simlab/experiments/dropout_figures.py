@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from simlab.figure_claims import draw_claims
+from simlab.figure_layout import new_figure
+from simlab.figure_legends import place_legend
 from simlab.figures import FigureSpec
 from simlab.plotting import (
     ERRORBAR_SE,
     SIM_STYLE,
     THEORY_STYLE,
-    draw_claims,
     finish_axes,
-    new_figure,
-    place_legend,
     setting_label,
     sweep_axis,
 )

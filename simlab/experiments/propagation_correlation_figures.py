@@ -9,19 +9,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simlab.figure_claims import draw_claims
+from simlab.figure_layout import new_figure, suptitle_within
+from simlab.figure_legends import place_legend
 from simlab.figures import FigureSpec
 from simlab.plotting import (
     ERRORBAR_SE,
     THEORY_STYLE,
     SeriesStyle,
-    draw_claims,
     errorbar_handle,
     finish_axes,
     log_errorbars,
-    new_figure,
-    place_legend,
     series_styles,
-    suptitle_within,
 )
 from simlab.theory import meanfield as mf
 from simlab.verdicts.estimates import VectorEstimate

@@ -10,14 +10,10 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from simlab.figure_layout import new_figure
+from simlab.figure_legends import place_legend
 from simlab.figures import FigureSpec
-from simlab.plotting import (
-    finish_axes,
-    new_figure,
-    place_legend,
-    setting_label,
-    swept_parameters,
-)
+from simlab.plotting import finish_axes, setting_label, swept_parameters
 
 if TYPE_CHECKING:
     from simlab.experiments.base import PointResult

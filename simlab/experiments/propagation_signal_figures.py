@@ -11,19 +11,18 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from simlab.figure_claims import draw_claims
+from simlab.figure_layout import new_figure, suptitle_within
+from simlab.figure_legends import place_legend
 from simlab.figures import FigureSpec
 from simlab.plotting import (
     ERRORBAR_SE,
     THEORY_STYLE,
-    draw_claims,
     errorbar_handle,
     finish_axes,
     log_errorbars,
-    new_figure,
-    place_legend,
     series_styles,
     setting_label,
-    suptitle_within,
     swept_parameters,
 )
 from simlab.stats import Histogram

@@ -23,8 +23,10 @@ from simlab.experiments.batchnorm_stats import eps_study
 from simlab.experiments.batchnorm_stats_figures import eps_figure, stats_figure
 from simlab.experiments.batchnorm_whiten import fit_slopes, rank_study, theil_sen, wall_times
 from simlab.experiments.batchnorm_whiten_figures import WhitenFigureData, rank_figure, time_figure
+from simlab.figure_layout import layout_figure
+from simlab.figure_legends import place_legend
 from simlab.figure_lint import lint_figure
-from simlab.plotting import layout_figure, mark_off_scale, place_legend
+from simlab.plotting import mark_off_scale
 from simlab.theory import bn_stats, whitening
 
 

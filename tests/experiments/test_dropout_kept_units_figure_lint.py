@@ -14,8 +14,8 @@ import pytest
 import simlab
 from simlab.course import budget_raw
 from simlab.experiments import REGISTRY
+from simlab.figure_layout import layout_figure
 from simlab.figure_lint import lint_figure, not_run_settings
-from simlab.plotting import layout_figure
 from simlab.simulate import points_with_claims
 
 FAMILY = ("dropout", "kept-units binomial", "kept-units poisson-limit", "kept-units thinning")

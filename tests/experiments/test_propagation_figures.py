@@ -19,8 +19,9 @@ from simlab.experiments import propagation_correlation_figures as corr_figures
 from simlab.experiments import propagation_signal_figures as signal_figures
 from simlab.experiments.propagation_correlation import PropagationCorrelation
 from simlab.experiments.propagation_signal import PropagationSignal
+from simlab.figure_layout import layout_figure
 from simlab.figure_lint import lint_figure, not_run_settings
-from simlab.plotting import layout_figure, series_styles
+from simlab.plotting import series_styles
 from simlab.simulate import points_with_claims
 from simlab.theory import meanfield as mf
 

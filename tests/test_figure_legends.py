@@ -1,4 +1,4 @@
-"""The shared figure habits: what counts as a data point, legends placed clear of them, and
+"""Legends clear of the data: what counts as a data point, legends placed clear of them, and
 margins fitted around legends moved outside their panels."""
 
 from __future__ import annotations
@@ -12,18 +12,16 @@ import numpy as np
 import pytest
 from matplotlib.legend import Legend
 
-from simlab.plotting import (
+from simlab.figure_layout import layout_figure, new_figure
+from simlab.figure_legends import (
     LEGEND_LOCS,
     _segments_cross,
     covered_marks,
     data_marks,
     figure_data_marks,
-    finish_axes,
-    layout_figure,
-    new_figure,
     place_legend,
-    side_colorbar,
 )
+from simlab.plotting import finish_axes
 
 
 @pytest.fixture(autouse=True)
@@ -175,8 +173,8 @@ def test_below_puts_the_legend_under_the_x_label():
 
 
 def test_the_claims_legend_avoids_the_panel_legend_and_the_data():
+    from simlab.figure_claims import draw_claims
     from simlab.figures import ClaimMark
-    from simlab.plotting import draw_claims
 
     class Point:
         def __init__(self, p: float):
@@ -228,7 +226,7 @@ def test_place_legend_refuses_an_unknown_side():
 
 @pytest.mark.parametrize("loc", LEGEND_LOCS)
 def test_the_candidate_boxes_are_where_matplotlib_puts_the_legend(loc):
-    from simlab.plotting import _anchored
+    from simlab.figure_legends import _anchored
 
     fig, axes = new_figure()
     ax = axes[0, 0]
@@ -343,16 +341,3 @@ def test_a_legend_shared_by_panels_sits_in_a_clear_one_and_the_figure_keeps_its_
     right = axes[0, 1].bbox
     assert right.x0 <= box.x0 and box.x1 <= right.x1 and right.y0 <= box.y0 <= box.y1 <= right.y1
     assert _legend_problems(fig) == []
-
-
-def test_a_side_colorbar_gets_room_between_its_panel_and_the_next():
-    fig, axes = new_figure(ncols=2, width=3.0)
-    image = axes[0, 0].imshow(np.arange(16.0).reshape(4, 4))
-    bar = side_colorbar(fig, image, axes[0, 0], label="a long colorbar label")
-    layout_figure(fig)
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    box = bar.ax.get_tightbbox(renderer)  # the bar, its ticks and its label
-    assert box.x1 < axes[0, 1].get_tightbbox(renderer).x0
-    assert box.x0 > axes[0, 0].bbox.x1
-    assert 0 <= box.y0 and box.y1 <= fig.bbox.height
