@@ -369,7 +369,7 @@ class _Interrupted(Exception):
 
 
 def _simulate_whole(spec: Any, progress: NullProgress) -> Any:
-    run = simulate(spec, progress)
+    run = simulate(spec, progress, figures=False)  # a seed's checks; its figures are never drawn
     if not run.complete:
         raise _Interrupted
     return run

@@ -362,7 +362,9 @@ def _simulate_all(
                 sum(points), sum(n * s.samples for n, s in zip(points, specs, strict=True))
             )
             for index, spec in enumerate(specs):
-                run = simulate(spec, progress, runner, checkpoint, index)
+                run = simulate(
+                    spec, progress, runner, checkpoint, index, figures=drawer is not None
+                )
                 runs.append(run)
                 if not run.complete:
                     return runs, False

@@ -47,6 +47,8 @@ def simulate(
     runner: ChunkRunner | None = None,
     checkpoint: Checkpointer | None = None,
     run_index: int = 0,
+    *,
+    figures: bool = True,
 ) -> ExperimentRun:
     """Run every sweep point of ``spec`` and build its checks (verdicts come from :func:`decide`).
 
@@ -56,6 +58,9 @@ def simulate(
 
     With ``checkpoint``, each point's state is recorded under ``(run_index, point)``, and a
     point that already has one there (a run being resumed) goes on from it.
+
+    ``figures``: whether the points compute their figure data (and the studies only figures
+    show); a run that draws no figures skips them. The checks are the same either way.
     """
     progress = progress or NullProgress()
     start = time.perf_counter()
@@ -72,6 +77,7 @@ def simulate(
             alpha=spec.alpha,
             progress=progress,
             chunk_runner=runner or run_chunks,
+            figures=figures,
         )
         if checkpoint is not None:
             ctx.resume = checkpoint.state((run_index, index))

@@ -55,9 +55,9 @@ def _events(monkeypatch) -> list[str]:
     events: list[str] = []
     real_simulate, real_submit = execute.simulate, execute.FigureDrawer.submit
 
-    def simulate(spec, *args):
+    def simulate(spec, *args, **kwargs):
         events.append(f"simulate {spec.experiment.name}")
-        return real_simulate(spec, *args)
+        return real_simulate(spec, *args, **kwargs)
 
     def submit(self, index, run):
         if index not in self._submitted:  # a second hand-over of the same one is a no-op
@@ -335,3 +335,22 @@ def test_the_installed_package_draws_its_figures_in_workers(tmp_path):
     if out.stdout.strip() == "not installed":
         pytest.skip("simlab is not installed in this interpreter (only on the path)")
     assert out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("plots", [True, False])
+def test_a_run_without_plots_makes_no_figure_data(simlab, tmp_path, monkeypatch, plots):
+    (tmp_path / "two.yaml").write_text(TWO.format(claims=""))
+    figure_data = []
+    real_simulate = execute.simulate
+
+    def simulate(spec, *args, **kwargs):
+        run = real_simulate(spec, *args, **kwargs)
+        figure_data.extend(point.figure for point in run.points)
+        return run
+
+    monkeypatch.setattr(execute, "simulate", simulate)
+    options = [] if plots else ["--no-plots"]
+    result = simlab("run", "two.yaml", "--quiet", "--out", "run", *options)
+    assert result.exit_code == 0, result.stderr
+    assert len(figure_data) == 2
+    assert all((data is not None) == plots for data in figure_data)

@@ -34,14 +34,17 @@ def chunk_rng(entropy: int, point: int, chunk: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(_CHUNK, point, chunk)))
 
 
-def study_rng(setup: np.random.Generator, study: int) -> np.random.Generator:
-    """The generator for study ``study`` of the sweep point whose setup generator is ``setup``.
+def study_rng(
+    setup: np.random.Generator | np.random.SeedSequence, study: int
+) -> np.random.Generator:
+    """The generator for study ``study`` of the sweep point whose setup generator is ``setup``
+    (or that generator's seed sequence, which a point's set-up keeps for its figures' studies).
 
     Stream ``(2, point, study)``: apart from the setup and the chunks, so a figure's study (an
     eps sweep, a rank-against-B curve) never shifts the numbers a check is made of. Taking it does
     not draw from ``setup``.
     """
-    seq = setup.bit_generator.seed_seq
+    seq = setup if isinstance(setup, np.random.SeedSequence) else setup.bit_generator.seed_seq
     _, point = seq.spawn_key
     return np.random.default_rng(
         np.random.SeedSequence(seq.entropy, spawn_key=(_STUDY, point, study))

@@ -146,6 +146,9 @@ class PointContext:
     resume: PointState | None = None
     #: where this point's state is recorded for a later resume (None: nowhere)
     checkpoint: PointSlot | None = None
+    #: whether the run draws figures: without (--no-plots, calibrate) no point computes its
+    #: figure data, nor the studies only a figure shows
+    figures: bool = True
 
     def setup_rng(self) -> np.random.Generator:
         """The generator for this point's fixed parts (drawn once, before any chunk)."""
@@ -376,7 +379,11 @@ class Experiment(Generic[SetupT, StatsT]):
         raise NotImplementedError
 
     def figure_data(self, sim: Simulated[SetupT, StatsT]) -> Any:
-        """What this point contributes to the figures (a frozen dataclass), or None."""
+        """What this point contributes to the figures (a frozen dataclass), or None.
+
+        Only called when the run draws figures: a study that only a figure shows (drawing from
+        :func:`simlab.engine.seeding.study_rng`) is made here, not in :meth:`setup`, so that a
+        run without figures does not pay for it."""
         return None
 
     # -- the template ------------------------------------------------------------------------
@@ -414,7 +421,7 @@ class Experiment(Generic[SetupT, StatsT]):
                 predictions=self.predict(sim),
                 n_samples=run.n_samples,
                 seconds=time.perf_counter() - start,
-                figure=self.figure_data(sim),
+                figure=self.figure_data(sim) if ctx.figures else None,
                 joint=joint,
             )
 

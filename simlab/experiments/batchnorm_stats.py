@@ -376,13 +376,13 @@ def shared_eps_study(entropy: int, B: int, gamma: float, eps_run: float) -> EpsS
 @dataclass(frozen=True)
 class StatsSetup:
     """The fixed parts of a point: the feature map, v's histogram bins, the probe batch, and the
-    eps study its figure shows (shared by the points with its B, gamma and eps)."""
+    run's root entropy (the eps study its figure shows draws from the run's shared stream)."""
 
     W: np.ndarray  # (M, N), unit-norm rows
     b: np.ndarray  # (M,)
     edges: np.ndarray  # bins of B v / sigma^2
     probe: np.ndarray  # (1, B, M)
-    eps_study: EpsStudy
+    entropy: int
 
 
 class BatchnormStats(Experiment[StatsSetup, StatsChunk]):
@@ -501,10 +501,7 @@ class BatchnormStats(Experiment[StatsSetup, StatsChunk]):
         top = heavy * (B - 1 + 8.0 * math.sqrt(2.0 * (B - 1)))
         edges = np.linspace(0.0, top, _V_BINS + 1)
         probe = probe_batch(B, point["M"], b, sigma if sigma > 0 else 1.0)
-        gamma = point["gamma"] if point["gamma"] != 0 else 1.0
-        # + 0.0: -0.0 is 0.0 (the cache sees them as one key; so does the stream)
-        study = shared_eps_study(run_entropy(rng), B, float(gamma), float(point["eps"]) + 0.0)
-        return StatsSetup(W, b, edges, probe, study)
+        return StatsSetup(W, b, edges, probe, run_entropy(rng))
 
     def sampler(self, point: Mapping[str, Any], setup: StatsSetup) -> StatsSampler:
         bn = BNSetting(
@@ -556,7 +553,12 @@ class BatchnormStats(Experiment[StatsSetup, StatsChunk]):
 
     def figure_data(self, sim: Simulated[StatsSetup, StatsChunk]) -> StatsFigureData:
         ratio = sim.stats.delta_estimates()["ratio"] if sim.point["sigma"] > 0 else None
-        return StatsFigureData(sim.stats.v_hist, ratio, sim.setup.eps_study)
+        point = sim.point
+        gamma = point["gamma"] if point["gamma"] != 0 else 1.0
+        # + 0.0: -0.0 is 0.0 (the cache sees them as one key; so does the stream)
+        eps = float(point["eps"]) + 0.0
+        study = shared_eps_study(sim.setup.entropy, point["B"], float(gamma), eps)
+        return StatsFigureData(sim.stats.v_hist, ratio, study)
 
     def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:
         B, N, M = point["B"], point["N"], point["M"]

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from simlab.engine.seeding import SharedStudy, run_entropy, shared_study_rng, study_rng
+from simlab.engine.seeding import SharedStudy, shared_study_rng, study_rng
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated, WrongClaim
 from simlab.experiments.batchnorm_common import (
@@ -433,13 +433,12 @@ def wall_times(
 
 @dataclass(frozen=True)
 class WhitenSetup:
-    """The fixed parts of a point: the correlation matrix, its Cholesky factor, and the studies
-    its figures show (drawn from the point's study streams)."""
+    """The fixed parts of a point: the correlation matrix, its Cholesky factor, and the seed
+    sequence of its set-up, whose study streams the studies its figures show draw from."""
 
     C: np.ndarray
     L: np.ndarray
-    rank_study: RankStudy
-    wall_times: WallTimes
+    seeds: np.random.SeedSequence
 
 
 class BatchnormWhiten(Experiment[WhitenSetup, WhitenChunk]):
@@ -532,14 +531,9 @@ class BatchnormWhiten(Experiment[WhitenSetup, WhitenChunk]):
     def setup(self, point: Mapping[str, Any], rng: np.random.Generator) -> WhitenSetup:
         if point["corr"] == "random":
             C = whitening.random_correlation(rng, point["M"])
-            L = np.linalg.cholesky(C)
-            ranks = rank_study(L, point["eps"], study_rng(rng, 0))
         else:
             C = whitening.correlation_matrix(point["rho"], point["M"])
-            L = np.linalg.cholesky(C)
-            rho, eps = float(point["rho"]) + 0.0, float(point["eps"]) + 0.0  # -0.0 is 0.0
-            ranks = shared_rank_study(run_entropy(rng), rho, int(point["M"]), eps)
-        return WhitenSetup(C, L, ranks, wall_times(point["eps"], study_rng(rng, 1)))
+        return WhitenSetup(C, np.linalg.cholesky(C), rng.bit_generator.seed_seq)
 
     def sampler(self, point: Mapping[str, Any], setup: WhitenSetup) -> WhitenSampler:
         return WhitenSampler(point, setup.L)
@@ -579,6 +573,12 @@ class BatchnormWhiten(Experiment[WhitenSetup, WhitenChunk]):
         return predictions
 
     def figure_data(self, sim: Simulated[WhitenSetup, WhitenChunk]) -> WhitenFigureData:
+        point, setup = sim.point, sim.setup
+        if point["corr"] == "random":
+            ranks = rank_study(setup.L, point["eps"], study_rng(setup.seeds, 0))
+        else:
+            rho, eps = float(point["rho"]) + 0.0, float(point["eps"]) + 0.0  # -0.0 is 0.0
+            ranks = shared_rank_study(int(setup.seeds.entropy), rho, int(point["M"]), eps)
         methods = sim.stats.checks()["methods"]
         return WhitenFigureData(
             C=sim.setup.C,
@@ -586,8 +586,8 @@ class BatchnormWhiten(Experiment[WhitenSetup, WhitenChunk]):
             zca_first=methods["zca"].Ytilde[0],
             matrices={m: methods[m].W for m in WHITENINGS},
             pca_axes=methods["pca"].eigvecs,
-            rank_study=sim.setup.rank_study,
-            wall_times=sim.setup.wall_times,
+            rank_study=ranks,
+            wall_times=wall_times(point["eps"], study_rng(setup.seeds, 1)),
         )
 
     def memory_bytes(self, point: Mapping[str, Any], chunk_size: int) -> tuple[int, int]:

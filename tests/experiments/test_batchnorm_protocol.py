@@ -93,22 +93,28 @@ def test_every_figure_has_a_caption_and_renders(exp, points, samples, chunk, tmp
     assert all(p.stat().st_size > 10_000 for p in paths)
 
 
+def _figure(exp, point, *, seed=3, index=1):
+    """The figure data of a small run of ``point`` (sweep point ``index`` of run ``seed``)."""
+    samples = 100 if isinstance(exp, BatchnormStats) else 30
+    return _run(exp, point, samples, samples, index=index, seed=seed).figure
+
+
 def test_studies_come_from_their_own_stream_and_replay():
     exp = BatchnormStats()
-    a = exp.setup(STATS, setup_rng(3, 1))
-    b = exp.setup(STATS, setup_rng(3, 1))
+    a = _figure(exp, STATS)
+    b = _figure(exp, STATS)
     # the eps study depends on a point only through B, gamma and eps: the points of a run that
     # agree on them share one (computed once); another run or another B has its own
-    shared = exp.setup({**STATS, "sigma": 0.5, "input": "student_t"}, setup_rng(3, 2))
-    other_run = exp.setup(STATS, setup_rng(4, 1))
-    other_B = exp.setup({**STATS, "B": STATS["B"] + 1}, setup_rng(3, 1))
+    shared = _figure(exp, {**STATS, "sigma": 0.5, "input": "student_t"}, index=2)
+    other_run = _figure(exp, STATS, seed=4)
+    other_B = _figure(exp, {**STATS, "B": STATS["B"] + 1})
     assert a.eps_study is shared.eps_study
     assert np.array_equal(a.eps_study.jac, b.eps_study.jac, equal_nan=True)
     assert not np.array_equal(a.eps_study.ratio, other_run.eps_study.ratio, equal_nan=True)
     assert other_B.eps_study.B == STATS["B"] + 1
     # a pure function of the run and the key: computed afresh, the same numbers
     shared_eps_study.cache_clear()
-    again = exp.setup(STATS, setup_rng(3, 2))
+    again = _figure(exp, STATS, index=2)
     assert again.eps_study is not a.eps_study
     for name in ("ratio", "ratio_se", "xmax", "v", "jac"):
         assert np.array_equal(
@@ -117,23 +123,55 @@ def test_studies_come_from_their_own_stream_and_replay():
     # the study draws nothing from the setup stream: W and b are those of a bare setup stream
     rng = setup_rng(3, 1)
     W = rng.standard_normal((STATS["M"], STATS["N"]))
-    np.testing.assert_array_equal(a.W, W / np.linalg.norm(W, axis=1, keepdims=True))
-    whiten = BatchnormWhiten().setup({**WHITEN, "corr": "random"}, setup_rng(3, 1))
-    again = BatchnormWhiten().setup({**WHITEN, "corr": "random"}, setup_rng(3, 1))
+    setup = exp.setup(STATS, setup_rng(3, 1))
+    np.testing.assert_array_equal(setup.W, W / np.linalg.norm(W, axis=1, keepdims=True))
+    whiten = _figure(BatchnormWhiten(), {**WHITEN, "corr": "random"})
+    again = _figure(BatchnormWhiten(), {**WHITEN, "corr": "random"})
     assert np.array_equal(whiten.rank_study.cond, again.rank_study.cond)
     # a random C is the point's own, and so is its rank study
-    elsewhere = BatchnormWhiten().setup({**WHITEN, "corr": "random"}, setup_rng(3, 2))
+    elsewhere = _figure(BatchnormWhiten(), {**WHITEN, "corr": "random"}, index=2)
     assert not np.array_equal(whiten.rank_study.cond, elsewhere.rank_study.cond)
     # an equicorrelated C depends on rho and M only: the points of a run share one study
-    equi = BatchnormWhiten().setup(WHITEN, setup_rng(3, 1))
-    other_B = BatchnormWhiten().setup({**WHITEN, "B": 2 * WHITEN["B"]}, setup_rng(3, 2))
-    other_rho = BatchnormWhiten().setup({**WHITEN, "rho": 0.25}, setup_rng(3, 1))
+    equi = _figure(BatchnormWhiten(), WHITEN)
+    other_B = _figure(BatchnormWhiten(), {**WHITEN, "B": 2 * WHITEN["B"]}, index=2)
+    other_rho = _figure(BatchnormWhiten(), {**WHITEN, "rho": 0.25})
     assert equi.rank_study is other_B.rank_study
     assert not np.array_equal(equi.rank_study.cond, other_rho.rank_study.cond)
     shared_rank_study.cache_clear()
-    fresh = BatchnormWhiten().setup(WHITEN, setup_rng(3, 4)).rank_study
+    fresh = _figure(BatchnormWhiten(), WHITEN, index=4).rank_study
     assert fresh is not equi.rank_study
     assert np.array_equal(fresh.dev, equi.rank_study.dev, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "exp, point, samples",
+    [(BatchnormStats(), STATS, 100), (BatchnormWhiten(), {**WHITEN, "corr": "random"}, 30)],
+    ids=["stats", "whiten"],
+)
+def test_a_run_without_figures_makes_no_study_and_the_same_numbers(
+    exp, point, samples, monkeypatch
+):
+    import simlab.experiments.batchnorm_stats as stats_module
+    import simlab.experiments.batchnorm_whiten as whiten_module
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a study only a figure shows was made for a run without figures")
+
+    drawn = _run(exp, point, samples, samples, index=7)
+    for module, name in [
+        (stats_module, "shared_eps_study"),
+        (whiten_module, "rank_study"),
+        (whiten_module, "shared_rank_study"),
+        (whiten_module, "wall_times"),
+    ]:
+        monkeypatch.setattr(module, name, refuse)
+    ctx = PointContext(
+        entropy=5, point_index=7, samples=samples, chunk_size=samples, workers=1, figures=False
+    )
+    plain = exp.run_point(point, ctx)
+    assert plain.figure is None and drawn.figure is not None
+    assert _same(plain, drawn)
+    assert plain.predictions.keys() == drawn.predictions.keys()
 
 
 def test_figure_modules_import_neither_their_experiment_nor_matplotlib():
