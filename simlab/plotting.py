@@ -65,6 +65,39 @@ def log_errorbars(values: np.ndarray, se: np.ndarray) -> np.ndarray:
     return np.vstack([lower, ERRORBAR_SE * se])
 
 
+def simulated_points(
+    ax: Any,
+    x: Any,
+    value: Any,
+    se: Any = None,
+    *,
+    bars: Any = None,
+    horizontal: bool = False,
+    hollow: bool = True,
+    **style: Any,
+) -> Any:
+    """Simulated estimates as points with their error bars: +-:data:`ERRORBAR_SE` standard
+    errors from ``se``, or the ``bars`` given (asymmetric ones: :func:`log_errorbars` on a log
+    axis, an interval). :data:`SIM_STYLE`, markers hollow unless ``hollow=False``; ``style``
+    overrides (``fmt``, ``ms``, ``color``, ``label``, ...). ``horizontal``: the values along x,
+    at the positions ``x`` along y. Returns matplotlib's errorbar container."""
+    if bars is None:
+        bars = ERRORBAR_SE * np.asarray(se)
+    options = {**SIM_STYLE, **({"mfc": "white"} if hollow else {}), **style}
+    if horizontal:
+        return ax.errorbar(value, x, xerr=bars, **options)
+    return ax.errorbar(x, value, yerr=bars, **options)
+
+
+def se_bars(ax: Any, x: Any, value: Any, se: Any, *, color: str = "C0", **style: Any) -> Any:
+    """+-:data:`ERRORBAR_SE` standard-error bars alone, no marker: on a histogram's bins or a
+    pmf's bars, whose own shape shows the value. ``style`` goes to matplotlib's errorbar
+    (``alpha``, ``capsize``, ``lw``)."""
+    return ax.errorbar(
+        x, value, yerr=ERRORBAR_SE * np.asarray(se), fmt="none", ecolor=color, **style
+    )
+
+
 def simulated_vs_theory(
     ax: Any,
     x: np.ndarray,
@@ -89,13 +122,12 @@ def simulated_vs_theory(
             **THEORY_STYLE,
             label=f"{label} theory".strip(),
         )
-    ax.errorbar(
+    simulated_points(
+        ax,
         np.asarray(x) + offset,
         estimate,
-        yerr=ERRORBAR_SE * np.asarray(se),
+        se,
         color=color,
-        mfc="white",
-        **SIM_STYLE,
         label=f"{label} simulated ±2 SE".strip(),
     )
 

@@ -19,12 +19,12 @@ from simlab.figure_layout import figure_legend_below, new_figure
 from simlab.figure_style import decade_label
 from simlab.figures import FigureSpec
 from simlab.plotting import (
-    ERRORBAR_SE,
-    SIM_STYLE,
     THEORY_STYLE,
     finish_axes,
     mark_off_scale,
+    se_bars,
     setting_label,
+    simulated_points,
     swept_parameters,
 )
 from simlab.stats import Histogram
@@ -108,7 +108,7 @@ def _variance_law_panel(ax, live: Sequence[PointResult]) -> None:
     se = np.sqrt(hist.counts) / (hist.total * widths)
     centres = 0.5 * (hist.edges[:-1] + hist.edges[1:])
     ax.stairs(dens, hist.edges, color="C0", lw=1.2, label="simulated (all features), ±2 SE")
-    ax.errorbar(centres, dens, yerr=ERRORBAR_SE * se, fmt="none", ecolor="C0", alpha=0.5)
+    se_bars(ax, centres, dens, se, color="C0", alpha=0.5)
     grid = np.linspace(hist.edges[0], hist.edges[-1], 400)
     gaussian = pt.params["input"] == "gaussian"
     reference = "exact for Gaussian input" if gaussian else "Gaussian reference only"
@@ -154,8 +154,10 @@ def _checks_panel(ax, points: Sequence[PointResult]) -> None:
         if shown:
             pos = [j + (i - 1) * _ROW_OFFSET for j, _ in shown]
             dev = [d for _, (d, _) in shown]
-            err = [ERRORBAR_SE * se for _, (_, se) in shown]
-            ax.errorbar(dev, pos, xerr=err, color=f"C{i}", **SIM_STYLE, label=label)
+            ses = [se for _, (_, se) in shown]
+            simulated_points(
+                ax, pos, dev, ses, horizontal=True, hollow=False, color=f"C{i}", label=label
+            )
     # the claims once every estimate is drawn (a claim far off keeps the estimates' x range),
     # each as its deviation from the built-in prediction, beside the estimate
     for i, (name, _) in enumerate(_CHECKED):
@@ -235,20 +237,17 @@ def _eps_effect_panel(ax, points: Sequence[PointResult]) -> None:
         est = pt.estimates["var_out"]
         g2 = gamma * gamma
         if pt.params["input"] == "gaussian":
-            ax.errorbar(
-                x, est.value / g2, yerr=ERRORBAR_SE * est.se / g2, color=colour, **SIM_STYLE
-            )
+            simulated_points(ax, x, est.value / g2, est.se / g2, hollow=False, color=colour)
             continue
         x *= 1.6  # beside the Gaussian point of the same setting
-        ax.errorbar(
+        simulated_points(
+            ax,
             x,
             est.value / g2,
-            yerr=ERRORBAR_SE * est.se / g2,
+            est.se / g2,
             color=colour,
             fmt="s",
-            mfc="white",
             ms=5,
-            capsize=3,
             label=None if labelled else "non-Gaussian input: simulated ±2 SE",
         )
         ax.plot(
@@ -323,14 +322,7 @@ def _forward_panel(ax, study: EpsStudy, grid: _VarianceAxis) -> None:
         finite = np.isfinite(ratio)
         theory = bn_stats.expected_v_ratio_curve(study.B, eps, grid.fine)
         ax.plot(grid.fine, theory, color=f"C{e}", **THEORY_STYLE)
-        ax.errorbar(
-            grid.xs[finite],
-            ratio[finite],
-            yerr=ERRORBAR_SE * ratio_se[finite],
-            color=f"C{e}",
-            mfc="white",
-            **SIM_STYLE,
-        )
+        simulated_points(ax, grid.xs[finite], ratio[finite], ratio_se[finite], color=f"C{e}")
         if not finite.all():
             mark_off_scale(ax, grid.xs[~finite], **_nan_style(e))
     ax.set_xscale("log")

@@ -17,7 +17,13 @@ import numpy as np
 
 from simlab.figure_layout import new_figure
 from simlab.figures import FigureSpec
-from simlab.plotting import SIM_STYLE, THEORY_STYLE, finish_axes, mark_off_scale, side_colorbar
+from simlab.plotting import (
+    THEORY_STYLE,
+    finish_axes,
+    mark_off_scale,
+    side_colorbar,
+    simulated_points,
+)
 from simlab.theory.whitening import matrix_relative_change
 
 if TYPE_CHECKING:
@@ -158,12 +164,13 @@ def _cond_panel(ax, study: RankStudy) -> None:
     capped = finite & ~np.isfinite(high)  # some singular batches above a finite median
     upper = np.zeros_like(med)
     upper[np.isfinite(high)] = high[np.isfinite(high)] - med[np.isfinite(high)]
-    ax.errorbar(
+    simulated_points(  # an interval of the batches, not a standard error
+        ax,
         Bs[finite],
         med[finite],
-        yerr=[med[finite] - low[finite], upper[finite]],
+        bars=[med[finite] - low[finite], upper[finite]],
+        hollow=False,
         color="C0",
-        **SIM_STYLE,
         label="median, 10–90% of batches",
     )
     ax.axhline(study.cond_population, color="C2", lw=1.2, ls="--", label="population cond(C)")

@@ -18,10 +18,11 @@ from simlab.figure_legends import place_legend
 from simlab.figures import FigureSpec
 from simlab.plotting import (
     ERRORBAR_SE,
-    SIM_STYLE,
     THEORY_STYLE,
     finish_axes,
+    se_bars,
     setting_label,
+    simulated_points,
     sweep_axis,
 )
 from simlab.stats import Histogram
@@ -100,10 +101,9 @@ def _moments_at_one_setting(pt: PointResult):
         first = name == _MOMENTS[0]
         ax.plot([x - 0.32, x + 0.32], [pred, pred], color="k", lw=2.2, solid_capstyle="butt",
                 label="analytic value" if first else None, gid="analytic")  # fmt: skip
-        ax.errorbar(x, est, yerr=ERRORBAR_SE * se, color=_color(name), mfc="white", **SIM_STYLE,
-                    label=f"simulated {_BAR_NOTE}" if first else None)  # fmt: skip
-        dev.errorbar(x, (est - pred) / abs(pred), yerr=ERRORBAR_SE * se / abs(pred),
-                     color=_color(name), mfc="white", **SIM_STYLE)  # fmt: skip
+        simulated_points(ax, x, est, se, color=_color(name),
+                         label=f"simulated {_BAR_NOTE}" if first else None)  # fmt: skip
+        simulated_points(dev, x, (est - pred) / abs(pred), se / abs(pred), color=_color(name))
         draw_claims(ax, [pt], name, [x])
     dev.axhline(0.0, color="k", lw=1.2, label="analytic (no deviation)")
     for panel in (ax, dev):
@@ -160,8 +160,7 @@ def _moments_against_sweep(points: Sequence[PointResult]):
             else:
                 (line,) = ax.plot(smooth[0], [d[name] for d in smooth[1]], color=color,
                                   **THEORY_STYLE)  # fmt: skip
-            bars = ax.errorbar(xs[order], est, yerr=ERRORBAR_SE * se, color=color, mfc="white",
-                               **SIM_STYLE)  # fmt: skip
+            bars = simulated_points(ax, xs[order], est, se, color=color)
             handles.append((line, bars))
             labels.append(_LABELS[name])
         for name in names:
@@ -180,13 +179,14 @@ def _moments_against_sweep(points: Sequence[PointResult]):
         values = np.array([_scalar(pt, name) for pt in points])[order]
         est, se, pred = values.T
         after = name.endswith("_after")
-        ax.errorbar(
+        simulated_points(
+            ax,
             xs[order] + offsets[i],
             (est - pred) / np.abs(pred),
-            yerr=ERRORBAR_SE * se / np.abs(pred),
+            se / np.abs(pred),
+            hollow=after,
             color=_color(name),
-            **{**SIM_STYLE, "fmt": "s" if after else "o"},
-            mfc="white" if after else _color(name),
+            fmt="s" if after else "o",
             label=_LABELS[name],
         )
     ax.axhline(0.0, color="k", lw=1)
@@ -223,7 +223,7 @@ def _point_mass_inset(ax: Any, hist: Histogram, mass: float, symbol: str) -> Non
     # low in the panel's right half, where the normal tail is already ~0; the legend goes above
     inset = ax.inset_axes([0.5, 0.2, 0.12, 0.5])
     inset.bar(0.0, frac, width=0.6, color="C0", alpha=0.35)
-    inset.errorbar(0.0, frac, yerr=ERRORBAR_SE * se, fmt="none", ecolor="C0", capsize=3, lw=1.2)
+    se_bars(inset, 0.0, frac, se, color="C0", capsize=3, lw=1.2)
     inset.plot([-0.42, 0.42], [mass, mass], color="C3", lw=2.0, gid="analytic")
     inset.set_xlim(-0.6, 0.6)
     inset.set_ylim(0.0, 1.0)
@@ -269,7 +269,7 @@ def laws_figure(points: Sequence[PointResult]):
         dens_se = np.sqrt(hist.counts) / (total * widths)
         centers = 0.5 * (hist.edges[:-1] + hist.edges[1:])
         ax.stairs(dens, hist.edges, color="C0", lw=1.2, label=f"simulated, {_BAR_NOTE}")
-        ax.errorbar(centers, dens, yerr=ERRORBAR_SE * dens_se, fmt="none", ecolor="C0", alpha=0.6)
+        se_bars(ax, centers, dens, dens_se, color="C0", alpha=0.6)
         grid = np.linspace(hist.edges[0], hist.edges[-1], 400)
         ax.plot(grid, density(grid), color="C3", **THEORY_STYLE, label="analytic")
         ax.set_xlim(hist.edges[0] - 0.02 * hist.edges[-1], hist.edges[-1])

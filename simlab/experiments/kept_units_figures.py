@@ -30,12 +30,13 @@ from simlab.figure_legends import place_legend
 from simlab.figures import FigureSpec
 from simlab.plotting import (
     ERRORBAR_SE,
-    SIM_STYLE,
     THEORY_STYLE,
     finish_axes,
     log_errorbars,
+    se_bars,
     setting_label,
     side_colorbar,
+    simulated_points,
     simulated_vs_theory,
 )
 from simlab.theory.counts import (
@@ -227,8 +228,7 @@ def _pmf_panel(ax, pt: PointResult, laws: list[Law], k: np.ndarray) -> tuple[lis
     freq = _padded(est.counts, k[-1] + 1) / est.n
     se = np.sqrt(freq * (1.0 - freq) / est.n)
     bars = ax.bar(k, freq[k], width=0.8, color="C0", alpha=0.45)
-    ticks = ax.errorbar(k, freq[k], yerr=ERRORBAR_SE * se[k], fmt="none", ecolor="C0", capsize=2,
-                        lw=1)  # fmt: skip
+    ticks = se_bars(ax, k, freq[k], se[k], color="C0", capsize=2, lw=1)
     handles, labels = [(bars, ticks)], [f"simulated ±{ERRORBAR_SE:g} SE"]
     for style, (label, _, law) in zip(_LAW_STYLES, laws, strict=False):
         (line,) = ax.plot(k, law[k], **{**THEORY_STYLE, "lw": 1.0}, **style)
@@ -352,11 +352,10 @@ def _moments_at_one_p(points: Sequence[PointResult]):
             pred = float(pts[0].predictions[name].value)
             scale = abs(pred) if pred else 1.0
             at = x + offsets[i]
-            style = dict(color=f"C{i % 10}", mfc="white", **SIM_STYLE)
-            label = f"M = {M}, simulated ±{ERRORBAR_SE:g} SE" if x == 0 else None
-            ax.errorbar(at, value / M, yerr=ERRORBAR_SE * se / M, **style, label=label)
-            dev.errorbar(at, (value - pred) / scale, yerr=ERRORBAR_SE * se / scale, **style,
-                         label=label)  # fmt: skip
+            style = dict(color=f"C{i % 10}", label=f"M = {M}, simulated ±{ERRORBAR_SE:g} SE"
+                         if x == 0 else None)  # fmt: skip
+            simulated_points(ax, at, value / M, se / M, **style)
+            simulated_points(dev, at, (value - pred) / scale, se / scale, **style)
             draw_claims(ax, pts, name, [at], y=lambda pt, v: v / pt.params["M"])
     ticks = [f"{ylabel}\n(theory {label})" for _, ylabel, _, label, _ in _MOMENT_PANELS]
     for panel in (ax, dev):
@@ -454,9 +453,16 @@ def _tv_simulated(ax, pts: list[PointResult], grid: np.ndarray) -> np.ndarray:
     for expect, (color, label) in _EXPECT_STYLE.items():
         sel = np.array([d.poisson_expect == expect for d in data])
         if sel.any():
-            ax.errorbar(Ms[sel], emp[sel], yerr=bars[:, sel], color=color,
-                        **{**SIM_STYLE, "ms": 6},
-                        label=f"empirical TV to Poisson ±{ERRORBAR_SE:g} SE — {label}")  # fmt: skip
+            simulated_points(
+                ax,
+                Ms[sel],
+                emp[sel],
+                bars=bars[:, sel],
+                hollow=False,
+                color=color,
+                ms=6,
+                label=f"empirical TV to Poisson ±{ERRORBAR_SE:g} SE — {label}",
+            )
     return emp
 
 

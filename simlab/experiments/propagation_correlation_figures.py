@@ -14,13 +14,13 @@ from simlab.figure_layout import new_figure, suptitle_within
 from simlab.figure_legends import place_legend
 from simlab.figures import FigureSpec
 from simlab.plotting import (
-    ERRORBAR_SE,
     THEORY_STYLE,
     SeriesStyle,
     errorbar_handle,
     finish_axes,
     log_errorbars,
     series_styles,
+    simulated_points,
 )
 from simlab.theory import meanfield as mf
 from simlab.verdicts.estimates import VectorEstimate
@@ -51,15 +51,15 @@ def _cobweb(ax, pt: PointResult, style: SeriesStyle) -> None:
     ax.plot(xs, ys, color=style.color, lw=0.8, alpha=0.7)
     sim = np.asarray(data.estimate.values)
     before = np.concatenate([[rho0], sim[:-1]])
-    ax.errorbar(
+    simulated_points(
+        ax,
         before,
         sim,
-        yerr=ERRORBAR_SE * data.estimate.se,
+        data.estimate.se,
         fmt=style.marker,
         ms=3.5,
         capsize=2,
         color=style.color,
-        mfc="white",
         lw=1.0,
         zorder=3,
     )
@@ -78,16 +78,16 @@ def _zoom_inset(ax, points: Sequence[PointResult], styles: Sequence[SeriesStyle]
         sim = np.asarray(est.values)
         before = np.concatenate([[float(pt.params["rho0"])], sim[:-1]])
         keep = before >= lo
-        inset.errorbar(
+        simulated_points(
+            inset,
             before[keep],
             sim[keep],
-            yerr=ERRORBAR_SE * est.se[keep],
+            est.se[keep],
             fmt=style.marker,
             ms=2.5,
             capsize=1.5,
             lw=0.8,
             color=style.color,
-            mfc="white",
         )
     inset.set_xlim(lo, 1.0)
     inset.set_ylim(lo, 1.0)
@@ -164,15 +164,10 @@ def correlation_figure(points: Sequence[PointResult]):
             drawn.add(key)
             ax_depth.plot(layers, pred, color=color, zorder=2, **THEORY_STYLE)
             ax_tail.plot(layers, comp, "-", color=color, zorder=2, **THEORY_STYLE)
-        options = dict(fmt=style.marker, ms=3.2, capsize=2, lw=1.0, mfc="white", zorder=3)
-        ax_depth.errorbar(layers, est.values, yerr=ERRORBAR_SE * est.se, color=color, **options)
-        ax_tail.errorbar(
-            layers,
-            1 - est.values,
-            yerr=log_errorbars(1 - est.values, est.se),
-            color=color,
-            **options,
-        )
+        options = dict(fmt=style.marker, ms=3.2, capsize=2, lw=1.0, color=color, zorder=3)
+        simulated_points(ax_depth, layers, est.values, est.se, **options)
+        tail = 1 - est.values
+        simulated_points(ax_tail, layers, tail, bars=log_errorbars(tail, est.se), **options)
     L = max(len(pt.figure.prediction) for pt in points)
     layers = np.arange(1, L + 1)
     ax_tail.plot(

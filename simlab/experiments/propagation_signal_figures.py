@@ -23,6 +23,7 @@ from simlab.plotting import (
     log_errorbars,
     series_styles,
     setting_label,
+    simulated_points,
     swept_parameters,
 )
 from simlab.stats import Histogram
@@ -213,7 +214,7 @@ def _depth_panels(
     data: SignalFigureData = pt.figure
     spread = 0.3 if n_points > 1 else 0.0
     shift = spread * (j / max(n_points - 1, 1) - 0.5)  # markers only: the lines stay put
-    options = dict(color=style.color, mfc="white", fmt=style.marker, capsize=1.5, zorder=3)
+    options = dict(color=style.color, fmt=style.marker, capsize=1.5, zorder=3)
     curves = []
     for col, (name, pred) in enumerate((("q", data.q_pred), ("r", data.r_pred))):
         est = pt.estimates[name]
@@ -221,10 +222,11 @@ def _depth_panels(
         top, bottom = axes[0, col], axes[1, col]
         curves.append((layers, pred, style.color, style.name))
         shown = (np.asarray(est.index) - turn[0]) % turn[1] == 0
-        top.errorbar(
+        simulated_points(
+            top,
             layers[shown] + shift,
             est.values[shown],
-            yerr=log_errorbars(est.values, est.se)[:, shown],
+            bars=log_errorbars(est.values, est.se)[:, shown],
             ms=3.2,
             lw=0.9,
             **options,
@@ -233,13 +235,8 @@ def _depth_panels(
         if np.any(tol / pred > 1e-3) and not shaded:
             bottom.fill_between(layers, -tol / pred, tol / pred, color="0.5", alpha=0.15)
             shaded = True
-        bottom.errorbar(
-            layers + shift,
-            est.values / pred - 1.0,
-            yerr=ERRORBAR_SE * est.se / pred,
-            ms=3,
-            lw=0.8,
-            **options,
+        simulated_points(
+            bottom, layers + shift, est.values / pred - 1.0, est.se / pred, ms=3, lw=0.8, **options
         )
     return shaded, curves
 
@@ -457,29 +454,30 @@ def _norm_ratio_panel(ax, pt: PointResult) -> None:
     peak = dens.max() if dens.max() > 0 else 0.5
     est1, est2 = pt.estimates["norm_ratio"], pt.estimates["norm_ratio_second"]
     low1, high1 = est1.value - ERRORBAR_SE * est1.se, est1.value + ERRORBAR_SE * est1.se
-    ax.errorbar(
-        [est1.value],
+    simulated_points(  # the values along x, above the histogram
+        ax,
         [1.12 * peak],
-        xerr=[[est1.value - max(low1, 1e-300)], [high1 - est1.value]],
-        fmt="o",
+        [est1.value],
+        bars=[[est1.value - max(low1, 1e-300)], [high1 - est1.value]],
+        horizontal=True,
         color="k",
-        mfc="white",
         ms=5,
-        capsize=3,
         zorder=4,
         label=f"simulated mean {est1.value:.3g} (±2 SE)",
     )
     root2 = math.sqrt(max(est2.value, 0))
     low2 = math.sqrt(max(est2.value - ERRORBAR_SE * est2.se, 0))
     high2 = math.sqrt(est2.value + ERRORBAR_SE * est2.se)
-    ax.errorbar(
-        [root2],
+    simulated_points(
+        ax,
         [1.3 * peak],
-        xerr=[[root2 - max(low2, 1e-300)], [high2 - root2]],
-        fmt="s",
+        [root2],
+        bars=[[root2 - max(low2, 1e-300)], [high2 - root2]],
+        horizontal=True,
+        hollow=False,
         color="k",
+        fmt="s",
         ms=5,
-        capsize=3,
         zorder=4,
         label=rf"simulated $\sqrt{{E[(A_L/A_0)^2]}}$ = {root2:.3g} (±2 SE)",
     )
@@ -560,17 +558,18 @@ def r_vs_width_figure(points: Sequence[PointResult]):
                 est = pt.estimates[name]
                 pred = pt.figure.r_pred if name == "r" else pt.figure.q_pred
                 rel.append(est.values[index] / pred[index] - 1.0)
-                err.append(ERRORBAR_SE * est.se[index] / pred[index])
-            ax.errorbar(
+                err.append(est.se[index] / pred[index])
+            simulated_points(
+                ax,
                 xs * offset * shift,
                 rel,
-                yerr=err,
+                err,
+                hollow=name == "q",
                 fmt=marker,
                 ms=4,
                 capsize=2,
                 lw=1.0,
                 color=f"C{j % 10}",
-                mfc="white" if name == "q" else None,
                 zorder=3,
             )
     L = equal[0].figure.L
