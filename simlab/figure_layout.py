@@ -370,7 +370,10 @@ def figure_png(fig: Any, dpi: float) -> bytes:
 
     fig.set_dpi(dpi)  # (the layout did): the canvas' size in pixels is then the image's
     raw = io.BytesIO()
-    fig.savefig(raw, format="rgba", dpi=dpi)
+    # the whole canvas, whatever a matplotlibrc says (savefig.bbox: tight would crop the raw
+    # buffer to a size the canvas does not know): the layout has fitted the margins
+    with matplotlib.rc_context({"savefig.bbox": "standard"}):
+        fig.savefig(raw, format="rgba", dpi=dpi)
     width, height = fig.canvas.get_width_height(physical=True)
     if raw.tell() != width * height * 4:
         raise RuntimeError(f"savefig drew {raw.tell()} bytes, not a {width} x {height} RGBA image")

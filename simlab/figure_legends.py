@@ -368,7 +368,7 @@ def _first_clear_spot(
 
 def curve_marks(ax: Any) -> list[DataMark]:
     """The curves of ``ax`` (lines without markers, in data coordinates) and its reference
-    lines that the legend names (an ``axhline`` labelled "population cond(C)") as segments:
+    lines that have a legend label (an ``axhline`` labelled "population cond(C)") as segments:
     what a legend may cover a stretch of, though better not (:func:`place_legend` prefers not
     to). An unnamed reference line (a separator, a zero line) is context."""
     if not ax.get_visible():

@@ -218,10 +218,13 @@ _TICK_METHODS = ("_update_ticks", "_get_ticklabel_bboxes")
 def _memoize_ticks(axis: Any) -> None:
     """Give ``axis`` instance-level wrappers of :data:`_TICK_METHODS` that compute once per state.
 
-    The state is everything the tick locations and label boxes follow that can change between
+    The state is what the tick locations and label boxes follow that a layout changes between
     two calls: the view interval, the panel's box on the canvas, the dpi, and which locators and
-    formatters are in place (so a change of scale or of limits is seen). Within one measure or
-    one draw none of them changes, so each axis computes once."""
+    formatters are in place (so a change of scale, of limits or of ticks is seen). Not in it:
+    the tick parameters (``tick_params``: label size, visibility) and a locator's settings
+    changed in place (``set_params``): those must not change inside the context, and simlab
+    sets them before a figure is laid out. Within one measure or one draw nothing changes, so
+    each axis computes once."""
     update_ticks, label_boxes = axis._update_ticks, axis._get_ticklabel_bboxes
     memo: dict[str, tuple[Any, Any]] = {}
 
@@ -230,10 +233,12 @@ def _memoize_ticks(axis: Any) -> None:
             tuple(axis.get_view_interval()),
             axis.axes.bbox.bounds,
             axis.axes.figure.dpi,
-            id(axis.major.locator),
-            id(axis.minor.locator),
-            id(axis.major.formatter),
-            id(axis.minor.formatter),
+            # the objects, not their id(): held by the key, a replaced locator stays alive, so a
+            # new one can never take its address and pass for it
+            axis.major.locator,
+            axis.minor.locator,
+            axis.major.formatter,
+            axis.minor.formatter,
         )
 
     def memoized_update_ticks() -> Any:

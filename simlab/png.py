@@ -21,10 +21,27 @@ import numpy as np
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _UP = 2  # PNG row filter type "Up"
 _INCHES_PER_METRE = 1 / 0.0254
+#: the image data is split into IDAT chunks of at most this many bytes (a chunk's length is a
+#: 31-bit number; readers handle many chunks of any size)
+_IDAT_BYTES = 1 << 24
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _latin1(text: str, keyword: bool = False) -> bytes:
+    """``text`` as a tEXt keyword (1-79 characters, no NUL, no leading or trailing space) or
+    value, in Latin-1."""
+    try:
+        raw = text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"PNG text must be Latin-1: {text!r}") from None
+    if keyword and not (0 < len(raw) < 80 and b"\0" not in raw and raw == raw.strip(b" ")):
+        raise ValueError(f"not a PNG text keyword (1-79 characters, no NUL): {text!r}")
+    if not keyword and b"\0" in raw:
+        raise ValueError(f"PNG text cannot hold NUL: {text!r}")
+    return raw
 
 
 def encode_png(
@@ -32,8 +49,11 @@ def encode_png(
 ) -> bytes:
     """The PNG file of an 8-bit RGBA image, shape (height, width, 4), rows top first.
 
-    ``dpi`` is stored in pixels per metre; ``text`` as tEXt chunks (Latin-1 keys and values,
-    as the format requires); ``level`` is zlib's (1: fastest)."""
+    ``dpi`` (> 0) is stored in pixels per metre; ``text`` as tEXt chunks: keywords of 1 to 79
+    Latin-1 characters, values in Latin-1 (what the format's tEXt allows); ``level`` is zlib's
+    (1: fastest)."""
+    if not dpi > 0:
+        raise ValueError(f"dpi must be > 0, not {dpi!r}")
     pixels = np.asarray(rgba)
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 4:
         raise ValueError(
@@ -55,7 +75,9 @@ def encode_png(
         _chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1)),
     ]
     for key, value in (text or {}).items():
-        parts.append(_chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1")))
-    parts.append(_chunk(b"IDAT", zlib.compress(filtered.tobytes(), level)))
+        parts.append(_chunk(b"tEXt", _latin1(key, keyword=True) + b"\0" + _latin1(value)))
+    data = zlib.compress(filtered.tobytes(), level)
+    for start in range(0, len(data), _IDAT_BYTES):
+        parts.append(_chunk(b"IDAT", data[start : start + _IDAT_BYTES]))
     parts.append(_chunk(b"IEND", b""))
     return b"".join(parts)

@@ -183,13 +183,17 @@ def _busy_axes_figure():
     return fig
 
 
-def test_ticks_computed_once_draws_the_same_figure():
+def test_ticks_computed_once_draws_the_same_figure(monkeypatch):
+    import contextlib
+
+    import simlab.figure_layout
     from simlab.figure_style import ticks_computed_once
 
     plain, memoized = _busy_axes_figure(), _busy_axes_figure()
-    layout_figure(plain)
-    with ticks_computed_once(memoized):  # as plotting's layout and save use it
-        layout_figure(memoized)
+    with monkeypatch.context() as patch:  # the plain figure laid out without the memo
+        patch.setattr(simlab.figure_layout, "ticks_computed_once", contextlib.nullcontext)
+        layout_figure(plain)
+    layout_figure(memoized)  # which lays out with the memo, as save does
     with ticks_computed_once(memoized):
         drawn = _png(memoized)
     assert drawn == _png(plain)
@@ -222,6 +226,21 @@ def test_ticks_computed_once_computes_each_axis_once_per_draw(monkeypatch):
     axes = {id(axis) for axis in calls}
     assert len(calls) == len(axes)  # once per axis
     assert plain_calls > len(calls)  # where matplotlib asked more often
+
+
+def test_ticks_computed_once_sees_a_new_locator_at_a_recycled_address():
+    from simlab.figure_style import ticks_computed_once
+
+    for _ in range(20):  # a freed locator's address is often the next-but-one's
+        changed, reference = _busy_axes_figure(), _busy_axes_figure()
+        reference.axes[2].set_xticks([0.3, 0.7])
+        with ticks_computed_once(changed):
+            _png(changed)  # memoized with the default locator
+            changed.axes[2].set_xticks([0.1, 0.2])  # the default locator is freed
+            changed.axes[2].set_xticks([0.3, 0.7])  # and its address free for this one
+            drawn = _png(changed)
+        assert drawn == _png(reference)
+        plt.close("all")
 
 
 def test_ticks_computed_once_sees_a_change_of_view_and_of_scale():

@@ -40,6 +40,32 @@ def test_what_is_not_an_rgba_image_is_refused(bad):
         encode_png(bad, 100)
 
 
+@pytest.mark.parametrize(
+    ("dpi", "text", "match"),
+    [
+        (0, {}, "dpi"),
+        (float("nan"), {}, "dpi"),
+        (100, {"": "x"}, "keyword"),
+        (100, {"k" * 80: "x"}, "keyword"),
+        (100, {"a\0b": "x"}, "keyword"),
+        (100, {"Title": "日本"}, "Latin-1"),
+    ],
+)
+def test_what_a_png_cannot_say_is_refused(dpi, text, match):
+    with pytest.raises(ValueError, match=match):
+        encode_png(np.zeros((2, 2, 4), np.uint8), dpi, text)
+
+
+def test_a_large_image_is_split_into_several_data_chunks(monkeypatch):
+    import simlab.png
+
+    monkeypatch.setattr(simlab.png, "_IDAT_BYTES", 64)  # a tiny chunk: several of them
+    rgba = np.random.default_rng(1).integers(0, 256, size=(20, 30, 4), dtype=np.uint8)
+    data = encode_png(rgba, 96)
+    assert data.count(b"IDAT") > 3
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(data))), rgba)
+
+
 def test_a_figure_is_the_png_matplotlib_writes():
     fig, axes = new_figure(ncols=2, width=6.0)
     x = np.geomspace(1e-3, 1e2, 40)
@@ -55,4 +81,14 @@ def test_a_figure_is_the_png_matplotlib_writes():
     assert ours.size == theirs.size and ours.mode == theirs.mode == "RGBA"
     np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
     assert ours.info == theirs.info  # Software and dpi
+    plt.close(fig)
+
+
+def test_a_matplotlibrc_asking_for_tight_boxes_does_not_break_the_png():
+    fig, axes = new_figure()
+    axes[0, 0].plot([0, 1], [0, 1])
+    layout_figure(fig)
+    with matplotlib.rc_context({"savefig.bbox": "tight"}):
+        image = Image.open(io.BytesIO(figure_png(fig, PNG_DPI)))
+    assert image.size == fig.canvas.get_width_height(physical=True)  # the laid-out canvas
     plt.close(fig)

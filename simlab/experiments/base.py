@@ -247,7 +247,7 @@ class PointResult:
     #: the experiment's figure data for this point (a frozen dataclass of its figures module)
     figure: Any = None
     #: the user claims at this point with their verdicts, for the figures to draw (filled once
-    #: the run is decided; see :func:`simlab.execute.points_with_claims`)
+    #: the run is decided; see :func:`simlab.simulate.points_with_claims`)
     claims: tuple[ClaimMark, ...] = ()
     #: the scalar estimates with their joint covariance (experiments with ``joint_quantities``)
     joint: JointEstimate | None = None
@@ -421,7 +421,8 @@ class Experiment(Generic[SetupT, StatsT]):
                 predictions=self.predict(sim),
                 n_samples=run.n_samples,
                 seconds=time.perf_counter() - start,
-                figure=self.figure_data(sim) if ctx.figures else None,
+                # a point interrupted by Ctrl-C is never drawn: its run stops undrawn
+                figure=self.figure_data(sim) if ctx.figures and not ctx.interrupted else None,
                 joint=joint,
             )
 

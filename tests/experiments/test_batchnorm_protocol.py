@@ -172,6 +172,10 @@ def test_a_run_without_figures_makes_no_study_and_the_same_numbers(
     assert plain.figure is None and drawn.figure is not None
     assert _same(plain, drawn)
     assert plain.predictions.keys() == drawn.predictions.keys()
+    for name, prediction in plain.predictions.items():
+        other = drawn.predictions[name]
+        assert np.array_equal(prediction.value, other.value, equal_nan=True), name
+        assert prediction.holds == other.holds, name
 
 
 def test_figure_modules_import_neither_their_experiment_nor_matplotlib():
