@@ -114,51 +114,13 @@ def draw_claims(
     log_y = (ax.get_xscale() if horizontal else ax.get_yscale()) == "log"
     drawn: list[tuple[Any, list, np.ndarray]] = []
     for number, pairs in sorted(claims.items()):
-        slot = number - 1  # by claim number: a claim looks the same on every panel
-        style = dict(
-            color=CLAIM_COLORS[slot % len(CLAIM_COLORS)],
-            marker=CLAIM_MARKERS[slot % len(CLAIM_MARKERS)],
-            ms=5,
-            mfc="none",
-            lw=1.3,
-            ls="--",
-            zorder=4,
-            markevery=markevery,
-        )
-        handle = None
-        shown: list[np.ndarray] = []
+        style = _claim_style(number, markevery)
         if vertical:
-            for pt, mark in pairs:
-                at = float(_mapped(y, pt, mark.value))
-                line = ax.axvline(at, **{**style, "marker": None, "lw": 1.6})
-                handle = handle or line
-                inside = min(xlim) <= at <= max(xlim)
-                shown.append(np.array([0.5 * sum(ylim) if inside else np.inf]))
+            handle, shown = _claim_lines(ax, pairs, y, style, xlim, ylim)
         elif x is not None and all(np.ndim(m.value) == 0 for _, m in pairs):
-            where = {id(pt): i for i, pt in enumerate(points)}
-            xs = np.array([float(x[where[id(pt)]]) for pt, _ in pairs])
-            ys = np.array([_mapped(y, pt, m.value) for pt, m in pairs], dtype=float)
-            order = np.argsort(xs)
-            curve = (xs[order], np.ravel(ys)[order])
-            (handle,) = ax.plot(*(curve[::-1] if horizontal else curve), **style)
-            shown.append(ys)
+            handle, shown = _claim_curve(ax, points, pairs, x, y, style, horizontal)
         else:
-            for pt, mark in pairs:
-                est = pt.estimates.get(quantity)
-                axis = x
-                if axis is None:
-                    axis = getattr(est, "index", None)
-                    if axis is None:
-                        axis = getattr(est, "support", None)
-                if axis is None:
-                    continue
-                axis = np.asarray(axis, dtype=float)
-                ys = np.broadcast_to(np.asarray(_mapped(y, pt, mark.value), float), axis.shape)
-                pmf = getattr(est, "support", None) is not None and x is None
-                (line,) = ax.plot(axis, ys, **({**style, "ls": ":"} if pmf else style))
-                handle = handle or line
-                inside = (axis >= min(xlim)) & (axis <= max(xlim))
-                shown.append(ys[inside])
+            handle, shown = _claim_profiles(ax, pairs, quantity, x, y, style, xlim)
         if handle is not None:
             drawn.append(
                 (handle, [m for _, m in pairs], np.concatenate([np.ravel(v) for v in shown]))
@@ -173,8 +135,82 @@ def draw_claims(
         lo, hi = min(ylim[0], values.min()), max(ylim[1], values.max())
         if _span(lo, hi, log_y) > CLAIM_SPAN_LIMIT * _span(*ylim, log_y):
             set_val(ylim)
-    bottom, top = sorted(get_val())
-    # one legend entry per claim, however many groups of points it was drawn for on this panel
+    _record_entries(ax, drawn, *sorted(get_val()))
+    return len(drawn)
+
+
+def _claim_style(number: int, markevery: int | None) -> dict[str, Any]:
+    """Claim ``number``'s look, the same on every panel: its colour and marker, dashed."""
+    slot = number - 1
+    return dict(
+        color=CLAIM_COLORS[slot % len(CLAIM_COLORS)],
+        marker=CLAIM_MARKERS[slot % len(CLAIM_MARKERS)],
+        ms=5,
+        mfc="none",
+        lw=1.3,
+        ls="--",
+        zorder=4,
+        markevery=markevery,
+    )
+
+
+def _claim_lines(
+    ax: Any, pairs: list, y: Any, style: dict[str, Any], xlim: Any, ylim: Any
+) -> tuple[Any, list[np.ndarray]]:
+    """A scalar claim as a vertical line at its value, one per point; the first line and the
+    values shown (mid-panel height, or inf for a line off the x range)."""
+    handle, shown = None, []
+    for pt, mark in pairs:
+        at = float(_mapped(y, pt, mark.value))
+        line = ax.axvline(at, **{**style, "marker": None, "lw": 1.6})
+        handle = handle or line
+        inside = min(xlim) <= at <= max(xlim)
+        shown.append(np.array([0.5 * sum(ylim) if inside else np.inf]))
+    return handle, shown
+
+
+def _claim_curve(
+    ax: Any, points: Sequence[Any], pairs: list, x: Any, y: Any, style: dict[str, Any], swap: bool
+) -> tuple[Any, list[np.ndarray]]:
+    """A scalar claim as one curve through its values at the points' ``x`` (``swap``: the
+    positions along y, a forest plot); the curve and its values."""
+    where = {id(pt): i for i, pt in enumerate(points)}
+    xs = np.array([float(x[where[id(pt)]]) for pt, _ in pairs])
+    ys = np.array([_mapped(y, pt, m.value) for pt, m in pairs], dtype=float)
+    order = np.argsort(xs)
+    curve = (xs[order], np.ravel(ys)[order])
+    (handle,) = ax.plot(*(curve[::-1] if swap else curve), **style)
+    return handle, [ys]
+
+
+def _claim_profiles(
+    ax: Any, pairs: list, quantity: str, x: Any, y: Any, style: dict[str, Any], xlim: Any
+) -> tuple[Any, list[np.ndarray]]:
+    """A profile claim against the estimate's index (a pmf's against its support, dotted), one
+    curve per point; the first curve and the values inside the x range."""
+    handle, shown = None, []
+    for pt, mark in pairs:
+        est = pt.estimates.get(quantity)
+        axis = x
+        if axis is None:
+            axis = getattr(est, "index", None)
+            if axis is None:
+                axis = getattr(est, "support", None)
+        if axis is None:
+            continue
+        axis = np.asarray(axis, dtype=float)
+        ys = np.broadcast_to(np.asarray(_mapped(y, pt, mark.value), float), axis.shape)
+        pmf = getattr(est, "support", None) is not None and x is None
+        (line,) = ax.plot(axis, ys, **({**style, "ls": ":"} if pmf else style))
+        handle = handle or line
+        inside = (axis >= min(xlim)) & (axis <= max(xlim))
+        shown.append(ys[inside])
+    return handle, shown
+
+
+def _record_entries(ax: Any, drawn: list, bottom: float, top: float) -> None:
+    """One legend entry per claim on ``ax``, however many groups of points it was drawn for,
+    marked off-axis when a value lies outside [bottom, top]."""
     entries: dict[int, tuple[Any, list, bool]] = getattr(ax, _CLAIMS_ATTR, {})
     for handle, marks, vals in drawn:
         vals = vals[np.isfinite(vals)]
@@ -186,7 +222,6 @@ def draw_claims(
         else:
             entries[number] = (handle, marks, off)
     setattr(ax, _CLAIMS_ATTR, entries)
-    return len(drawn)
 
 
 def has_claims(ax: Any) -> bool:
