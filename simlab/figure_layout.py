@@ -111,35 +111,7 @@ def fit_margins(fig: Any, dpi: float, *, regrow: bool = False) -> None:
     renderer = fig.canvas.get_renderer()
     grid = panels[0].get_subplotspec().get_gridspec()
     nrows, ncols = grid.get_geometry()
-    # overhang of each panel's content beyond its axes box, in inches: (left, right, bottom, top)
-    left, right = [0.0] * ncols, [0.0] * ncols
-    bottom, top = [0.0] * nrows, [0.0] * nrows
-    measured: dict[int, tuple[float, float, float, float] | None] = fig.__dict__.setdefault(
-        "_simlab_overhangs", {}
-    )
-    for ax in panels:
-        if not regrow or id(ax) not in measured:
-            box = ax.get_tightbbox(renderer, for_layout_only=True)
-            frame = ax.get_window_extent(renderer)
-            measured[id(ax)] = (
-                None
-                if box is None
-                else (
-                    (frame.x0 - box.x0) / dpi,
-                    (box.x1 - frame.x1) / dpi,
-                    (frame.y0 - box.y0) / dpi,
-                    (box.y1 - frame.y1) / dpi,
-                )
-            )
-        overhang = measured[id(ax)]
-        if overhang is None:
-            continue
-        spec = ax.get_subplotspec()
-        cols, rows = spec.colspan, spec.rowspan
-        left[cols.start] = max(left[cols.start], overhang[0])
-        right[cols.stop - 1] = max(right[cols.stop - 1], overhang[1])
-        bottom[rows.stop - 1] = max(bottom[rows.stop - 1], overhang[2])
-        top[rows.start] = max(top[rows.start], overhang[3])
+    left, right, bottom, top = _edge_overhangs(fig, panels, renderer, dpi, regrow)
     below_room = _legend_below_room(fig, renderer, dpi)
     granted = fig.__dict__.get(_BELOW_ATTR, 0.0)  # a second fit does not grow it again
     if below_room > granted:  # the figure grows by the legend's height: the panels keep theirs
@@ -192,6 +164,46 @@ def fit_margins(fig: Any, dpi: float, *, regrow: bool = False) -> None:
         wspace=wgap / (panels_w / ncols),
         hspace=hgap / (panels_h / nrows),
     )
+
+
+def _edge_overhangs(
+    fig: Any, panels: Sequence[Any], renderer: Any, dpi: float, regrow: bool
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """How far the panels' content reaches beyond their axes boxes, in inches: the largest
+    overhang on the left of each column, its right, the bottom of each row and its top.
+
+    Each panel is measured once (its tight box, at ``dpi``) and the measure kept on the figure;
+    with ``regrow`` the kept measures (widened by legends moved outside) are used again."""
+    nrows, ncols = panels[0].get_subplotspec().get_gridspec().get_geometry()
+    left, right = [0.0] * ncols, [0.0] * ncols
+    bottom, top = [0.0] * nrows, [0.0] * nrows
+    measured: dict[int, tuple[float, float, float, float] | None] = fig.__dict__.setdefault(
+        "_simlab_overhangs", {}
+    )
+    for ax in panels:
+        if not regrow or id(ax) not in measured:
+            box = ax.get_tightbbox(renderer, for_layout_only=True)
+            frame = ax.get_window_extent(renderer)
+            measured[id(ax)] = (
+                None
+                if box is None
+                else (
+                    (frame.x0 - box.x0) / dpi,
+                    (box.x1 - frame.x1) / dpi,
+                    (frame.y0 - box.y0) / dpi,
+                    (box.y1 - frame.y1) / dpi,
+                )
+            )
+        overhang = measured[id(ax)]
+        if overhang is None:
+            continue
+        spec = ax.get_subplotspec()
+        cols, rows = spec.colspan, spec.rowspan
+        left[cols.start] = max(left[cols.start], overhang[0])
+        right[cols.stop - 1] = max(right[cols.stop - 1], overhang[1])
+        bottom[rows.stop - 1] = max(bottom[rows.stop - 1], overhang[2])
+        top[rows.start] = max(top[rows.start], overhang[3])
+    return left, right, bottom, top
 
 
 def _position_panels(

@@ -143,21 +143,24 @@ def data_marks(ax: Any) -> list[DataMark]:
             corners = [(0, 1), (1, 1)] if vertical else [(1, 0), (1, 1)]
             add(patch, segments=patch.get_transform().transform(np.array(corners, float)))
         elif isinstance(patch, StepPatch):
-            values, edges, baseline = patch.get_data()
-            values = np.asarray(values, dtype=float)
-            edges = np.asarray(edges, dtype=float)
-            base = np.broadcast_to(
-                np.asarray(0.0 if baseline is None else baseline, float), values.shape
-            )
-            full = values != base
-            x0, x1, v = edges[:-1][full], edges[1:][full], values[full]
-            if patch.orientation == "vertical":
-                segments = np.stack([np.column_stack([x0, v]), np.column_stack([x1, v])], 1)
-            else:
-                segments = np.stack([np.column_stack([v, x0]), np.column_stack([v, x1])], 1)
-            flat = patch.get_transform().transform(segments.reshape(-1, 2))
-            add(patch, segments=flat.reshape(-1, 2, 2))
+            add(patch, segments=_step_tops(patch))
     return marks
+
+
+def _step_tops(patch: Any) -> np.ndarray:
+    """The top of each non-empty bin of a histogram's step outline (its value end, across the
+    bin), as display-coordinate segments (n, 2, 2); an empty bin, at the baseline, is none."""
+    values, edges, baseline = patch.get_data()
+    values = np.asarray(values, dtype=float)
+    edges = np.asarray(edges, dtype=float)
+    base = np.broadcast_to(np.asarray(0.0 if baseline is None else baseline, float), values.shape)
+    full = values != base
+    x0, x1, v = edges[:-1][full], edges[1:][full], values[full]
+    if patch.orientation == "vertical":
+        segments = np.stack([np.column_stack([x0, v]), np.column_stack([x1, v])], 1)
+    else:
+        segments = np.stack([np.column_stack([v, x0]), np.column_stack([v, x1])], 1)
+    return patch.get_transform().transform(segments.reshape(-1, 2)).reshape(-1, 2, 2)
 
 
 def figure_data_marks(fig: Any) -> list[DataMark]:
