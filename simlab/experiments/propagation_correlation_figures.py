@@ -129,6 +129,33 @@ def _tail_limits(points: Sequence[PointResult]) -> tuple[float, float]:
     return low, min(high, low * 1e4)
 
 
+def _depth_and_tail(
+    ax_depth, ax_tail, pt: PointResult, style: SeriesStyle, tail_low: float, drawn: set[tuple]
+) -> None:
+    """One point's rho_l (``ax_depth``) and 1 - rho_l (``ax_tail``, log-log): the band the
+    check allows, the iterated map (once per colour, depth and rho0: ``drawn``) and the
+    simulated values ±2 SE."""
+    data: CorrelationFigureData = pt.figure
+    color = style.color
+    pred, est, tol = data.prediction, data.estimate, data.tolerance
+    layers = np.arange(1, len(pred) + 1)
+    ax_depth.fill_between(layers, pred - tol, pred + tol, color=color, alpha=0.12, lw=0)
+    comp = mf.iterate_arccos(float(pt.params["rho0"]), len(pred), complement=True)[1:]
+    # the band the check allows, |rho_l - f^l(rho0)| <= tolerance, as 1 - rho on a log axis
+    ax_tail.fill_between(
+        layers, np.maximum(comp - tol, tail_low / 10), comp + tol, color=color, alpha=0.12, lw=0
+    )
+    key = (color, len(pred), float(pt.params["rho0"]))
+    if key not in drawn:  # points of one colour share the infinite-width prediction
+        drawn.add(key)
+        ax_depth.plot(layers, pred, color=color, zorder=2, **THEORY_STYLE)
+        ax_tail.plot(layers, comp, "-", color=color, zorder=2, **THEORY_STYLE)
+    options = dict(fmt=style.marker, ms=3.2, capsize=2, lw=1.0, color=color, zorder=3)
+    simulated_points(ax_depth, layers, est.values, est.se, **options)
+    tail = 1 - est.values
+    simulated_points(ax_tail, layers, tail, bars=log_errorbars(tail, est.se), **options)
+
+
 def correlation_figure(points: Sequence[PointResult]):
     """The arc-cosine map with its cobweb and the simulated iterates; rho_l and 1 - rho_l."""
     from matplotlib.lines import Line2D
@@ -143,31 +170,8 @@ def correlation_figure(points: Sequence[PointResult]):
     tail_low, tail_high = _tail_limits(points)
     drawn: set[tuple] = set()
     for pt, style in zip(points, styles, strict=True):
-        data: CorrelationFigureData = pt.figure
-        color = style.color
         _cobweb(ax_map, pt, style)
-        pred, est, tol = data.prediction, data.estimate, data.tolerance
-        layers = np.arange(1, len(pred) + 1)
-        ax_depth.fill_between(layers, pred - tol, pred + tol, color=color, alpha=0.12, lw=0)
-        comp = mf.iterate_arccos(float(pt.params["rho0"]), len(pred), complement=True)[1:]
-        # the band the check allows, |rho_l - f^l(rho0)| <= tolerance, as 1 - rho on a log axis
-        ax_tail.fill_between(
-            layers,
-            np.maximum(comp - tol, tail_low / 10),
-            comp + tol,
-            color=color,
-            alpha=0.12,
-            lw=0,
-        )
-        key = (color, len(pred), float(pt.params["rho0"]))
-        if key not in drawn:  # points of one colour share the infinite-width prediction
-            drawn.add(key)
-            ax_depth.plot(layers, pred, color=color, zorder=2, **THEORY_STYLE)
-            ax_tail.plot(layers, comp, "-", color=color, zorder=2, **THEORY_STYLE)
-        options = dict(fmt=style.marker, ms=3.2, capsize=2, lw=1.0, color=color, zorder=3)
-        simulated_points(ax_depth, layers, est.values, est.se, **options)
-        tail = 1 - est.values
-        simulated_points(ax_tail, layers, tail, bars=log_errorbars(tail, est.se), **options)
+        _depth_and_tail(ax_depth, ax_tail, pt, style, tail_low, drawn)
     L = max(len(pt.figure.prediction) for pt in points)
     layers = np.arange(1, L + 1)
     ax_tail.plot(
