@@ -569,21 +569,7 @@ def parse_claim(
         With a one-line message starting ``{source} '{text}':`` when the claim is malformed, too
         long, names an unknown quantity or name, or uses syntax outside the allow-list.
     """
-    if not isinstance(text, str):
-        raise ClaimError(
-            f"{source} {text!r}: a claim must be text of the form NAME=EXPR, "
-            f"not {type(text).__name__}"
-        )
-    if expect not in CLAIM_EXPECTATIONS:
-        raise ClaimError(
-            f"{source} '{_show(text)}': expect {_show(str(expect))!r} is not allowed; "
-            f"allowed: {', '.join(CLAIM_EXPECTATIONS)}"
-        )
-    if len(text) > MAX_CLAIM_LENGTH:
-        raise ClaimError(
-            f"{source} '{_show(text[:60])}...': the claim is {len(text)} characters long; "
-            f"the limit is {MAX_CLAIM_LENGTH} characters"
-        )
+    _refuse_malformed(text, source, expect)
     prefix = f"{source} '{_show(text)}':"
     quantities = list(quantities)
     names = list(dict.fromkeys(names))
@@ -607,21 +593,7 @@ def parse_claim(
             f"{prefix} unknown quantity '{_show(quantity)}'; allowed: {_listing(quantities)}"
         )
     measured = [m for m in measured if m not in names]
-    refused = dict(refused or {})
-    if quantity in measured:
-        names = names + [m for m in measured if m != quantity]
-        refused[quantity] = (
-            f"a claim cannot name its own quantity '{quantity}'; it may name the other "
-            f"measured quantities: {_listing(m for m in measured if m != quantity)}"
-        )
-    else:
-        for m in measured:
-            refused.setdefault(
-                m,
-                f"the measured quantity '{m}' may be named only in a claim on one of "
-                f"{_listing(measured)} (their joint covariance is estimated), not on "
-                f"'{quantity}'",
-            )
+    names, refused = _with_measured(quantity, names, measured, dict(refused or {}))
     try:
         tree, used = _build_tree(expression, names, table, refused)
     except _Refused as exc:
@@ -637,6 +609,49 @@ def parse_claim(
         _tree=tree,
         _functions=MappingProxyType(table),
     )
+
+
+def _refuse_malformed(text: Any, source: str, expect: str) -> None:
+    """Refuse, before any parsing, what is not a claim at all: not text, an unknown
+    expectation, more than :data:`MAX_CLAIM_LENGTH` characters."""
+    if not isinstance(text, str):
+        raise ClaimError(
+            f"{source} {text!r}: a claim must be text of the form NAME=EXPR, "
+            f"not {type(text).__name__}"
+        )
+    if expect not in CLAIM_EXPECTATIONS:
+        raise ClaimError(
+            f"{source} '{_show(text)}': expect {_show(str(expect))!r} is not allowed; "
+            f"allowed: {', '.join(CLAIM_EXPECTATIONS)}"
+        )
+    if len(text) > MAX_CLAIM_LENGTH:
+        raise ClaimError(
+            f"{source} '{_show(text[:60])}...': the claim is {len(text)} characters long; "
+            f"the limit is {MAX_CLAIM_LENGTH} characters"
+        )
+
+
+def _with_measured(
+    quantity: str, names: list[str], measured: list[str], refused: dict[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """The names a claim on ``quantity`` may use and those it is refused, with the measured
+    quantities: a claim on one of them may name the others (their joint covariance is
+    estimated), never itself; a claim on any other quantity names none of them."""
+    if quantity in measured:
+        names = names + [m for m in measured if m != quantity]
+        refused[quantity] = (
+            f"a claim cannot name its own quantity '{quantity}'; it may name the other "
+            f"measured quantities: {_listing(m for m in measured if m != quantity)}"
+        )
+    else:
+        for m in measured:
+            refused.setdefault(
+                m,
+                f"the measured quantity '{m}' may be named only in a claim on one of "
+                f"{_listing(measured)} (their joint covariance is estimated), not on "
+                f"'{quantity}'",
+            )
+    return names, refused
 
 
 def parse_claims(
