@@ -76,7 +76,7 @@ def encode_png(
     ]
     for key, value in (text or {}).items():
         parts.append(_chunk(b"tEXt", _latin1(key, keyword=True) + b"\0" + _latin1(value)))
-    data = zlib.compress(filtered.tobytes(), level)
+    data = zlib.compress(filtered, level)  # the array's buffer, not a copy of it
     for start in range(0, len(data), _IDAT_BYTES):
         parts.append(_chunk(b"IDAT", data[start : start + _IDAT_BYTES]))
     parts.append(_chunk(b"IEND", b""))

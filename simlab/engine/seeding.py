@@ -44,16 +44,20 @@ def study_rng(
     eps sweep, a rank-against-B curve) never shifts the numbers a check is made of. Taking it does
     not draw from ``setup``.
     """
-    seq = setup if isinstance(setup, np.random.SeedSequence) else setup.bit_generator.seed_seq
+    seq = _seed_sequence(setup)
     _, point = seq.spawn_key
     return np.random.default_rng(
         np.random.SeedSequence(seq.entropy, spawn_key=(_STUDY, point, study))
     )
 
 
-def run_entropy(setup: np.random.Generator) -> int:
-    """The root entropy of the run whose setup generator is ``setup``."""
-    return int(setup.bit_generator.seed_seq.entropy)
+def run_entropy(setup: np.random.Generator | np.random.SeedSequence) -> int:
+    """The root entropy of the run whose setup generator (or its seed sequence) is ``setup``."""
+    return int(_seed_sequence(setup).entropy)
+
+
+def _seed_sequence(setup: np.random.Generator | np.random.SeedSequence) -> np.random.SeedSequence:
+    return setup if isinstance(setup, np.random.SeedSequence) else setup.bit_generator.seed_seq
 
 
 class SharedStudy(enum.IntEnum):

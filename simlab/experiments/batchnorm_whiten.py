@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from simlab.engine.seeding import SharedStudy, shared_study_rng, study_rng
+from simlab.engine.seeding import SharedStudy, run_entropy, shared_study_rng, study_rng
 from simlab.errors import SimlabInputError
 from simlab.experiments.base import Experiment, Predictions, Quantity, Simulated, WrongClaim
 from simlab.experiments.batchnorm_common import (
@@ -578,7 +578,7 @@ class BatchnormWhiten(Experiment[WhitenSetup, WhitenChunk]):
             ranks = rank_study(setup.L, point["eps"], study_rng(setup.seeds, 0))
         else:
             rho, eps = float(point["rho"]) + 0.0, float(point["eps"]) + 0.0  # -0.0 is 0.0
-            ranks = shared_rank_study(int(setup.seeds.entropy), rho, int(point["M"]), eps)
+            ranks = shared_rank_study(run_entropy(setup.seeds), rho, int(point["M"]), eps)
         methods = sim.stats.checks()["methods"]
         return WhitenFigureData(
             C=sim.setup.C,
